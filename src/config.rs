@@ -1,0 +1,647 @@
+//! The TOML configuration: schema, defaults, and errors that name the file,
+//! line and key. Defaults are documented in `banlight.example.toml`, which a
+//! test parses so the two cannot drift.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{de, Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::core::color::Rgb;
+use crate::core::display::DisplayText;
+use crate::core::larson::SweepShape;
+use crate::core::scene::{RouteLook, SceneSettings};
+
+/// A config that could not be used: where, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A duration written as `500ms`, `30s`, `10m`, `1h` or `2d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Millis(pub u64);
+
+impl std::str::FromStr for Millis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("duration \"{s}\" must be a whole number and a unit, like \"30s\""))?;
+        let scale = match unit.trim() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => {
+                return Err(format!(
+                    "duration \"{s}\" needs a unit: ms, s, m, h or d (like \"10m\")"
+                ))
+            }
+        };
+        n.checked_mul(scale)
+            .map(Millis)
+            .ok_or_else(|| format!("duration \"{s}\" is too long"))
+    }
+}
+
+fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+/// `#rrggbb` in the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Color(pub Rgb);
+
+impl<'de> Deserialize<'de> for Color {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de::<D, Rgb>(d).map(Color)
+    }
+}
+
+/// Up to four 7-segment characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(pub DisplayText);
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DisplayText::parse(&s)
+            .map(Label)
+            .map_err(|e| de::Error::custom(format!("label \"{s}\": {e}")))
+    }
+}
+
+fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if (MIN..=MAX).contains(&v) {
+        Ok(v)
+    } else {
+        Err(de::Error::custom(format!("{v} is out of range {MIN}..={MAX}")))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The Raspberry Pi hardware when this is a Pi, else `sim`.
+    Auto,
+    /// Terminal rendering.
+    Sim,
+    /// JSON lines in `record_path`.
+    Record,
+    /// Raspberry Pi hardware; fails elsewhere.
+    Pi,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PanelConfig {
+    pub backend: Backend,
+    pub record_path: Option<PathBuf>,
+    #[serde(deserialize_with = "bounded::<_, 1, 144>")]
+    pub led_count: u64,
+    /// APA102 global brightness cap, 0..=31 (Pimoroni's default is 7).
+    #[serde(deserialize_with = "bounded::<_, 0, 31>")]
+    pub led_brightness: u64,
+    /// TM1637 brightness, 0..=7.
+    #[serde(deserialize_with = "bounded::<_, 0, 7>")]
+    pub display_brightness: u64,
+    /// One pass of the eye, first LED to last and back.
+    pub sweep_time: Millis,
+    #[serde(deserialize_with = "bounded::<_, 1, 20>")]
+    pub sweep_passes: u64,
+    #[serde(deserialize_with = "bounded::<_, 10, 200>")]
+    pub fps: u64,
+    #[serde(deserialize_with = "bounded::<_, 0, 255>")]
+    pub marker_level: u64,
+    pub marker_hold: Millis,
+    pub marker_fade: Millis,
+    pub event_display: Millis,
+    pub label_time: Millis,
+    #[serde(deserialize_with = "bounded::<_, 0, 100>")]
+    pub max_queued_sweeps: u64,
+    pub debounce: Millis,
+    pub long_press: Millis,
+}
+
+impl Default for PanelConfig {
+    fn default() -> Self {
+        PanelConfig {
+            backend: Backend::Auto,
+            record_path: None,
+            led_count: 8,
+            led_brightness: 7,
+            display_brightness: 3,
+            sweep_time: Millis(1200),
+            sweep_passes: 2,
+            fps: 60,
+            marker_level: 48,
+            marker_hold: Millis(10 * 60_000),
+            marker_fade: Millis(3000),
+            event_display: Millis(5000),
+            label_time: Millis(1000),
+            max_queued_sweeps: 3,
+            debounce: Millis(30),
+            long_press: Millis(3000),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: Spanned<String>,
+    pub color: Color,
+    pub label: Option<Label>,
+    pub marker: Option<Spanned<u64>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    dedupe_window: Millis,
+    #[serde(deserialize_with = "bounded::<_, 1, 36500>")]
+    retention_days: u64,
+    shutdown_command: Spanned<String>,
+    #[serde(deserialize_with = "bounded::<_, 1, 65536>")]
+    max_connections: u64,
+    header_timeout: Millis,
+    panel: PanelConfig,
+    route: Vec<RouteConfig>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            state_dir: None,
+            dedupe_window: Millis(10 * 60_000),
+            retention_days: 90,
+            shutdown_command: Spanned::new(0..0, "systemctl poweroff".into()),
+            max_connections: 512,
+            header_timeout: Millis(5000),
+            panel: PanelConfig::default(),
+            route: Vec::new(),
+        }
+    }
+}
+
+/// One route as the daemon uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub color: Rgb,
+    pub label: DisplayText,
+    pub marker: usize,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (`None`: built-in defaults).
+    pub source: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub dedupe_window_ms: u64,
+    pub retention_days: u64,
+    /// Program and arguments, run without a shell.
+    pub shutdown_command: Vec<String>,
+    pub max_connections: usize,
+    pub header_timeout_ms: u64,
+    pub panel: PanelConfig,
+    pub routes: Vec<Route>,
+}
+
+/// The prototype's four routes and their marker pixels.
+fn default_routes() -> Vec<Route> {
+    [
+        ("red", Rgb::new(255, 0, 0), "rEd", 0),
+        ("blue", Rgb::new(0, 0, 255), "bLUE", 2),
+        ("purple", Rgb::new(128, 0, 255), "PUrP", 4),
+        ("green", Rgb::new(0, 255, 0), "Grn", 6),
+    ]
+    .into_iter()
+    .map(|(name, color, label, marker)| Route {
+        name: name.into(),
+        color,
+        label: DisplayText::parse(label).expect("built-in labels have glyphs"),
+        marker,
+    })
+    .collect()
+}
+
+/// Where state lives when the config does not say: systemd's StateDirectory,
+/// else the XDG state directory.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several, colon-separated; the first is ours.
+        let first = dir.to_string_lossy().split(':').next().unwrap_or("").to_string();
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("banlight");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/state/banlight");
+    }
+    PathBuf::from("banlight-state")
+}
+
+/// Route names become URL paths: keep them plain.
+fn valid_route_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name != "api"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl Config {
+    /// Built-in defaults (no config file).
+    pub fn defaults() -> Config {
+        Self::from_raw(None, "", RawConfig::default()).expect("defaults are valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        Self::from_raw(Some(path), text, raw)
+    }
+
+    fn from_raw(path: Option<&Path>, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+        let err_at = |offset: usize, message: String| {
+            let (line, key) = locate(text, offset);
+            ConfigError {
+                file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
+                line,
+                key,
+                message,
+            }
+        };
+        let led_count = raw.panel.led_count as usize;
+        let routes = if raw.route.is_empty() {
+            default_routes()
+        } else {
+            let mut routes: Vec<Route> = Vec::new();
+            for (i, r) in raw.route.iter().enumerate() {
+                let name = r.name.get_ref();
+                if !valid_route_name(name) {
+                    return Err(err_at(
+                        r.name.span().start,
+                        format!("route name \"{name}\" must be 1-32 of a-z, 0-9, '-', '_' (and not \"api\"): it becomes the URL path /{name}"),
+                    ));
+                }
+                if routes.iter().any(|x| x.name == *name) {
+                    return Err(err_at(r.name.span().start, format!("route \"{name}\" is defined twice")));
+                }
+                let label = match &r.label {
+                    Some(l) => l.0,
+                    None => DisplayText::parse(name).map_err(|e| {
+                        err_at(
+                            r.name.span().start,
+                            format!("route \"{name}\" needs a `label` the display can show ({e})"),
+                        )
+                    })?,
+                };
+                let marker = match &r.marker {
+                    Some(m) => {
+                        let v = *m.get_ref();
+                        if v as usize >= led_count {
+                            return Err(err_at(
+                                m.span().start,
+                                format!("marker LED {v} does not exist: LEDs are numbered 0..{}", led_count - 1),
+                            ));
+                        }
+                        v as usize
+                    }
+                    None => (i * 2) % led_count,
+                };
+                routes.push(Route {
+                    name: name.clone(),
+                    color: r.color.0,
+                    label,
+                    marker,
+                });
+            }
+            routes
+        };
+        let shutdown_command: Vec<String> = raw
+            .shutdown_command
+            .get_ref()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if shutdown_command.is_empty() {
+            return Err(err_at(
+                raw.shutdown_command.span().start,
+                "shutdown_command is empty; the default is \"systemctl poweroff\"".into(),
+            ));
+        }
+        if raw.panel.backend == Backend::Record && raw.panel.record_path.is_none() {
+            return Err(ConfigError {
+                file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
+                line: None,
+                key: Some("panel.record_path".into()),
+                message: "backend = \"record\" needs record_path = \"FILE\"".into(),
+            });
+        }
+        Ok(Config {
+            source: path.map(Path::to_path_buf),
+            listen: raw.listen,
+            state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
+            dedupe_window_ms: raw.dedupe_window.0,
+            retention_days: raw.retention_days,
+            shutdown_command,
+            max_connections: raw.max_connections as usize,
+            header_timeout_ms: raw.header_timeout.0,
+            panel: raw.panel,
+            routes,
+        })
+    }
+
+    pub fn route_index(&self, name: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.name == name)
+    }
+
+    pub fn scene_settings(&self) -> SceneSettings {
+        let p = &self.panel;
+        SceneSettings {
+            sweep: SweepShape {
+                led_count: p.led_count as usize,
+                pass_ms: p.sweep_time.0,
+                passes: p.sweep_passes as u32,
+            },
+            frame_ms: (1000 / p.fps).max(1),
+            max_queued_sweeps: p.max_queued_sweeps as usize,
+            marker_level: p.marker_level as u8,
+            marker_hold_ms: p.marker_hold.0,
+            marker_fade_ms: p.marker_fade.0,
+            label_ms: p.label_time.0,
+            event_display_ms: p.event_display.0,
+            shutdown_fade_ms: 1500,
+            led_brightness: p.led_brightness as u8,
+            display_brightness: p.display_brightness as u8,
+        }
+    }
+
+    pub fn route_looks(&self) -> Vec<RouteLook> {
+        self.routes
+            .iter()
+            .map(|r| RouteLook {
+                name: r.name.clone(),
+                color: r.color,
+                label: r.label,
+                marker: r.marker,
+            })
+            .collect()
+    }
+}
+
+/// The 1-based line of `offset` and the dotted key written there, with its
+/// table (`panel.led_brightness`, `route[1].color`).
+fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
+    if text.is_empty() {
+        return (None, None);
+    }
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let this = lines.get(line_no - 1).copied().unwrap_or("").trim();
+    let key = this
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let mut table: Option<String> = None;
+    for l in lines[..line_no.min(lines.len())].iter().rev() {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|s| s.split("]]").next()) {
+            let name = name.trim();
+            let index = lines[..line_no]
+                .iter()
+                .filter(|x| x.trim().strip_prefix("[[").and_then(|s| s.split("]]").next()).map(str::trim) == Some(name))
+                .count()
+                - 1;
+            table = Some(format!("{name}[{index}]"));
+            break;
+        }
+        if let Some(name) = l.strip_prefix('[').and_then(|s| s.split(']').next()) {
+            table = Some(name.trim().to_string());
+            break;
+        }
+    }
+    let full = match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    };
+    (Some(line_no), full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_the_prototype_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["red", "blue", "purple", "green"]);
+        let markers: Vec<usize> = c.routes.iter().map(|r| r.marker).collect();
+        assert_eq!(markers, [0, 2, 4, 6]);
+        assert_eq!(c.dedupe_window_ms, 600_000);
+        assert_eq!(c.retention_days, 90);
+        assert_eq!(c.shutdown_command, ["systemctl", "poweroff"]);
+        assert_eq!(c, Config { source: Some("test.toml".into()), ..Config::defaults() });
+    }
+
+    #[test]
+    fn example_file_parses_and_documents_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("banlight.example.toml");
+        let example = Config::load(&path).unwrap();
+        let defaults = Config::defaults();
+        // The example spells out every default, except where it says otherwise.
+        assert_eq!(example.panel, defaults.panel);
+        assert_eq!(example.routes, defaults.routes);
+        assert_eq!(example.dedupe_window_ms, defaults.dedupe_window_ms);
+        assert_eq!(example.retention_days, defaults.retention_days);
+        assert_eq!(example.shutdown_command, defaults.shutdown_command);
+        assert_eq!(example.max_connections, defaults.max_connections);
+        assert_eq!(example.header_timeout_ms, defaults.header_timeout_ms);
+        assert_eq!(example.listen, defaults.listen);
+    }
+
+    #[test]
+    fn routes_and_panel_are_read() {
+        let c = parse(
+            r##"
+listen = "0.0.0.0:9000"
+dedupe_window = "30s"
+[panel]
+backend = "record"
+record_path = "/tmp/frames.jsonl"
+led_brightness = 31
+[[route]]
+name = "ssh"
+color = "#ff8000"
+[[route]]
+name = "wp"
+color = "#0000ff"
+label = "UUP"
+marker = 7
+"##,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.dedupe_window_ms, 30_000);
+        assert_eq!(c.panel.backend, Backend::Record);
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[0].label.to_string(), "SSH ");
+        assert_eq!(c.routes[0].marker, 0);
+        assert_eq!(c.routes[1].marker, 7);
+        assert_eq!(c.routes[1].color, Rgb::new(0, 0, 255));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let e = err("listen = \"127.0.0.1:1\"\n\n[panel]\nbrightnes = 3\n");
+        assert_eq!(e.line, Some(4));
+        assert_eq!(e.key.as_deref(), Some("panel.brightnes"));
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert!(e.to_string().starts_with("test.toml:4: key `panel.brightnes`:"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let cases = [
+            ("[panel]\nled_brightness = 40\n", 2, "panel.led_brightness", "out of range"),
+            ("dedupe_window = \"10\"\n", 1, "dedupe_window", "unit"),
+            ("listen = \"localhost\"\n", 1, "listen", "address"),
+            ("[[route]]\nname = \"a\"\ncolor = \"#ff\"\n", 3, "route[0].color", "#rrggbb"),
+            (
+                "[[route]]\nname = \"ssh\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"wp\"\ncolor = \"red\"\n",
+                6,
+                "route[1].color",
+                "#rrggbb",
+            ),
+            ("[[route]]\nname = \"x\"\ncolor = \"#ff0000\"\nlabel = \"wow\"\n", 4, "route[0].label", "7-segment"),
+            ("[[route]]\nname = \"Red Route\"\ncolor = \"#ff0000\"\n", 2, "route[0].name", "a-z"),
+            ("[[route]]\nname = \"api\"\ncolor = \"#ff0000\"\n", 2, "route[0].name", "api"),
+            (
+                "[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\n",
+                5,
+                "route[1].name",
+                "twice",
+            ),
+            ("[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\nmarker = 8\n", 4, "route[0].marker", "0..7"),
+            ("[[route]]\nname = \"wx\"\ncolor = \"#ff0000\"\n", 2, "route[0].name", "label"),
+            ("shutdown_command = \"  \"\n", 1, "shutdown_command", "empty"),
+            ("retention_days = -1\n", 1, "retention_days", ""),
+            ("[panel]\nbackend = \"gpio\"\n", 2, "panel.backend", "variant"),
+        ];
+        for (text, line, key, msg) in cases {
+            let e = err(text);
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+            assert!(e.message.contains(msg), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn record_backend_needs_a_path() {
+        let e = err("[panel]\nbackend = \"record\"\n");
+        assert_eq!(e.key.as_deref(), Some("panel.record_path"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let e = err("listen = \n");
+        assert_eq!(e.line, Some(1));
+        let e = Config::load(Path::new("/nonexistent/banlight.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/banlight.toml"));
+        assert!(e.message.contains("cannot read"));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!("500ms".parse(), Ok(Millis(500)));
+        assert_eq!("30s".parse(), Ok(Millis(30_000)));
+        assert_eq!("10m".parse(), Ok(Millis(600_000)));
+        assert_eq!("2h".parse(), Ok(Millis(7_200_000)));
+        assert_eq!("1d".parse(), Ok(Millis(86_400_000)));
+        assert_eq!("0s".parse(), Ok(Millis(0)));
+        for bad in ["", "10", "s", "1.5s", "-1s", "10 parsecs", "99999999999999999999d"] {
+            assert!(bad.parse::<Millis>().is_err(), "{bad}");
+        }
+    }
+}

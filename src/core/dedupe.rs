@@ -1,0 +1,183 @@
+//! Drops repeated bans: fail2ban replays `actionban` for restored bans, and a
+//! flapping jail can ban the same address twice in a row. Pure: time passed in.
+
+use std::collections::{HashMap, VecDeque};
+
+/// What identifies "the same ban".
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BanKey {
+    pub route: String,
+    pub jail: String,
+    pub ip: String,
+}
+
+/// Remembers keys for `window_ms`. Memory is bounded by `capacity`: when full,
+/// the oldest key is forgotten first (a replay of it would count again, which is
+/// the lesser harm than unbounded growth under a flood of distinct addresses).
+#[derive(Debug)]
+pub struct Dedupe {
+    window_ms: u64,
+    capacity: usize,
+    seen: HashMap<BanKey, u64>,
+    order: VecDeque<(u64, BanKey)>,
+}
+
+impl Dedupe {
+    pub fn new(window_ms: u64, capacity: usize) -> Self {
+        Dedupe {
+            window_ms,
+            capacity: capacity.max(1),
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn set_window(&mut self, window_ms: u64) {
+        self.window_ms = window_ms;
+    }
+
+    /// True when `key` was not seen within the window, and remembers it from `now_ms`.
+    /// A repeat does not extend the window: a ban re-sent every 9 minutes with a
+    /// 10-minute window still counts every 10 minutes or so, never silently forever.
+    pub fn first_seen(&mut self, key: &BanKey, now_ms: u64) -> bool {
+        self.expire(now_ms);
+        if self.window_ms == 0 {
+            return true;
+        }
+        if let Some(&at) = self.seen.get(key) {
+            if now_ms.saturating_sub(at) < self.window_ms {
+                return false;
+            }
+        }
+        self.remember(key.clone(), now_ms);
+        true
+    }
+
+    /// Records a key as seen at `at_ms` (used to re-seed after a restart).
+    pub fn remember(&mut self, key: BanKey, at_ms: u64) {
+        while self.seen.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some((at, old)) => {
+                    if self.seen.get(&old) == Some(&at) {
+                        self.seen.remove(&old);
+                    }
+                }
+                None => break,
+            }
+        }
+        self.seen.insert(key.clone(), at_ms);
+        self.order.push_back((at_ms, key));
+    }
+
+    /// Forgets a key that was remembered but whose event could not be stored.
+    pub fn forget(&mut self, key: &BanKey) {
+        self.seen.remove(key);
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        while let Some((at, _)) = self.order.front() {
+            if now_ms.saturating_sub(*at) < self.window_ms {
+                break;
+            }
+            let (at, key) = self.order.pop_front().expect("front exists");
+            if self.seen.get(&key) == Some(&at) {
+                self.seen.remove(&key);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    fn key(route: &str, jail: &str, ip: &str) -> BanKey {
+        BanKey {
+            route: route.into(),
+            jail: jail.into(),
+            ip: ip.into(),
+        }
+    }
+
+    #[test]
+    fn repeat_within_window_is_dropped() {
+        let mut d = Dedupe::new(10 * MIN, 100);
+        let k = key("red", "sshd", "203.0.113.9");
+        assert!(d.first_seen(&k, 0));
+        assert!(!d.first_seen(&k, 1));
+        assert!(!d.first_seen(&k, 10 * MIN - 1));
+        assert!(d.first_seen(&k, 10 * MIN), "window is half-open");
+    }
+
+    #[test]
+    fn repeats_do_not_extend_the_window() {
+        let mut d = Dedupe::new(10 * MIN, 100);
+        let k = key("red", "sshd", "203.0.113.9");
+        assert!(d.first_seen(&k, 0));
+        assert!(!d.first_seen(&k, 9 * MIN));
+        assert!(d.first_seen(&k, 10 * MIN));
+    }
+
+    #[test]
+    fn route_jail_and_ip_each_distinguish() {
+        let mut d = Dedupe::new(10 * MIN, 100);
+        assert!(d.first_seen(&key("red", "sshd", "203.0.113.9"), 0));
+        assert!(d.first_seen(&key("blue", "sshd", "203.0.113.9"), 0));
+        assert!(d.first_seen(&key("red", "nginx", "203.0.113.9"), 0));
+        assert!(d.first_seen(&key("red", "sshd", "203.0.113.10"), 0));
+        assert!(!d.first_seen(&key("red", "sshd", "203.0.113.9"), 1));
+    }
+
+    #[test]
+    fn zero_window_disables_dedupe() {
+        let mut d = Dedupe::new(0, 100);
+        let k = key("red", "sshd", "203.0.113.9");
+        assert!(d.first_seen(&k, 0));
+        assert!(d.first_seen(&k, 0));
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_capacity_and_by_expiry() {
+        let mut d = Dedupe::new(10 * MIN, 1000);
+        for i in 0..5000u32 {
+            assert!(d.first_seen(&key("red", "sshd", &i.to_string()), u64::from(i)));
+            assert!(d.len() <= 1000);
+            assert!(d.order.len() <= 1000);
+        }
+        // the newest are still remembered, the oldest were evicted
+        assert!(!d.first_seen(&key("red", "sshd", "4999"), 5000));
+        assert!(d.first_seen(&key("red", "sshd", "0"), 5000));
+        // after the window everything expires
+        d.first_seen(&key("red", "sshd", "x"), 5000 + 10 * MIN);
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn forget_lets_a_failed_event_count_on_retry() {
+        let mut d = Dedupe::new(10 * MIN, 100);
+        let k = key("red", "sshd", "203.0.113.9");
+        assert!(d.first_seen(&k, 0));
+        d.forget(&k);
+        assert!(d.first_seen(&k, 1));
+    }
+
+    #[test]
+    fn reseeded_keys_are_honoured() {
+        let mut d = Dedupe::new(10 * MIN, 100);
+        let k = key("red", "sshd", "203.0.113.9");
+        d.remember(k.clone(), 5 * MIN);
+        assert!(!d.first_seen(&k, 14 * MIN));
+        assert!(d.first_seen(&k, 15 * MIN));
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure logic: no I/O, no tokio, time passed in as milliseconds.
+
+pub mod buttons;
+pub mod color;
+pub mod counters;
+pub mod dedupe;
+pub mod display;
+pub mod larson;
+pub mod scene;

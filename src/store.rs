@@ -1,0 +1,390 @@
+//! The one place that stores: SQLite in WAL mode with synchronous=FULL, so a
+//! committed event survives kill -9 and power cuts. Callers batch events into
+//! one transaction (group commit); this module knows nothing about HTTP.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::core::counters::Counters;
+
+pub const DB_FILE: &str = "banlight.db";
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory could not be created or opened.
+    #[error("cannot use state directory {path}: {source}. Create it, or set `state_dir` in the config to a writable directory")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file exists but is not a usable banlight database. We never replace it.
+    #[error("{path} is not a usable banlight database ({source}). It was left untouched: move it aside (e.g. `mv {path} {path}.broken`) to start with empty counters, or restore a backup")]
+    Corrupt {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path} was written by a newer banlight (schema {found}, this one knows {SCHEMA_VERSION}); upgrade banlight")]
+    TooNew { path: PathBuf, found: i64 },
+    #[error("database error on {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// One counted event, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub ts_ms: u64,
+    pub route: String,
+    pub kind: String,
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+    pub source: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(DB_FILE);
+        let corrupt = |source| StoreError::Corrupt {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        // The first read of a file that is not a database fails here.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path, found: version });
+        }
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if check != "ok" {
+            return Err(corrupt(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS events (
+                 id INTEGER PRIMARY KEY,
+                 ts_ms INTEGER NOT NULL,
+                 route TEXT NOT NULL,
+                 kind TEXT NOT NULL DEFAULT 'hook',
+                 jail TEXT,
+                 ip TEXT,
+                 source TEXT
+             );
+             CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);
+             CREATE TABLE IF NOT EXISTS route_counts (
+                 route TEXT PRIMARY KEY,
+                 count INTEGER NOT NULL,
+                 last_seen_ms INTEGER
+             );
+             PRAGMA user_version = 1;",
+        )
+        .map_err(corrupt)?;
+        Ok(Store { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sqlite(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Lifetime counts plus the rolling 24 h window, as of `now_ms`.
+    pub fn load_counters(&self, now_ms: u64) -> Result<Counters, StoreError> {
+        let mut counters = Counters::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT route, count, last_seen_ms FROM route_counts")
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .map_err(self.sqlite())?;
+        for row in rows {
+            let (route, count, last) = row.map_err(self.sqlite())?;
+            counters.restore(&route, count.max(0) as u64, last.map(|t| t.max(0) as u64));
+        }
+        let since = now_ms.saturating_sub(24 * 3_600_000);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT route, ts_ms / 60000 AS minute, COUNT(*) FROM events
+                 WHERE ts_ms >= ?1 AND kind = 'hook' GROUP BY route, minute",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([to_i64(since)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(self.sqlite())?;
+        for row in rows {
+            let (route, minute, n) = row.map_err(self.sqlite())?;
+            counters.restore_window(&route, minute.max(0) as u64 * 60_000, n.max(0) as u64);
+        }
+        Ok(counters)
+    }
+
+    /// Hook events since `since_ms` that carry an ip (to re-seed dedupe after a restart).
+    pub fn recent_bans(&self, since_ms: u64) -> Result<Vec<(u64, String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT ts_ms, route, COALESCE(jail, ''), ip FROM events
+                 WHERE ts_ms >= ?1 AND kind = 'hook' AND ip IS NOT NULL ORDER BY ts_ms",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([to_i64(since_ms)], |r| {
+                Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
+    /// Appends events and bumps their routes' counts in one transaction: one
+    /// sync for the whole batch. `counts` holds each touched route's new
+    /// lifetime count and last-seen time.
+    pub fn commit(&mut self, events: &[StoredEvent], counts: &[(String, u64, Option<u64>)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (ts_ms, route, kind, jail, ip, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sqlite)?;
+            for e in events {
+                insert
+                    .execute(params![to_i64(e.ts_ms), e.route, e.kind, e.jail, e.ip, e.source])
+                    .map_err(sqlite)?;
+            }
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO route_counts (route, count, last_seen_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(route) DO UPDATE SET count = excluded.count, last_seen_ms = excluded.last_seen_ms",
+                )
+                .map_err(sqlite)?;
+            for (route, count, last) in counts {
+                upsert
+                    .execute(params![route, to_i64(*count), last.map(to_i64)])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Deletes events older than `cutoff_ms`; the counts are kept.
+    pub fn prune(&mut self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM events WHERE ts_ms < ?1", [to_i64(cutoff_ms)])
+            .map_err(self.sqlite())
+    }
+
+    /// The newest events first.
+    pub fn events(&self, since_ms: u64, route: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT ts_ms, route, kind, jail, ip, source FROM events
+                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR route = ?2)
+                 ORDER BY ts_ms DESC, id DESC LIMIT ?3",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map(params![to_i64(since_ms), route, to_i64(limit as u64)], |r| {
+                Ok(StoredEvent {
+                    ts_ms: r.get::<_, i64>(0)?.max(0) as u64,
+                    route: r.get(1)?,
+                    kind: r.get(2)?,
+                    jail: r.get(3)?,
+                    ip: r.get(4)?,
+                    source: r.get(5)?,
+                })
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
+    /// Zeroes one route's count (or all) and records the reset as an event.
+    pub fn reset(&mut self, route: Option<&str>, ts_ms: u64, source: &str) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        match route {
+            Some(r) => {
+                tx.execute("DELETE FROM route_counts WHERE route = ?1", [r]).map_err(sqlite)?;
+                tx.execute("UPDATE events SET kind = 'hook-before-reset' WHERE route = ?1 AND kind = 'hook'", [r])
+                    .map_err(sqlite)?;
+            }
+            None => {
+                tx.execute("DELETE FROM route_counts", []).map_err(sqlite)?;
+                tx.execute("UPDATE events SET kind = 'hook-before-reset' WHERE kind = 'hook'", [])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO events (ts_ms, route, kind, source) VALUES (?1, ?2, 'reset', ?3)",
+            params![to_i64(ts_ms), route.unwrap_or("*"), source],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)
+    }
+
+    /// The stored count of one route (for checks and tests).
+    pub fn count(&self, route: &str) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT count FROM route_counts WHERE route = ?1", [route], |r| r.get(0))
+            .optional()
+            .map_err(self.sqlite())?;
+        Ok(v.unwrap_or(0).max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn hook(ts: u64, route: &str, ip: Option<&str>) -> StoredEvent {
+        StoredEvent {
+            ts_ms: ts,
+            route: route.into(),
+            kind: "hook".into(),
+            jail: Some("sshd".into()),
+            ip: ip.map(str::to_string),
+            source: None,
+        }
+    }
+
+    #[test]
+    fn committed_events_and_counts_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.commit(
+                &[hook(T0, "red", Some("203.0.113.9")), hook(T0 + 1, "red", None)],
+                &[("red".into(), 2, Some(T0 + 1))],
+            )
+            .unwrap();
+            s.commit(&[hook(T0 + 2, "blue", None)], &[("blue".into(), 1, Some(T0 + 2))])
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let c = s.load_counters(T0 + 10).unwrap();
+        assert_eq!(c.count("red"), 2);
+        assert_eq!(c.count("blue"), 1);
+        assert_eq!(c.total(), 3);
+        assert_eq!(c.last_24h("red", T0 + 10), 2);
+        assert_eq!(c.get("red").unwrap().last_seen_ms, Some(T0 + 1));
+        let bans = s.recent_bans(T0).unwrap();
+        assert_eq!(bans, vec![(T0, "red".into(), "sshd".into(), "203.0.113.9".into())]);
+        let events = s.events(0, Some("red"), 10).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].ts_ms, T0 + 1, "newest first");
+    }
+
+    #[test]
+    fn prune_drops_old_events_but_keeps_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.commit(&[hook(T0, "red", None), hook(T0 + 100, "red", None)], &[("red".into(), 2, Some(T0 + 100))])
+            .unwrap();
+        assert_eq!(s.prune(T0 + 50).unwrap(), 1);
+        assert_eq!(s.events(0, None, 10).unwrap().len(), 1);
+        assert_eq!(s.count("red").unwrap(), 2);
+    }
+
+    #[test]
+    fn reset_zeroes_and_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.commit(&[hook(T0, "red", None)], &[("red".into(), 1, Some(T0))]).unwrap();
+        s.commit(&[hook(T0, "blue", None)], &[("blue".into(), 1, Some(T0))]).unwrap();
+        s.reset(Some("red"), T0 + 5, "cli").unwrap();
+        let c = s.load_counters(T0 + 10).unwrap();
+        assert_eq!((c.count("red"), c.last_24h("red", T0 + 10)), (0, 0));
+        assert_eq!(c.count("blue"), 1);
+        let newest = &s.events(0, None, 1).unwrap()[0];
+        assert_eq!((newest.kind.as_str(), newest.route.as_str()), ("reset", "red"));
+    }
+
+    #[test]
+    fn corrupt_database_is_reported_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let junk = b"this is not an sqlite database, it is a shopping list\n".repeat(100);
+        std::fs::write(&path, &junk).unwrap();
+        let err = Store::open(dir.path()).err().expect("must fail");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(path.to_str().unwrap()) && msg.contains("untouched"), "{msg}");
+        assert_eq!(std::fs::read(&path).unwrap(), junk, "never replaced");
+    }
+
+    #[test]
+    fn unwritable_state_dir_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Store::open(&file.join("sub")).err().expect("must fail");
+        assert!(matches!(err, StoreError::StateDir { .. }), "{err}");
+    }
+
+    #[test]
+    fn huge_counts_saturate_in_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.commit(&[], &[("red".into(), u64::MAX, None)]).unwrap();
+        assert_eq!(s.count("red").unwrap(), i64::MAX as u64);
+    }
+}
