@@ -48,9 +48,9 @@ impl std::str::FromStr for Millis {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("duration \"{s}\" must be a whole number and a unit, like \"30s\""))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("duration \"{s}\" must be a whole number and a unit, like \"30s\"")
+        })?;
         let scale = match unit.trim() {
             "ms" => 1,
             "s" => 1000,
@@ -107,12 +107,16 @@ impl<'de> Deserialize<'de> for Label {
     }
 }
 
-fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(d: D) -> Result<u64, D::Error> {
+fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<u64, D::Error> {
     let v = u64::deserialize(d)?;
     if (MIN..=MAX).contains(&v) {
         Ok(v)
     } else {
-        Err(de::Error::custom(format!("{v} is out of range {MIN}..={MAX}")))
+        Err(de::Error::custom(format!(
+            "{v} is out of range {MIN}..={MAX}"
+        )))
     }
 }
 
@@ -273,7 +277,12 @@ fn default_routes() -> Vec<Route> {
 pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
-        let first = dir.to_string_lossy().split(':').next().unwrap_or("").to_string();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
         if !first.is_empty() {
             return PathBuf::from(first);
         }
@@ -353,7 +362,10 @@ impl Config {
                     ));
                 }
                 if routes.iter().any(|x| x.name == *name) {
-                    return Err(err_at(r.name.span().start, format!("route \"{name}\" is defined twice")));
+                    return Err(err_at(
+                        r.name.span().start,
+                        format!("route \"{name}\" is defined twice"),
+                    ));
                 }
                 let label = match &r.label {
                     Some(l) => l.0,
@@ -370,7 +382,10 @@ impl Config {
                         if v as usize >= led_count {
                             return Err(err_at(
                                 m.span().start,
-                                format!("marker LED {v} does not exist: LEDs are numbered 0..{}", led_count - 1),
+                                format!(
+                                    "marker LED {v} does not exist: LEDs are numbered 0..{}",
+                                    led_count - 1
+                                ),
                             ));
                         }
                         v as usize
@@ -479,7 +494,13 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
             let name = name.trim();
             let index = lines[..line_no]
                 .iter()
-                .filter(|x| x.trim().strip_prefix("[[").and_then(|s| s.split("]]").next()).map(str::trim) == Some(name))
+                .filter(|x| {
+                    x.trim()
+                        .strip_prefix("[[")
+                        .and_then(|s| s.split("]]").next())
+                        .map(str::trim)
+                        == Some(name)
+                })
                 .count()
                 - 1;
             table = Some(format!("{name}[{index}]"));
@@ -518,7 +539,13 @@ mod tests {
         assert_eq!(c.dedupe_window_ms, 600_000);
         assert_eq!(c.retention_days, 90);
         assert_eq!(c.shutdown_command, ["systemctl", "poweroff"]);
-        assert_eq!(c, Config { source: Some("test.toml".into()), ..Config::defaults() });
+        assert_eq!(
+            c,
+            Config {
+                source: Some("test.toml".into()),
+                ..Config::defaults()
+            }
+        );
     }
 
     #[test]
@@ -578,7 +605,11 @@ marker = 7
         assert_eq!(e.line, Some(4));
         assert_eq!(e.key.as_deref(), Some("panel.brightnes"));
         assert!(e.message.contains("unknown field"), "{e}");
-        assert!(e.to_string().starts_with("test.toml:4: key `panel.brightnes`:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("test.toml:4: key `panel.brightnes`:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -640,7 +671,15 @@ marker = 7
         assert_eq!("2h".parse(), Ok(Millis(7_200_000)));
         assert_eq!("1d".parse(), Ok(Millis(86_400_000)));
         assert_eq!("0s".parse(), Ok(Millis(0)));
-        for bad in ["", "10", "s", "1.5s", "-1s", "10 parsecs", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999d",
+        ] {
             assert!(bad.parse::<Millis>().is_err(), "{bad}");
         }
     }

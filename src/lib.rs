@@ -1,1 +1,11 @@
+//! banlight: a desk appliance that lights up when fail2ban bans someone.
+
+pub mod cli;
+pub mod config;
 pub mod core;
+pub mod daemon;
+pub mod engine;
+pub mod http;
+pub mod ledger;
+pub mod panel;
+pub mod store;

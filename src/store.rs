@@ -67,7 +67,9 @@ impl Store {
         };
         let conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| StoreError::Sqlite {
             path: path.clone(),
@@ -78,7 +80,10 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(corrupt)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path, found: version });
+            return Err(StoreError::TooNew {
+                path,
+                found: version,
+            });
         }
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -155,7 +160,11 @@ impl Store {
             .map_err(self.sqlite())?;
         let rows = stmt
             .query_map([to_i64(since)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .map_err(self.sqlite())?;
         for row in rows {
@@ -166,7 +175,10 @@ impl Store {
     }
 
     /// Hook events since `since_ms` that carry an ip (to re-seed dedupe after a restart).
-    pub fn recent_bans(&self, since_ms: u64) -> Result<Vec<(u64, String, String, String)>, StoreError> {
+    pub fn recent_bans(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(u64, String, String, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -176,7 +188,12 @@ impl Store {
             .map_err(self.sqlite())?;
         let rows = stmt
             .query_map([to_i64(since_ms)], |r| {
-                Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?.max(0) as u64,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
             })
             .map_err(self.sqlite())?;
         rows.collect::<Result<_, _>>().map_err(self.sqlite())
@@ -185,7 +202,11 @@ impl Store {
     /// Appends events and bumps their routes' counts in one transaction: one
     /// sync for the whole batch. `counts` holds each touched route's new
     /// lifetime count and last-seen time.
-    pub fn commit(&mut self, events: &[StoredEvent], counts: &[(String, u64, Option<u64>)]) -> Result<(), StoreError> {
+    pub fn commit(
+        &mut self,
+        events: &[StoredEvent],
+        counts: &[(String, u64, Option<u64>)],
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -200,7 +221,14 @@ impl Store {
                 .map_err(sqlite)?;
             for e in events {
                 insert
-                    .execute(params![to_i64(e.ts_ms), e.route, e.kind, e.jail, e.ip, e.source])
+                    .execute(params![
+                        to_i64(e.ts_ms),
+                        e.route,
+                        e.kind,
+                        e.jail,
+                        e.ip,
+                        e.source
+                    ])
                     .map_err(sqlite)?;
             }
             let mut upsert = tx
@@ -218,6 +246,13 @@ impl Store {
         tx.commit().map_err(sqlite)
     }
 
+    /// Writes the WAL back into the database file (before a power-off).
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(self.sqlite())
+    }
+
     /// Deletes events older than `cutoff_ms`; the counts are kept.
     pub fn prune(&mut self, cutoff_ms: u64) -> Result<usize, StoreError> {
         self.conn
@@ -226,7 +261,12 @@ impl Store {
     }
 
     /// The newest events first.
-    pub fn events(&self, since_ms: u64, route: Option<&str>, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    pub fn events(
+        &self,
+        since_ms: u64,
+        route: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -236,22 +276,30 @@ impl Store {
             )
             .map_err(self.sqlite())?;
         let rows = stmt
-            .query_map(params![to_i64(since_ms), route, to_i64(limit as u64)], |r| {
-                Ok(StoredEvent {
-                    ts_ms: r.get::<_, i64>(0)?.max(0) as u64,
-                    route: r.get(1)?,
-                    kind: r.get(2)?,
-                    jail: r.get(3)?,
-                    ip: r.get(4)?,
-                    source: r.get(5)?,
-                })
-            })
+            .query_map(
+                params![to_i64(since_ms), route, to_i64(limit as u64)],
+                |r| {
+                    Ok(StoredEvent {
+                        ts_ms: r.get::<_, i64>(0)?.max(0) as u64,
+                        route: r.get(1)?,
+                        kind: r.get(2)?,
+                        jail: r.get(3)?,
+                        ip: r.get(4)?,
+                        source: r.get(5)?,
+                    })
+                },
+            )
             .map_err(self.sqlite())?;
         rows.collect::<Result<_, _>>().map_err(self.sqlite())
     }
 
     /// Zeroes one route's count (or all) and records the reset as an event.
-    pub fn reset(&mut self, route: Option<&str>, ts_ms: u64, source: &str) -> Result<(), StoreError> {
+    pub fn reset(
+        &mut self,
+        route: Option<&str>,
+        ts_ms: u64,
+        source: &str,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -260,14 +308,18 @@ impl Store {
         let tx = self.conn.transaction().map_err(sqlite)?;
         match route {
             Some(r) => {
-                tx.execute("DELETE FROM route_counts WHERE route = ?1", [r]).map_err(sqlite)?;
+                tx.execute("DELETE FROM route_counts WHERE route = ?1", [r])
+                    .map_err(sqlite)?;
                 tx.execute("UPDATE events SET kind = 'hook-before-reset' WHERE route = ?1 AND kind = 'hook'", [r])
                     .map_err(sqlite)?;
             }
             None => {
                 tx.execute("DELETE FROM route_counts", []).map_err(sqlite)?;
-                tx.execute("UPDATE events SET kind = 'hook-before-reset' WHERE kind = 'hook'", [])
-                    .map_err(sqlite)?;
+                tx.execute(
+                    "UPDATE events SET kind = 'hook-before-reset' WHERE kind = 'hook'",
+                    [],
+                )
+                .map_err(sqlite)?;
             }
         }
         tx.execute(
@@ -282,7 +334,11 @@ impl Store {
     pub fn count(&self, route: &str) -> Result<u64, StoreError> {
         let v: Option<i64> = self
             .conn
-            .query_row("SELECT count FROM route_counts WHERE route = ?1", [route], |r| r.get(0))
+            .query_row(
+                "SELECT count FROM route_counts WHERE route = ?1",
+                [route],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(self.sqlite())?;
         Ok(v.unwrap_or(0).max(0) as u64)
@@ -312,12 +368,18 @@ mod tests {
         {
             let mut s = Store::open(dir.path()).unwrap();
             s.commit(
-                &[hook(T0, "red", Some("203.0.113.9")), hook(T0 + 1, "red", None)],
+                &[
+                    hook(T0, "red", Some("203.0.113.9")),
+                    hook(T0 + 1, "red", None),
+                ],
                 &[("red".into(), 2, Some(T0 + 1))],
             )
             .unwrap();
-            s.commit(&[hook(T0 + 2, "blue", None)], &[("blue".into(), 1, Some(T0 + 2))])
-                .unwrap();
+            s.commit(
+                &[hook(T0 + 2, "blue", None)],
+                &[("blue".into(), 1, Some(T0 + 2))],
+            )
+            .unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         let c = s.load_counters(T0 + 10).unwrap();
@@ -327,7 +389,10 @@ mod tests {
         assert_eq!(c.last_24h("red", T0 + 10), 2);
         assert_eq!(c.get("red").unwrap().last_seen_ms, Some(T0 + 1));
         let bans = s.recent_bans(T0).unwrap();
-        assert_eq!(bans, vec![(T0, "red".into(), "sshd".into(), "203.0.113.9".into())]);
+        assert_eq!(
+            bans,
+            vec![(T0, "red".into(), "sshd".into(), "203.0.113.9".into())]
+        );
         let events = s.events(0, Some("red"), 10).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].ts_ms, T0 + 1, "newest first");
@@ -337,8 +402,11 @@ mod tests {
     fn prune_drops_old_events_but_keeps_counts() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        s.commit(&[hook(T0, "red", None), hook(T0 + 100, "red", None)], &[("red".into(), 2, Some(T0 + 100))])
-            .unwrap();
+        s.commit(
+            &[hook(T0, "red", None), hook(T0 + 100, "red", None)],
+            &[("red".into(), 2, Some(T0 + 100))],
+        )
+        .unwrap();
         assert_eq!(s.prune(T0 + 50).unwrap(), 1);
         assert_eq!(s.events(0, None, 10).unwrap().len(), 1);
         assert_eq!(s.count("red").unwrap(), 2);
@@ -348,14 +416,19 @@ mod tests {
     fn reset_zeroes_and_is_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        s.commit(&[hook(T0, "red", None)], &[("red".into(), 1, Some(T0))]).unwrap();
-        s.commit(&[hook(T0, "blue", None)], &[("blue".into(), 1, Some(T0))]).unwrap();
+        s.commit(&[hook(T0, "red", None)], &[("red".into(), 1, Some(T0))])
+            .unwrap();
+        s.commit(&[hook(T0, "blue", None)], &[("blue".into(), 1, Some(T0))])
+            .unwrap();
         s.reset(Some("red"), T0 + 5, "cli").unwrap();
         let c = s.load_counters(T0 + 10).unwrap();
         assert_eq!((c.count("red"), c.last_24h("red", T0 + 10)), (0, 0));
         assert_eq!(c.count("blue"), 1);
         let newest = &s.events(0, None, 1).unwrap()[0];
-        assert_eq!((newest.kind.as_str(), newest.route.as_str()), ("reset", "red"));
+        assert_eq!(
+            (newest.kind.as_str(), newest.route.as_str()),
+            ("reset", "red")
+        );
     }
 
     #[test]
@@ -367,7 +440,10 @@ mod tests {
         let err = Store::open(dir.path()).err().expect("must fail");
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         let msg = err.to_string();
-        assert!(msg.contains(path.to_str().unwrap()) && msg.contains("untouched"), "{msg}");
+        assert!(
+            msg.contains(path.to_str().unwrap()) && msg.contains("untouched"),
+            "{msg}"
+        );
         assert_eq!(std::fs::read(&path).unwrap(), junk, "never replaced");
     }
 

@@ -121,11 +121,10 @@ impl Buttons {
                 && st.pressed
                 && !st.long_fired
                 && now.saturating_sub(st.pressed_at) >= timing.long_press_ms
+                && !st.released_before_threshold(timing)
             {
-                if !st.released_before_threshold(timing) {
-                    st.long_fired = true;
-                    actions.push(ButtonAction::Shutdown);
-                }
+                st.long_fired = true;
+                actions.push(ButtonAction::Shutdown);
             }
         }
         actions
@@ -139,8 +138,11 @@ impl Buttons {
             .enumerate()
             .flat_map(|(i, st)| {
                 let settle = st.pending.map(|(_, since)| since + timing.debounce_ms);
-                let long = (i == 1 && st.pressed && !st.long_fired && !st.released_before_threshold(timing))
-                    .then(|| st.pressed_at + timing.long_press_ms);
+                let long = (i == 1
+                    && st.pressed
+                    && !st.long_fired
+                    && !st.released_before_threshold(timing))
+                .then(|| st.pressed_at + timing.long_press_ms);
                 [settle, long]
             })
             .flatten()
@@ -189,7 +191,10 @@ mod tests {
 
     #[test]
     fn clean_short_press_of_mode_acts_on_release() {
-        assert_eq!(run(&[(100, M, true), (250, M, false)], 10_000), vec![(280, NextMode)]);
+        assert_eq!(
+            run(&[(100, M, true), (250, M, false)], 10_000),
+            vec![(280, NextMode)]
+        );
     }
 
     #[test]
@@ -215,13 +220,20 @@ mod tests {
 
     #[test]
     fn power_short_press_toggles_dark() {
-        assert_eq!(run(&[(0, P, true), (400, P, false)], 10_000), vec![(430, ToggleDark)]);
+        assert_eq!(
+            run(&[(0, P, true), (400, P, false)], 10_000),
+            vec![(430, ToggleDark)]
+        );
     }
 
     #[test]
     fn power_long_press_shuts_down_at_threshold_while_held() {
         let out = run(&[(1000, P, true), (9000, P, false)], 20_000);
-        assert_eq!(out, vec![(4000, Shutdown)], "fires once, at the threshold, not on release");
+        assert_eq!(
+            out,
+            vec![(4000, Shutdown)],
+            "fires once, at the threshold, not on release"
+        );
     }
 
     #[test]
@@ -252,12 +264,20 @@ mod tests {
 
     #[test]
     fn mode_long_hold_is_just_one_mode_step() {
-        assert_eq!(run(&[(0, M, true), (5000, M, false)], 20_000), vec![(5030, NextMode)]);
+        assert_eq!(
+            run(&[(0, M, true), (5000, M, false)], 20_000),
+            vec![(5030, NextMode)]
+        );
     }
 
     #[test]
     fn buttons_are_independent() {
-        let edges = [(0, P, true), (100, M, true), (200, M, false), (3500, P, false)];
+        let edges = [
+            (0, P, true),
+            (100, M, true),
+            (200, M, false),
+            (3500, P, false),
+        ];
         assert_eq!(run(&edges, 20_000), vec![(230, NextMode), (3000, Shutdown)]);
     }
 
@@ -268,7 +288,11 @@ mod tests {
         b.edge(M, true, 10);
         assert_eq!(b.next_deadline(), Some(40));
         b.poll(40);
-        assert_eq!(b.next_deadline(), None, "a held mode button needs no wake-ups");
+        assert_eq!(
+            b.next_deadline(),
+            None,
+            "a held mode button needs no wake-ups"
+        );
         b.edge(P, true, 50);
         b.poll(80);
         assert_eq!(b.next_deadline(), Some(3050));

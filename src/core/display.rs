@@ -14,7 +14,10 @@ pub struct Cell {
 }
 
 impl Cell {
-    pub const BLANK: Cell = Cell { ch: ' ', dot: false };
+    pub const BLANK: Cell = Cell {
+        ch: ' ',
+        dot: false,
+    };
 }
 
 /// Exactly four cells, each of which is known to have a glyph.
@@ -25,7 +28,9 @@ pub struct DisplayText([Cell; CELLS]);
 pub enum TextError {
     #[error("'{0}' cannot be drawn on a 7-segment display; use digits, space, '-', '_' or one of A b C c d E F G H h I J L n o P r S t U u y")]
     NoGlyph(char),
-    #[error("\"{0}\" needs more than {CELLS} digit positions (a '.' shares the position before it)")]
+    #[error(
+        "\"{0}\" needs more than {CELLS} digit positions (a '.' shares the position before it)"
+    )]
     TooLong(String),
 }
 
@@ -228,7 +233,14 @@ mod tests {
 
     #[test]
     fn abbreviated_form_reads_back_as_a_lower_bound() {
-        for v in [10_000u64, 45_678, 999_999, 31_415_926, 2_718_281_828, u64::MAX / 2] {
+        for v in [
+            10_000u64,
+            45_678,
+            999_999,
+            31_415_926,
+            2_718_281_828,
+            u64::MAX / 2,
+        ] {
             let s = show(v);
             let (mantissa, exp) = s.split_once('E').unwrap();
             let m: f64 = mantissa.parse().unwrap();
@@ -263,15 +275,24 @@ mod tests {
     #[test]
     fn unreadable_or_long_labels_are_rejected() {
         assert_eq!(DisplayText::parse("wxyz"), Err(TextError::NoGlyph('w')));
-        assert!(matches!(DisplayText::parse("HELLO"), Err(TextError::TooLong(_))));
+        assert!(matches!(
+            DisplayText::parse("HELLO"),
+            Err(TextError::TooLong(_))
+        ));
         assert!(DisplayText::parse("1.2.3.4.").is_ok());
         assert!(DisplayText::parse("1..").is_ok());
-        assert!(matches!(DisplayText::parse("1....."), Err(TextError::TooLong(_))));
+        assert!(matches!(
+            DisplayText::parse("1....."),
+            Err(TextError::TooLong(_))
+        ));
     }
 
     #[test]
     fn right_alignment_keeps_dots() {
-        assert_eq!(DisplayText::parse_right("1.5").unwrap().to_string(), "  1.5");
+        assert_eq!(
+            DisplayText::parse_right("1.5").unwrap().to_string(),
+            "  1.5"
+        );
         assert_eq!(DisplayText::parse_right("").unwrap(), DisplayText::BLANK);
     }
 }

@@ -148,7 +148,10 @@ mod tests {
             ..SHAPE
         };
         assert_eq!(sweep_frame(&one, RED, 123), Some(vec![RED]));
-        let zero = SweepShape { pass_ms: 0, ..SHAPE };
+        let zero = SweepShape {
+            pass_ms: 0,
+            ..SHAPE
+        };
         assert_eq!(eye_position(&zero, 0), None);
     }
 

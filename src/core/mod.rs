@@ -7,3 +7,4 @@ pub mod dedupe;
 pub mod display;
 pub mod larson;
 pub mod scene;
+pub mod time;

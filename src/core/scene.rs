@@ -303,7 +303,8 @@ impl Scene {
         frame.display = self.display_text(now, numbers);
         if let Some((route, start)) = self.playing {
             let look = &self.routes[route];
-            if let Some(leds) = sweep_frame(&self.settings.sweep, look.color, now - start.min(now)) {
+            if let Some(leds) = sweep_frame(&self.settings.sweep, look.color, now - start.min(now))
+            {
                 frame.leds = leds;
             }
         } else if let Some(level) = self.marker_level(now) {

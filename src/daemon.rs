@@ -1,0 +1,130 @@
+//! Wires the daemon together: store -> ledger thread, engine task, HTTP
+//! server; and takes it apart again in order on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::core::buttons::{ButtonTiming, Buttons};
+use crate::core::scene::Scene;
+use crate::engine::{Engine, EngineHandle, EngineMsg, PanelStatus};
+use crate::http::App;
+use crate::ledger::{Ledger, LedgerHandle};
+use crate::panel::{ButtonEdge, Clock, PanelOutput};
+use crate::store::Store;
+
+pub fn button_timing(config: &Config) -> ButtonTiming {
+    ButtonTiming {
+        debounce_ms: config.panel.debounce.0,
+        long_press_ms: config.panel.long_press.0,
+    }
+}
+
+/// A running daemon, for `main` and for tests.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub engine: EngineHandle,
+    pub ledger: LedgerHandle,
+    server: tokio::task::JoinHandle<()>,
+    engine_task: tokio::task::JoinHandle<()>,
+    ledger_thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens the store, binds nothing itself (the caller owns the listener), and
+/// starts serving. `buttons` receives edges from the panel backend.
+pub async fn start(
+    config: &Config,
+    listener: TcpListener,
+    panel: Box<dyn PanelOutput>,
+    clock: Clock,
+    mut buttons: mpsc::Receiver<ButtonEdge>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Daemon> {
+    let addr = listener.local_addr()?;
+    let store = Store::open(&config.state_dir)?;
+    tracing::info!(db = %store.path().display(), "store opened");
+    let (engine, engine_rx) = Engine::channel();
+    let notify = engine.clone();
+    let (ledger, counters) = Ledger::open(
+        store,
+        config.dedupe_window_ms,
+        config.retention_days,
+        Box::new(move |route: &str| notify.send(EngineMsg::Counted(route.to_string()))),
+    )?;
+    let (ledger, ledger_thread) = ledger.spawn();
+    let status = Arc::new(Mutex::new(PanelStatus::default()));
+    let scene = Scene::new(config.scene_settings(), config.route_looks());
+    let task = Engine {
+        panel,
+        scene,
+        buttons: Buttons::new(button_timing(config)),
+        counters: counters.clone(),
+        status: status.clone(),
+        clock,
+        ledger: ledger.clone(),
+        shutdown_command: config.shutdown_command.clone(),
+    };
+    let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
+    let forward = engine.clone();
+    tokio::spawn(async move {
+        while let Some(edge) = buttons.recv().await {
+            forward.send(EngineMsg::Button(edge));
+        }
+    });
+    let app = Arc::new(App {
+        routes: RwLock::new(Arc::new(config.routes.clone())),
+        ledger: ledger.clone(),
+        counters,
+        panel: status,
+        started: Instant::now(),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        max_connections: config.max_connections,
+    });
+    let server = tokio::spawn(crate::http::serve(listener, app.clone(), shutdown));
+    tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
+    Ok(Daemon {
+        addr,
+        app,
+        engine,
+        ledger,
+        server,
+        engine_task,
+        ledger_thread,
+    })
+}
+
+impl Daemon {
+    /// Waits for the server to stop (its shutdown future resolved), then
+    /// drains the store and blanks the panel.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server task")?;
+        self.engine.stop().await;
+        let _ = self.engine_task.await;
+        // The ledger commits what it holds, then its thread ends.
+        self.ledger.close().await;
+        tokio::task::spawn_blocking(move || self.ledger_thread.join())
+            .await
+            .context("ledger thread")?
+            .map_err(|_| anyhow::anyhow!("ledger thread panicked"))?;
+        tracing::info!("banlight stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}

@@ -1,0 +1,299 @@
+//! The one thread that owns the counts: it decides whether a hook counts
+//! (dedupe), stores every counted event durably with group commit, and only
+//! then answers. Concurrent hooks queue while a commit syncs, and the next
+//! batch takes all of them in one transaction, so one fsync serves many.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::counters::Counters;
+use crate::core::dedupe::{BanKey, Dedupe};
+use crate::store::{Store, StoreError, StoredEvent};
+
+/// Largest batch committed at once.
+const MAX_BATCH: usize = 1024;
+/// Distinct (route, jail, ip) keys remembered for dedupe.
+const DEDUPE_CAPACITY: usize = 100_000;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A validated hook request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub route: String,
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookOutcome {
+    pub counted: bool,
+    pub count: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub since_ms: u64,
+    pub route: Option<String>,
+    pub limit: usize,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+pub enum LedgerMsg {
+    Hook(Hook, Reply<HookOutcome>),
+    /// Checkpoints the WAL into the database file (before power-off).
+    Flush(Reply<()>),
+    Reset(Option<String>, String, Reply<()>),
+    Events(EventQuery, Reply<Vec<StoredEvent>>),
+    SetDedupeWindow(u64),
+    /// Commit what is queued and stop.
+    Close,
+}
+
+#[derive(Clone)]
+pub struct LedgerHandle {
+    tx: mpsc::Sender<LedgerMsg>,
+}
+
+impl LedgerHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> LedgerMsg) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| "the store is shut down".to_string())?;
+        rx.await
+            .map_err(|_| "the store stopped before answering".to_string())?
+    }
+
+    /// Counts a hook; returns once the event is durable (or known not to count).
+    pub async fn hook(&self, hook: Hook) -> Result<HookOutcome, String> {
+        self.ask(|r| LedgerMsg::Hook(hook, r)).await
+    }
+
+    pub async fn flush(&self) -> Result<(), String> {
+        self.ask(LedgerMsg::Flush).await
+    }
+
+    pub async fn reset(&self, route: Option<String>, source: String) -> Result<(), String> {
+        self.ask(|r| LedgerMsg::Reset(route, source, r)).await
+    }
+
+    pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, String> {
+        self.ask(|r| LedgerMsg::Events(query, r)).await
+    }
+
+    /// Commits what is queued and stops the ledger thread.
+    pub async fn close(&self) {
+        let _ = self.tx.send(LedgerMsg::Close).await;
+    }
+
+    pub async fn set_dedupe_window(&self, ms: u64) {
+        let _ = self.tx.send(LedgerMsg::SetDedupeWindow(ms)).await;
+    }
+}
+
+pub struct Ledger {
+    store: Store,
+    counters: Arc<Mutex<Counters>>,
+    dedupe: Dedupe,
+    retention_ms: u64,
+    /// Told the route name of every counted event (for the animation).
+    on_counted: Box<dyn FnMut(&str) + Send>,
+    last_prune: std::time::Instant,
+}
+
+impl Ledger {
+    /// Loads counts and recent bans from the store.
+    pub fn open(
+        store: Store,
+        dedupe_window_ms: u64,
+        retention_days: u64,
+        on_counted: Box<dyn FnMut(&str) + Send>,
+    ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
+        let now = wall_ms();
+        let mut store = store;
+        let retention_ms = retention_days.saturating_mul(86_400_000);
+        let pruned = store.prune(now.saturating_sub(retention_ms))?;
+        if pruned > 0 {
+            tracing::info!(pruned, retention_days, "pruned old events");
+        }
+        let counters = Arc::new(Mutex::new(store.load_counters(now)?));
+        let mut dedupe = Dedupe::new(dedupe_window_ms, DEDUPE_CAPACITY);
+        // A restart of banlight must not let a replayed ban count twice.
+        for (ts, route, jail, ip) in store.recent_bans(now.saturating_sub(dedupe_window_ms))? {
+            dedupe.remember(BanKey { route, jail, ip }, ts);
+        }
+        let ledger = Ledger {
+            store,
+            counters: counters.clone(),
+            dedupe,
+            retention_ms,
+            on_counted,
+            last_prune: std::time::Instant::now(),
+        };
+        Ok((ledger, counters))
+    }
+
+    /// Runs on its own thread until every handle is dropped.
+    pub fn spawn(self) -> (LedgerHandle, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let join = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || self.run(rx))
+            .expect("spawn ledger thread");
+        (LedgerHandle { tx }, join)
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<LedgerMsg>) {
+        let mut hooks: Vec<(Hook, Reply<HookOutcome>)> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            // Take everything already waiting: that is the group in group commit.
+            while let Some(msg) = next.take() {
+                match msg {
+                    LedgerMsg::Hook(h, reply) => hooks.push((h, reply)),
+                    LedgerMsg::Close => {
+                        self.commit_hooks(&mut hooks);
+                        tracing::debug!("ledger closed");
+                        return;
+                    }
+                    other => {
+                        self.commit_hooks(&mut hooks);
+                        self.handle_other(other);
+                    }
+                }
+                if hooks.len() < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.commit_hooks(&mut hooks);
+            if self.last_prune.elapsed() >= PRUNE_EVERY {
+                self.last_prune = std::time::Instant::now();
+                let cutoff = wall_ms().saturating_sub(self.retention_ms);
+                if let Err(e) = self.store.prune(cutoff) {
+                    tracing::warn!("pruning old events failed: {e}");
+                }
+            }
+        }
+        tracing::debug!("ledger stopped");
+    }
+
+    fn handle_other(&mut self, msg: LedgerMsg) {
+        match msg {
+            LedgerMsg::Hook(..) | LedgerMsg::Close => unreachable!("handled in run"),
+            LedgerMsg::Flush(reply) => {
+                let r = self.store.checkpoint().map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            LedgerMsg::Reset(route, source, reply) => {
+                let r = self.store.reset(route.as_deref(), wall_ms(), &source);
+                if r.is_ok() {
+                    let mut c = self.counters.lock().expect("counters lock");
+                    match &route {
+                        Some(r) => c.reset(r),
+                        None => c.reset_all(),
+                    }
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::Events(q, reply) => {
+                let r = self.store.events(q.since_ms, q.route.as_deref(), q.limit);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
+        }
+    }
+
+    fn commit_hooks(&mut self, hooks: &mut Vec<(Hook, Reply<HookOutcome>)>) {
+        if hooks.is_empty() {
+            return;
+        }
+        let now = wall_ms();
+        // Decide on a copy of the counters so a failed commit changes nothing.
+        let mut counters = self.counters.lock().expect("counters lock").clone();
+        let mut events = Vec::new();
+        let mut remembered = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        let mut outcomes = Vec::with_capacity(hooks.len());
+        for (h, _) in hooks.iter() {
+            let counted = match &h.ip {
+                None => true, // nothing to tell two bans apart by
+                Some(ip) => {
+                    let key = BanKey {
+                        route: h.route.clone(),
+                        jail: h.jail.clone().unwrap_or_default(),
+                        ip: ip.clone(),
+                    };
+                    let first = self.dedupe.first_seen(&key, now);
+                    if first {
+                        remembered.push(key);
+                    }
+                    first
+                }
+            };
+            if counted {
+                counters.record(&h.route, now);
+                events.push(StoredEvent {
+                    ts_ms: now,
+                    route: h.route.clone(),
+                    kind: "hook".into(),
+                    jail: h.jail.clone(),
+                    ip: h.ip.clone(),
+                    source: h.source.clone(),
+                });
+                if !touched.contains(&h.route) {
+                    touched.push(h.route.clone());
+                }
+            }
+            outcomes.push(HookOutcome {
+                counted,
+                count: counters.count(&h.route),
+                total: counters.total(),
+            });
+        }
+        let counts: Vec<(String, u64, Option<u64>)> = touched
+            .iter()
+            .map(|r| {
+                let rc = counters.get(r).expect("touched routes exist");
+                (r.clone(), rc.count, rc.last_seen_ms)
+            })
+            .collect();
+        let result = if events.is_empty() {
+            Ok(())
+        } else {
+            self.store.commit(&events, &counts)
+        };
+        match result {
+            Ok(()) => {
+                *self.counters.lock().expect("counters lock") = counters;
+                for (i, (h, reply)) in hooks.drain(..).enumerate() {
+                    if outcomes[i].counted {
+                        (self.on_counted)(&h.route);
+                    }
+                    let _ = reply.send(Ok(outcomes[i]));
+                }
+            }
+            Err(e) => {
+                tracing::error!("could not store {} events: {e}", events.len());
+                for key in &remembered {
+                    self.dedupe.forget(key);
+                }
+                for (_, reply) in hooks.drain(..) {
+                    let _ = reply.send(Err(format!("could not store the event: {e}")));
+                }
+            }
+        }
+    }
+}

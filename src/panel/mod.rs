@@ -1,0 +1,89 @@
+//! The hardware boundary: where frames go and where button edges come from.
+//! Backends: `sim` (terminal), `record` (JSON lines), `memory` (tests), and
+//! the Raspberry Pi. Nothing here knows about HTTP or SQL.
+
+pub mod memory;
+pub mod record;
+pub mod sim;
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::config::{Backend, Config};
+use crate::core::buttons::Button;
+use crate::core::scene::Frame;
+
+/// Milliseconds since the daemon started: the one clock of animations and buttons.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn start() -> Self {
+        Clock(Instant::now())
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+
+    pub fn instant_at(&self, ms: u64) -> Instant {
+        self.0 + std::time::Duration::from_millis(ms)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PanelError {
+    /// No display answered (TM1637 missing ACK); the daemon keeps counting.
+    #[error("display not responding: {0}")]
+    DisplayMissing(String),
+    #[error("LED strip: {0}")]
+    Leds(String),
+    #[error("cannot write panel output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A raw button edge from a backend, stamped with the daemon clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ButtonEdge {
+    pub button: Button,
+    pub pressed: bool,
+    pub t_ms: u64,
+}
+
+/// Where frames go. `show` is called only when the frame changed.
+pub trait PanelOutput: Send {
+    fn show(&mut self, frame: &Frame, t_ms: u64) -> Result<(), PanelError>;
+
+    /// Short health words for status: ("leds", "ok") / ("display", "missing").
+    fn health(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    fn name(&self) -> &'static str;
+}
+
+/// Builds the configured backend; button edges go to `buttons`.
+pub fn open(
+    config: &Config,
+    clock: Clock,
+    buttons: mpsc::Sender<ButtonEdge>,
+) -> anyhow::Result<Box<dyn PanelOutput>> {
+    let p = &config.panel;
+    match p.backend {
+        Backend::Record => {
+            let path = p.record_path.as_ref().expect("validated by config");
+            Ok(Box::new(record::RecordPanel::create(path)?))
+        }
+        Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons))),
+        Backend::Auto => {
+            tracing::info!("backend = \"auto\": no Raspberry Pi backend in this build, using the simulated panel");
+            Ok(Box::new(sim::SimPanel::start(clock, buttons)))
+        }
+        Backend::Pi => anyhow::bail!(
+            "backend = \"pi\" needs a Raspberry Pi (GPIO not available here); use backend = \"auto\" or \"sim\""
+        ),
+    }
+}

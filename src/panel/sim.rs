@@ -1,0 +1,158 @@
+//! The simulated panel: on a terminal, the 8 LEDs (true-colour blocks) and the
+//! display on one line that updates in place, and keys that press the buttons:
+//! `m` = mode, `p` = power (short press), `P` = power held 3.5 s (shutdown).
+//! Without a terminal, display changes become plain log lines.
+
+use std::io::{IsTerminal, Read, Write};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{ButtonEdge, Clock, PanelError, PanelOutput};
+use crate::core::buttons::Button;
+use crate::core::scene::Frame;
+
+pub struct SimPanel {
+    tty: bool,
+    last_display: Option<(String, bool)>,
+}
+
+/// The terminal settings to restore at exit (set only if we changed them).
+static SAVED_TERMIOS: OnceLock<libc::termios> = OnceLock::new();
+
+extern "C" fn restore_terminal() {
+    if let Some(saved) = SAVED_TERMIOS.get() {
+        // SAFETY: tcsetattr on stdin with a termios obtained from tcgetattr.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, saved);
+        }
+    }
+}
+
+/// Key presses without Enter and without echo; Ctrl-C still sends SIGINT.
+fn enter_cbreak_mode() -> bool {
+    // SAFETY: plain termios calls on stdin with a zeroed struct that tcgetattr fills.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+            return false;
+        }
+        if SAVED_TERMIOS.set(t).is_ok() {
+            libc::atexit(restore_terminal);
+        }
+        t.c_lflag &= !(libc::ICANON | libc::ECHO);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) == 0
+    }
+}
+
+/// Restores the terminal (call before exit; also registered with atexit).
+pub fn restore() {
+    restore_terminal();
+}
+
+fn press(tx: &mpsc::Sender<ButtonEdge>, clock: Clock, button: Button, hold: Duration) -> bool {
+    let down = ButtonEdge {
+        button,
+        pressed: true,
+        t_ms: clock.now_ms(),
+    };
+    if tx.blocking_send(down).is_err() {
+        return false;
+    }
+    std::thread::sleep(hold);
+    let up = ButtonEdge {
+        button,
+        pressed: false,
+        t_ms: clock.now_ms(),
+    };
+    tx.blocking_send(up).is_ok()
+}
+
+impl SimPanel {
+    pub fn start(clock: Clock, buttons: mpsc::Sender<ButtonEdge>) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        if std::io::stdin().is_terminal() && enter_cbreak_mode() {
+            tracing::info!("simulated panel: press m = mode button, p = power button, P = hold power 3.5 s (shutdown)");
+            std::thread::Builder::new()
+                .name("sim-keys".into())
+                .spawn(move || {
+                    let mut stdin = std::io::stdin().lock();
+                    let mut byte = [0u8; 1];
+                    while let Ok(1) = stdin.read(&mut byte) {
+                        let ok = match byte[0] {
+                            b'm' | b'M' => {
+                                press(&buttons, clock, Button::Mode, Duration::from_millis(80))
+                            }
+                            b'p' => {
+                                press(&buttons, clock, Button::Power, Duration::from_millis(150))
+                            }
+                            b'P' => {
+                                press(&buttons, clock, Button::Power, Duration::from_millis(3500))
+                            }
+                            _ => true,
+                        };
+                        if !ok {
+                            break;
+                        }
+                    }
+                })
+                .expect("spawn key reader");
+        }
+        SimPanel {
+            tty,
+            last_display: None,
+        }
+    }
+}
+
+/// One terminal line: LEDs as coloured blocks, then the 4 digits.
+pub fn render_line(frame: &Frame) -> String {
+    let mut line = String::from("\r");
+    for c in &frame.leds {
+        if c.is_black() {
+            line.push_str("\x1b[38;2;60;60;60m··");
+        } else {
+            line.push_str(&format!("\x1b[38;2;{};{};{}m██", c.r, c.g, c.b));
+        }
+        line.push(' ');
+    }
+    let text = frame.display.to_string();
+    if frame.display_on {
+        line.push_str(&format!("\x1b[0m [\x1b[1;38;2;255;40;40m{text:>8}\x1b[0m]"));
+    } else {
+        line.push_str(&format!(
+            "\x1b[0m [\x1b[38;2;60;60;60m{:>8}\x1b[0m]",
+            "dark"
+        ));
+    }
+    line.push_str("\x1b[K");
+    line
+}
+
+impl PanelOutput for SimPanel {
+    fn show(&mut self, frame: &Frame, _t_ms: u64) -> Result<(), PanelError> {
+        if self.tty {
+            let mut out = std::io::stdout().lock();
+            out.write_all(render_line(frame).as_bytes())?;
+            out.flush()?;
+        } else {
+            let now = (frame.display.to_string(), frame.display_on);
+            if self.last_display.as_ref() != Some(&now) {
+                if now.1 {
+                    tracing::info!(display = %format!("[{}]", now.0), "panel");
+                } else {
+                    tracing::info!("panel dark");
+                }
+                self.last_display = Some(now);
+            }
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+}
