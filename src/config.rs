@@ -589,7 +589,7 @@ marker = 7
         assert_eq!(c.dedupe_window_ms, 30_000);
         assert_eq!(c.panel.backend, Backend::Record);
         assert_eq!(c.routes.len(), 2);
-        assert_eq!(c.routes[0].label.to_string(), "SSH ");
+        assert_eq!(c.routes[0].label.to_string(), "SSh ");
         assert_eq!(c.routes[0].marker, 0);
         assert_eq!(c.routes[1].marker, 7);
         assert_eq!(c.routes[1].color, Rgb::new(0, 0, 255));

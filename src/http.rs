@@ -27,7 +27,10 @@ use crate::engine::PanelStatus;
 use crate::ledger::{wall_ms, Hook, LedgerHandle};
 
 pub const MAX_URI: usize = 8 * 1024;
-pub const MAX_HEAD: usize = 32 * 1024;
+/// Request line and headers together. hyper's read buffer (twice this) stops
+/// a slow trickle; `handle` checks the parsed size, since one large read can
+/// land whole in the buffer.
+pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 4 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this, whatever it does.
@@ -188,6 +191,17 @@ impl App {
                 format!("URI longer than {MAX_URI} bytes"),
             );
         }
+        let head_len: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if head_len > MAX_HEAD {
+            return error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!("headers larger than {MAX_HEAD} bytes"),
+            );
+        }
         let path = req.uri().path().to_string();
         if path == "/api/status" {
             return match *req.method() {
@@ -316,7 +330,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .max_buf_size(MAX_HEAD)
+            .max_buf_size(2 * MAX_HEAD)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

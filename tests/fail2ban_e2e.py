@@ -166,7 +166,7 @@ class Banlight:
             "\n[[route]]\n"
             'name = "red"\ncolor = "#ff0000"\nlabel = "SSH"\n'
             "\n[[route]]\n"
-            'name = "blue"\ncolor = "#0000ff"\nlabel = "WEB"\n'
+            'name = "blue"\ncolor = "#0000ff"\nlabel = "HttP"\n'
         )
 
     def start(self):

@@ -1,0 +1,162 @@
+//! Shared helpers: start the real daemon in-process on 127.0.0.1:0 and talk
+//! to it with a minimal HTTP/1.1 client (which can also send malformed input).
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use banlight::config::Config;
+use banlight::daemon::{self, Daemon};
+use banlight::panel::memory::MemoryPanel;
+use banlight::panel::{ButtonEdge, Clock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub struct TestDaemon {
+    pub daemon: Option<Daemon>,
+    pub addr: std::net::SocketAddr,
+    pub panel: MemoryPanel,
+    pub buttons: mpsc::Sender<ButtonEdge>,
+    pub clock: Clock,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A config for tests: fast animations, state in `dir`.
+pub fn test_config(dir: &Path, extra: &str) -> Config {
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nheader_timeout = \"500ms\"\n{extra}\n",
+        dir.join("state").display()
+    );
+    let text = if text.contains("[panel]") {
+        text
+    } else {
+        text + "[panel]\nsweep_time = \"200ms\"\nsweep_passes = 1\nlabel_time = \"50ms\"\nevent_display = \"150ms\"\nmarker_hold = \"300ms\"\nmarker_fade = \"100ms\"\n"
+    };
+    Config::parse(&dir.join("test.toml"), &text).expect("test config")
+}
+
+impl TestDaemon {
+    pub async fn start(config: &Config) -> TestDaemon {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let panel = MemoryPanel::new();
+        let clock = Clock::start();
+        let (buttons, rx) = mpsc::channel(64);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let daemon = daemon::start(
+            config,
+            listener,
+            Box::new(panel.clone()),
+            clock,
+            rx,
+            async move {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .expect("daemon starts");
+        TestDaemon {
+            daemon: Some(daemon),
+            addr,
+            panel,
+            buttons,
+            clock,
+            stop: Some(stop),
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.daemon
+            .take()
+            .unwrap()
+            .wait()
+            .await
+            .expect("clean stop");
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        request(
+            self.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        )
+        .await
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        let r = self.get("/api/status").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    pub async fn press(&self, button: banlight::core::buttons::Button, hold_ms: u64) {
+        let t = self.clock.now_ms();
+        self.buttons
+            .send(ButtonEdge {
+                button,
+                pressed: true,
+                t_ms: t,
+            })
+            .await
+            .unwrap();
+        self.buttons
+            .send(ButtonEdge {
+                button,
+                pressed: false,
+                t_ms: t + hold_ms,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends raw bytes and reads until the server closes (or 5 s pass).
+pub async fn request(addr: std::net::SocketAddr, raw: &str) -> Response {
+    request_bytes(addr, raw.as_bytes()).await
+}
+
+pub async fn request_bytes(addr: std::net::SocketAddr, raw: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw).await.expect("send");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    parse_response(&buf)
+}
+
+pub fn parse_response(buf: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Response {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Polls `check` every 10 ms until it holds or `secs` pass.
+pub async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
