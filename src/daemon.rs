@@ -58,6 +58,7 @@ pub async fn start(
         config.retention_days,
         Box::new(move |route: &str| notify.send(EngineMsg::Counted(route.to_string()))),
     )?;
+    let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
     let status = Arc::new(Mutex::new(PanelStatus::default()));
     let scene = Scene::new(config.scene_settings(), config.route_looks());
@@ -86,6 +87,7 @@ pub async fn start(
         started: Instant::now(),
         header_timeout: Duration::from_millis(config.header_timeout_ms),
         max_connections: config.max_connections,
+        commit_stats,
     });
     let server = tokio::spawn(crate::http::serve(listener, app.clone(), shutdown));
     tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");

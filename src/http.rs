@@ -46,6 +46,7 @@ pub struct App {
     pub started: Instant,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub commit_stats: Arc<crate::ledger::CommitStats>,
 }
 
 type Body = Full<Bytes>;
@@ -181,6 +182,10 @@ impl App {
             "shutting_down": p.shutting_down,
             "panel": panel,
             "routes": per_route,
+            "store": {
+                "commits": self.commit_stats.commits.load(std::sync::atomic::Ordering::Relaxed),
+                "events": self.commit_stats.events.load(std::sync::atomic::Ordering::Relaxed),
+            },
         })
     }
 

@@ -3,6 +3,7 @@
 //! then answers. Concurrent hooks queue while a commit syncs, and the next
 //! batch takes all of them in one transaction, so one fsync serves many.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -104,8 +105,18 @@ impl LedgerHandle {
     }
 }
 
+/// Commit figures, for status and the benchmark's events-per-sync.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Transactions committed (each is one sync of the WAL).
+    pub commits: AtomicU64,
+    /// Events stored by them.
+    pub events: AtomicU64,
+}
+
 pub struct Ledger {
     store: Store,
+    pub stats: Arc<CommitStats>,
     counters: Arc<Mutex<Counters>>,
     dedupe: Dedupe,
     retention_ms: u64,
@@ -140,6 +151,7 @@ impl Ledger {
             counters: counters.clone(),
             dedupe,
             retention_ms,
+            stats: Arc::default(),
             on_counted,
             last_prune: std::time::Instant::now(),
         };
@@ -277,6 +289,12 @@ impl Ledger {
         };
         match result {
             Ok(()) => {
+                if !events.is_empty() {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .events
+                        .fetch_add(events.len() as u64, Ordering::Relaxed);
+                }
                 *self.counters.lock().expect("counters lock") = counters;
                 for (i, (h, reply)) in hooks.drain(..).enumerate() {
                     if outcomes[i].counted {

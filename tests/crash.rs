@@ -23,7 +23,10 @@ fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
-        assert!(Instant::now() < deadline, "banlight did not report its address");
+        assert!(
+            Instant::now() < deadline,
+            "banlight did not report its address"
+        );
         let line = lines.next().expect("banlight exited early").unwrap();
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
@@ -89,7 +92,11 @@ fn kill_9_mid_load_loses_no_answered_event() {
                     } else {
                         format!("/blue?jail=sshd&ip=198.18.{c}.{}", i % 250 + (i / 250) % 5)
                     };
-                    let path = if i % 3 == 1 { format!("{path}&x={i}") } else { path };
+                    let path = if i % 3 == 1 {
+                        format!("{path}&x={i}")
+                    } else {
+                        path
+                    };
                     match hook(addr, &path) {
                         Some(true) => {
                             answered.fetch_add(1, Ordering::SeqCst);
@@ -125,11 +132,17 @@ fn kill_9_mid_load_loses_no_answered_event() {
     let persisted = total(addr);
     child.kill().unwrap();
     child.wait().unwrap();
-    eprintln!("answered counted: {answered}, in flight at kill: {in_flight}, persisted: {persisted}");
+    eprintln!(
+        "answered counted: {answered}, in flight at kill: {in_flight}, persisted: {persisted}"
+    );
     // Every answered event is durable. An event committed in the instant
     // between its commit and its answer reaching the client is persisted
     // without an answer: at most one per client whose request was cut off.
-    assert!(persisted >= answered, "lost {} answered events", answered - persisted);
+    assert!(
+        persisted >= answered,
+        "lost {} answered events",
+        answered - persisted
+    );
     assert!(
         persisted <= answered + in_flight,
         "{persisted} persisted but only {answered} answered and {in_flight} in flight"
