@@ -15,8 +15,9 @@ use crate::store::{Store, StoreError, StoredEvent};
 
 /// Largest batch committed at once.
 const MAX_BATCH: usize = 1024;
-/// Distinct (route, jail, ip) keys remembered for dedupe.
-const DEDUPE_CAPACITY: usize = 100_000;
+/// Distinct (route, jail, ip) keys remembered for dedupe: more than the bans
+/// a dozen busy servers replay at once, in about 3 MB.
+const DEDUPE_CAPACITY: usize = 65_536;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub fn wall_ms() -> u64 {
