@@ -4,16 +4,24 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// Used when --config is not given and the file exists (the package installs it).
+pub const SYSTEM_CONFIG: &str = "/etc/banlight/banlight.toml";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "banlight",
     version,
-    about = "A desk appliance that lights up when fail2ban bans someone"
+    about = "A desk appliance that lights up when fail2ban bans someone",
+    after_help = "Without a subcommand, runs the daemon. Maintenance commands talk to the running daemon over its control socket."
 )]
 pub struct Cli {
-    /// Config file (TOML). Without one, built-in defaults are used.
+    /// Config file (TOML). Default: /etc/banlight/banlight.toml if it exists, else built-in defaults.
     #[arg(long, short, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Control socket of the running daemon (default: from the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -27,5 +35,54 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+    },
+    /// Totals, per-route counts, display mode, panel health, uptime.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent events, newest first.
+    Events {
+        /// How far back: 30m, 24h, 7d...
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Play a route's sweep without counting.
+    Test { route: String },
+    /// Zero the counters of one route, or all (recorded as an event).
+    Reset {
+        route: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Set the LED brightness (0-31) and the display brightness (0-7) until restart.
+    Brightness { leds: u8, display: u8 },
+    /// Show the next mode, or a named one: total, 24h, or a route.
+    Mode {
+        /// NEXT, total, 24h or a route name.
+        mode: String,
+    },
+    /// Re-read the config file (as SIGHUP does); a bad file changes nothing.
+    Reload,
+    /// Print a fail2ban jail.d snippet that sends a jail's bans to ROUTE.
+    Hook {
+        route: String,
+        /// The jail to configure.
+        #[arg(long, default_value = "sshd")]
+        jail: String,
+        /// How servers reach this appliance (default: its host name).
+        #[arg(long)]
+        host: Option<String>,
+        /// Which [[source]]'s token to use, when there are several.
+        #[arg(long)]
+        source: Option<String>,
     },
 }

@@ -197,10 +197,62 @@ pub struct RouteConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    token: Spanned<String>,
+    routes: Option<Spanned<Vec<String>>>,
+}
+
+/// A server allowed to post hooks, by its bearer token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Source {
+    pub name: String,
+    pub token: String,
+    /// Routes it may post to; `None` = all.
+    pub routes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for Source {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
+/// Failing requests (unknown paths, bad tokens, bad input) a client may make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    #[serde(deserialize_with = "bounded::<_, 1, 100000>")]
+    pub burst: u64,
+    #[serde(deserialize_with = "bounded::<_, 1, 6000000>")]
+    pub per_minute: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            burst: 30,
+            per_minute: 60,
+        }
+    }
+}
+
+pub const MIN_TOKEN_LEN: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
     listen: SocketAddr,
     state_dir: Option<PathBuf>,
+    control_socket: Option<PathBuf>,
+    rate_limit: RateLimitConfig,
+    source: Vec<RawSource>,
     dedupe_window: Millis,
     #[serde(deserialize_with = "bounded::<_, 1, 36500>")]
     retention_days: u64,
@@ -217,6 +269,9 @@ impl Default for RawConfig {
         RawConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             state_dir: None,
+            control_socket: None,
+            rate_limit: RateLimitConfig::default(),
+            source: Vec::new(),
             dedupe_window: Millis(10 * 60_000),
             retention_days: 90,
             shutdown_command: Spanned::new(0..0, "systemctl poweroff".into()),
@@ -244,6 +299,10 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    /// Unix socket for the maintenance CLI.
+    pub control_socket: PathBuf,
+    pub rate_limit: RateLimitConfig,
+    pub sources: Vec<Source>,
     pub dedupe_window_ms: u64,
     pub retention_days: u64,
     /// Program and arguments, run without a shell.
@@ -294,6 +353,22 @@ pub fn default_state_dir() -> PathBuf {
         return PathBuf::from(home).join(".local/state/banlight");
     }
     PathBuf::from("banlight-state")
+}
+
+/// systemd's RuntimeDirectory= (/run/banlight in the package), else beside the database.
+pub fn default_control_socket(state_dir: &Path) -> PathBuf {
+    match std::env::var_os("RUNTIME_DIRECTORY").filter(|d| !d.is_empty()) {
+        Some(dir) => {
+            let first = dir
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            PathBuf::from(first).join("control.sock")
+        }
+        None => state_dir.join("control.sock"),
+    }
 }
 
 /// Route names become URL paths: keep them plain.
@@ -421,10 +496,63 @@ impl Config {
                 message: "backend = \"record\" needs record_path = \"FILE\"".into(),
             });
         }
+        let mut sources: Vec<Source> = Vec::new();
+        for s in &raw.source {
+            let name = s.name.get_ref();
+            if !crate::request::valid_name(name) {
+                return Err(err_at(
+                    s.name.span().start,
+                    format!("source name \"{name}\" must be 1-64 letters, digits or . _ - : @"),
+                ));
+            }
+            if sources.iter().any(|x| x.name == *name) {
+                return Err(err_at(
+                    s.name.span().start,
+                    format!("source \"{name}\" is defined twice"),
+                ));
+            }
+            let token = s.token.get_ref();
+            if token.len() < MIN_TOKEN_LEN || !token.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(err_at(
+                    s.token.span().start,
+                    format!("the token of source \"{name}\" must be at least {MIN_TOKEN_LEN} printable characters without spaces (e.g. from `openssl rand -hex 24`)"),
+                ));
+            }
+            if sources.iter().any(|x| x.token == *token) {
+                return Err(err_at(
+                    s.token.span().start,
+                    format!("source \"{name}\" reuses another source's token"),
+                ));
+            }
+            if let Some(rs) = &s.routes {
+                if let Some(bad) = rs
+                    .get_ref()
+                    .iter()
+                    .find(|r| !routes.iter().any(|x| x.name == **r))
+                {
+                    return Err(err_at(
+                        rs.span().start,
+                        format!("source \"{name}\" names route \"{bad}\", which is not defined"),
+                    ));
+                }
+            }
+            sources.push(Source {
+                name: name.clone(),
+                token: token.clone(),
+                routes: s.routes.as_ref().map(|r| r.get_ref().clone()),
+            });
+        }
+        let state_dir = raw.state_dir.unwrap_or_else(default_state_dir);
+        let control_socket = raw
+            .control_socket
+            .unwrap_or_else(|| default_control_socket(&state_dir));
         Ok(Config {
             source: path.map(Path::to_path_buf),
             listen: raw.listen,
-            state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
+            control_socket,
+            rate_limit: raw.rate_limit,
+            sources,
+            state_dir,
             dedupe_window_ms: raw.dedupe_window.0,
             retention_days: raw.retention_days,
             shutdown_command,
@@ -562,6 +690,8 @@ mod tests {
         assert_eq!(example.max_connections, defaults.max_connections);
         assert_eq!(example.header_timeout_ms, defaults.header_timeout_ms);
         assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.rate_limit, defaults.rate_limit);
+        assert_eq!(example.sources, defaults.sources);
     }
 
     #[test]
@@ -645,6 +775,46 @@ marker = 7
             assert_eq!(e.line, Some(line), "{text}: {e}");
             assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
             assert!(e.message.contains(msg), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn sources_are_read_and_checked() {
+        let c = parse(
+            "[[source]]\nname = \"web-1\"\ntoken = \"0123456789abcdef0123\"\nroutes = [\"blue\"]\n[[source]]\nname = \"ssh-1\"\ntoken = \"fedcba98765432100123\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(
+            c.sources[0].routes.as_deref(),
+            Some(&["blue".to_string()][..])
+        );
+        assert_eq!(c.sources[1].routes, None);
+        assert!(
+            !format!("{:?}", c.sources).contains("0123456789abcdef"),
+            "Debug never shows tokens"
+        );
+        let cases = [
+            ("[[source]]\nname = \"a\"\ntoken = \"short\"\n", 3, "source[0].token", "at least 16"),
+            ("[[source]]\nname = \"a b\"\ntoken = \"0123456789abcdef0\"\n", 2, "source[0].name", "letters"),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroutes = [\"nope\"]\n", 4, "source[0].routes", "nope"),
+            (
+                "[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\n[[source]]\nname = \"b\"\ntoken = \"0123456789abcdef0\"\n",
+                6,
+                "source[1].token",
+                "reuses",
+            ),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroutes = \"red\"\n", 4, "source[0].routes", "sequence"),
+        ];
+        for (text, line, key, msg) in cases {
+            let e = err(text);
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+            assert!(e.message.contains(msg), "{text}: {e}");
+            assert!(
+                !e.to_string().contains("0123456789abcdef0"),
+                "errors never show tokens: {e}"
+            );
         }
     }
 

@@ -11,13 +11,25 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::control::{Control, SocketFile};
 use crate::core::buttons::{ButtonTiming, Buttons};
+use crate::core::ratelimit::{RateLimit, RateLimiter};
 use crate::core::scene::Scene;
 use crate::engine::{Engine, EngineHandle, EngineMsg, PanelStatus};
 use crate::http::App;
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
 use crate::store::Store;
+
+/// Clients tracked by the rate limiter at most (~50 bytes each).
+const MAX_LIMITED_CLIENTS: usize = 4096;
+
+pub fn rate_limit(config: &Config) -> RateLimit {
+    RateLimit {
+        burst: config.rate_limit.burst as u32,
+        per_minute: config.rate_limit.per_minute as u32,
+    }
+}
 
 pub fn button_timing(config: &Config) -> ButtonTiming {
     ButtonTiming {
@@ -29,6 +41,9 @@ pub fn button_timing(config: &Config) -> ButtonTiming {
 /// A running daemon, for `main` and for tests.
 pub struct Daemon {
     pub addr: SocketAddr,
+    pub control: Arc<Control>,
+    control_task: tokio::task::JoinHandle<()>,
+    _socket_file: SocketFile,
     pub app: Arc<App>,
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
@@ -49,6 +64,8 @@ pub async fn start(
 ) -> anyhow::Result<Daemon> {
     let addr = listener.local_addr()?;
     let store = Store::open(&config.state_dir)?;
+    let control_listener = crate::control::bind(&config.control_socket).await?;
+    let socket_file = SocketFile(config.control_socket.clone());
     tracing::info!(db = %store.path().display(), "store opened");
     let (engine, engine_rx) = Engine::channel();
     let notify = engine.clone();
@@ -81,6 +98,9 @@ pub async fn start(
     });
     let app = Arc::new(App {
         routes: RwLock::new(Arc::new(config.routes.clone())),
+        sources: RwLock::new(Arc::new(config.sources.clone())),
+        limiter: Mutex::new(RateLimiter::new(rate_limit(config), MAX_LIMITED_CLIENTS)),
+        stats: Default::default(),
         ledger: ledger.clone(),
         counters,
         panel: status,
@@ -89,10 +109,21 @@ pub async fn start(
         max_connections: config.max_connections,
         commit_stats,
     });
+    let control = Arc::new(Control {
+        app: app.clone(),
+        engine: engine.clone(),
+        ledger: ledger.clone(),
+        config: Mutex::new(config.clone()),
+    });
+    let control_task = tokio::spawn(crate::control::serve(control_listener, control.clone()));
+    tracing::info!(socket = %config.control_socket.display(), "control socket ready");
     let server = tokio::spawn(crate::http::serve(listener, app.clone(), shutdown));
     tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
     Ok(Daemon {
         addr,
+        control,
+        control_task,
+        _socket_file: socket_file,
         app,
         engine,
         ledger,
@@ -107,6 +138,7 @@ impl Daemon {
     /// drains the store and blanks the panel.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server task")?;
+        self.control_task.abort();
         self.engine.stop().await;
         let _ = self.engine_task.await;
         // The ledger commits what it holds, then its thread ends.

@@ -4,14 +4,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -20,11 +20,14 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::Route;
+use crate::config::{Route, Source};
 use crate::core::counters::Counters;
+use crate::core::ratelimit::RateLimiter;
 use crate::core::time::rfc3339_utc;
 use crate::engine::PanelStatus;
 use crate::ledger::{wall_ms, Hook, LedgerHandle};
+use crate::request::{authorize, parse_hook, parse_target, HookInput, RequestError, Target};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const MAX_URI: usize = 8 * 1024;
 /// Request line and headers together. hyper's read buffer (twice this) stops
@@ -37,9 +40,20 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Refusals and rate limiting, for status.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub refused: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
 /// What request handlers share.
 pub struct App {
     pub routes: RwLock<Arc<Vec<Route>>>,
+    pub sources: RwLock<Arc<Vec<Source>>>,
+    pub limiter: Mutex<RateLimiter>,
+    pub stats: RequestStats,
     pub ledger: LedgerHandle,
     pub counters: Arc<Mutex<Counters>>,
     pub panel: Arc<Mutex<PanelStatus>>,
@@ -63,83 +77,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     json_response(status, json!({ "error": message.into() }))
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed; use {allow}"),
-    );
-    resp.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    resp
-}
-
-/// Jail and source names: what fail2ban allows in a jail name, bounded.
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c))
-}
-
-/// The hook parameters from a query string or form body.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct HookParams {
-    pub jail: Option<String>,
-    pub ip: Option<String>,
-    pub source: Option<String>,
-    pub failures: Option<u32>,
-}
-
-/// Parses `jail`, `ip`, `source` and `failures`; other keys are ignored.
-pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), String> {
-    for (k, v) in form_urlencoded::parse(input) {
-        let v = v.trim();
-        match k.as_ref() {
-            "jail" | "source" => {
-                if !valid_name(v) {
-                    return Err(format!(
-                        "invalid {k} \"{}\": use 1-64 letters, digits or . _ - : @",
-                        v.chars().take(64).collect::<String>()
-                    ));
-                }
-                let slot = if k == "jail" {
-                    &mut into.jail
-                } else {
-                    &mut into.source
-                };
-                *slot = Some(v.to_string());
-            }
-            "ip" => {
-                let ip: IpAddr = v.parse().map_err(|_| {
-                    format!("invalid ip \"{}\"", v.chars().take(64).collect::<String>())
-                })?;
-                // Canonical form, so dedupe sees ::1 and 0:0::1 as one address.
-                into.ip = Some(ip.to_string());
-            }
-            "failures" => {
-                into.failures = Some(v.parse().map_err(|_| {
-                    format!(
-                        "invalid failures \"{}\"",
-                        v.chars().take(20).collect::<String>()
-                    )
-                })?);
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 impl App {
-    fn route(&self, name: &str) -> Option<Route> {
-        self.routes
-            .read()
-            .expect("routes lock")
-            .iter()
-            .find(|r| r.name == name)
-            .cloned()
-    }
-
     pub fn status_json(&self) -> Value {
         let now = wall_ms();
         let routes = self.routes.read().expect("routes lock").clone();
@@ -182,6 +120,13 @@ impl App {
             "shutting_down": p.shutting_down,
             "panel": panel,
             "routes": per_route,
+            "requests": {
+                "refused": self.stats.refused.load(Ordering::Relaxed),
+                "unauthorized": self.stats.unauthorized.load(Ordering::Relaxed),
+                "rate_limited": self.stats.rate_limited.load(Ordering::Relaxed),
+                "limited_clients": self.limiter.lock().expect("limiter lock").tracked_clients(),
+            },
+            "auth": if self.sources.read().expect("sources lock").is_empty() { "open" } else { "token" },
             "store": {
                 "commits": self.commit_stats.commits.load(std::sync::atomic::Ordering::Relaxed),
                 "events": self.commit_stats.events.load(std::sync::atomic::Ordering::Relaxed),
@@ -190,6 +135,34 @@ impl App {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let ip = peer.ip();
+        if !self
+            .limiter
+            .lock()
+            .expect("limiter lock")
+            .allowed(ip, wall_ms())
+        {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed requests; slow down",
+            );
+        }
+        let resp = self.respond(req, peer).await;
+        if resp.status().is_client_error() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
+                self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+            }
+            self.limiter
+                .lock()
+                .expect("limiter lock")
+                .charge(ip, wall_ms());
+        }
+        resp
+    }
+
+    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if req.uri().to_string().len() > MAX_URI {
             return error(
                 StatusCode::URI_TOO_LONG,
@@ -207,48 +180,57 @@ impl App {
                 format!("headers larger than {MAX_HEAD} bytes"),
             );
         }
-        let path = req.uri().path().to_string();
-        if path == "/api/status" {
-            return match *req.method() {
-                Method::GET | Method::HEAD => json_response(StatusCode::OK, self.status_json()),
-                _ => method_not_allowed("GET"),
-            };
-        }
-        let name = path.strip_prefix('/').unwrap_or("");
-        let Some(route) = (!name.contains('/')).then(|| self.route(name)).flatten() else {
-            tracing::debug!(%peer, path = %path.chars().take(80).collect::<String>(), "not a route");
-            return error(StatusCode::NOT_FOUND, "no such route");
-        };
-        if !matches!(*req.method(), Method::GET | Method::POST) {
-            return method_not_allowed("GET, POST");
-        }
-        let mut params = HookParams::default();
-        if let Some(q) = req.uri().query() {
-            if let Err(e) = parse_params(q.as_bytes(), &mut params) {
-                return error(StatusCode::BAD_REQUEST, e);
+        let routes = self.routes.read().expect("routes lock").clone();
+        let target = match parse_target(req.method().as_str(), req.uri().path(), &routes) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(%peer, path = %req.uri().path().chars().take(80).collect::<String>(), "refused: {}", e.message());
+                return refusal(e);
             }
-        }
-        if req.method() == Method::POST {
-            match read_form(req).await {
-                Ok(body) => {
-                    if let Err(e) = parse_params(&body, &mut params) {
-                        return error(StatusCode::BAD_REQUEST, e);
-                    }
-                }
+        };
+        let route = match target {
+            Target::Status => return json_response(StatusCode::OK, self.status_json()),
+            Target::Hook(i) => routes[i].name.clone(),
+        };
+        let (parts, body) = req.into_parts();
+        let body = if parts.method == Method::POST {
+            match read_body(&parts.headers, body).await {
+                Ok(b) => b,
                 Err(resp) => return resp,
             }
-        }
+        } else {
+            Bytes::new()
+        };
+        let input = HookInput {
+            query: parts.uri.query(),
+            authorization: parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            content_type: parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+            body: &body,
+        };
+        let params = match parse_hook(&input) {
+            Ok(p) => p,
+            Err(e) => return refusal(e),
+        };
+        let sources = self.sources.read().expect("sources lock").clone();
+        let source = match authorize(params.token.as_deref(), &sources, &route) {
+            Ok(Some(name)) => Some(name),
+            Ok(None) => params.source,
+            Err(e) => {
+                tracing::info!(%peer, route, "refused: {}", e.message());
+                return refusal(e);
+            }
+        };
         let hook = Hook {
-            route: route.name.clone(),
+            route: route.clone(),
             jail: params.jail,
             ip: params.ip,
-            source: params.source,
+            source,
         };
         match self.ledger.hook(hook).await {
             Ok(outcome) => json_response(
                 StatusCode::OK,
                 json!({
-                    "route": route.name,
+                    "route": route,
                     "count": outcome.count,
                     "total": outcome.total,
                     "counted": outcome.counted,
@@ -259,48 +241,51 @@ impl App {
     }
 }
 
-/// Reads a small urlencoded body, or answers 413/415/408/400.
-async fn read_form(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+fn refusal(e: RequestError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status()).expect("valid status");
+    match e {
+        RequestError::MethodNotAllowed(allow) => {
+            let mut resp = error(status, e.message());
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+            resp
+        }
+        RequestError::Unauthorized => {
+            let mut resp = error(status, e.message());
+            resp.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer realm=\"banlight\""),
+            );
+            resp
+        }
+        _ => error(status, e.message()),
+    }
+}
+
+/// Reads a small body, or answers 413/408/400.
+async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, Response<Body>> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body larger than {MAX_BODY} bytes"),
         )
     };
-    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+    if let Some(len) = headers.get(CONTENT_LENGTH) {
         match len.to_str().ok().and_then(|l| l.parse::<u64>().ok()) {
             Some(n) if n > MAX_BODY as u64 => return Err(too_large()),
             Some(_) => {}
             None => return Err(error(StatusCode::BAD_REQUEST, "invalid Content-Length")),
         }
     }
-    let form_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    let body = Limited::new(req.into_body(), MAX_BODY);
+    let body = Limited::new(body, MAX_BODY);
     let collected = tokio::time::timeout(BODY_TIMEOUT, body.collect())
         .await
         .map_err(|_| error(StatusCode::REQUEST_TIMEOUT, "body not received in time"))?;
-    let bytes = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(_) => return Err(error(StatusCode::BAD_REQUEST, "could not read the body")),
-    };
-    if !bytes.is_empty() && form_type != Some(true) {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as application/x-www-form-urlencoded (curl -d does)",
-        ));
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(error(StatusCode::BAD_REQUEST, "could not read the body")),
     }
-    Ok(bytes)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).

@@ -1,11 +1,15 @@
 //! banlight: a desk appliance that lights up when fail2ban bans someone.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod engine;
+pub mod hook;
 pub mod http;
 pub mod ledger;
 pub mod panel;
+pub mod request;
 pub mod store;

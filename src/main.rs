@@ -1,17 +1,19 @@
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::sync::mpsc;
 
-use banlight::cli::{Cli, Command};
+use banlight::cli::{Cli, Command, SYSTEM_CONFIG};
 use banlight::config::Config;
-use banlight::{daemon, panel};
+use banlight::{admin, daemon, panel};
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+fn load_config(cli: &Cli) -> Result<Config, banlight::config::ConfigError> {
     match &cli.config {
-        Some(path) => Ok(Config::load(path)?),
+        Some(path) => Config::load(path),
+        None if Path::new(SYSTEM_CONFIG).exists() => Config::load(Path::new(SYSTEM_CONFIG)),
         None => Ok(Config::defaults()),
     }
 }
@@ -47,16 +49,28 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
         daemon::termination_signal(),
     )
     .await?;
+    let control = daemon.control.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = control.reload().await; // errors are logged; the old config stays
+        }
+    });
     daemon.wait().await
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::CheckConfig { ref file }) => match Config::load(file) {
+    let mut cli = Cli::parse();
+    let command = cli.command.take().unwrap_or(Command::Run);
+    match command {
+        Command::CheckConfig { ref file } => match Config::load(file) {
             Ok(c) => {
                 println!(
-                    "{}: ok (listen {}, {} routes: {})",
+                    "{}: ok (listen {}, {} routes: {}; {} sources)",
                     file.display(),
                     c.listen,
                     c.routes.len(),
@@ -64,7 +78,8 @@ fn main() -> ExitCode {
                         .iter()
                         .map(|r| r.name.as_str())
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    c.sources.len()
                 );
                 ExitCode::SUCCESS
             }
@@ -73,20 +88,34 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Some(Command::Run) | None => {
+        Command::Run => {
             init_tracing();
-            let result = load_config(&cli).and_then(|config| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .context("tokio runtime")?
-                    .block_on(run_daemon(config))
-            });
+            let result = load_config(&cli)
+                .map_err(anyhow::Error::from)
+                .and_then(|config| {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()
+                        .context("tokio runtime")?
+                        .block_on(run_daemon(config))
+                });
             panel::sim::restore();
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => {
+            let result = load_config(&cli)
+                .map_err(|e| e.to_string())
+                .and_then(|config| admin::run(other, &config, cli.socket.as_deref()));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -6,5 +6,6 @@ pub mod counters;
 pub mod dedupe;
 pub mod display;
 pub mod larson;
+pub mod ratelimit;
 pub mod scene;
 pub mod time;

@@ -1,0 +1,307 @@
+//! The maintenance commands: each talks to the running daemon over the
+//! control socket and prints aligned text for people or JSON for scripts.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cli::Command;
+use crate::config::{Config, Millis};
+use crate::control::{call, since_ms, ControlRequest};
+use crate::hook::HookSnippet;
+
+/// Where the daemon's socket is: --socket, else the config's.
+pub fn socket_path(explicit: Option<&Path>, config: &Config) -> PathBuf {
+    explicit.map_or_else(|| config.control_socket.clone(), Path::to_path_buf)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// Aligned columns; the first row is the header.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let numeric = cell.chars().all(|c| c.is_ascii_digit()) && !cell.is_empty();
+                if numeric {
+                    format!("{cell:>w$}", w = widths[i])
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn format_status(s: &Value) -> String {
+    let mut out = format!(
+        "banlight {} up {}, mode {}, panel {}{}, display {}\n\n",
+        text(&s["version"]),
+        uptime(s["uptime_s"].as_u64().unwrap_or(0)),
+        text(&s["mode"]),
+        text(&s["panel"]["backend"]),
+        if s["panel"]["dark"] == Value::Bool(true) {
+            " (dark)"
+        } else {
+            ""
+        },
+        text(&s["display"]),
+    );
+    let mut rows = vec![vec![
+        "route".to_string(),
+        "count".into(),
+        "24h".into(),
+        "last seen".into(),
+    ]];
+    if let Some(routes) = s["routes"].as_object() {
+        for (name, r) in routes {
+            rows.push(vec![
+                name.clone(),
+                text(&r["count"]),
+                text(&r["last_24h"]),
+                text(&r["last_seen"]),
+            ]);
+        }
+    }
+    rows.push(vec![
+        "total".into(),
+        text(&s["total"]),
+        text(&s["last_24h"]),
+        String::new(),
+    ]);
+    out.push_str(&table(&rows));
+    out.push_str(&format!(
+        "\nrequests refused {}, unauthorized {}, rate-limited {} (auth: {})\n",
+        text(&s["requests"]["refused"]),
+        text(&s["requests"]["unauthorized"]),
+        text(&s["requests"]["rate_limited"]),
+        text(&s["auth"]),
+    ));
+    out
+}
+
+pub fn format_events(events: &[Value]) -> String {
+    if events.is_empty() {
+        return "no events\n".into();
+    }
+    let mut rows = vec![vec![
+        "time".to_string(),
+        "route".into(),
+        "kind".into(),
+        "source".into(),
+        "jail".into(),
+        "ip".into(),
+    ]];
+    for e in events {
+        rows.push(
+            ["time", "route", "kind", "source", "jail", "ip"]
+                .iter()
+                .map(|k| text(&e[*k]))
+                .collect(),
+        );
+    }
+    table(&rows)
+}
+
+fn confirm(question: &str) -> bool {
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Runs a maintenance command; `Err` is the message for stderr.
+pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(), String> {
+    let socket = socket_path(socket, config);
+    let ask = |req: ControlRequest| call(&socket, &req);
+    match command {
+        Command::Status { json } => {
+            let s = ask(ControlRequest::Status)?;
+            if json {
+                println!("{s}");
+            } else {
+                print!("{}", format_status(&s));
+            }
+        }
+        Command::Events {
+            since,
+            route,
+            limit,
+            json,
+        } => {
+            let ago: Millis = since.parse().map_err(|e| format!("--since: {e}"))?;
+            let v = ask(ControlRequest::Events {
+                since_ms: since_ms(ago.0),
+                route,
+                limit,
+            })?;
+            let events = v["events"].as_array().cloned().unwrap_or_default();
+            if json {
+                println!("{}", Value::Array(events));
+            } else {
+                print!("{}", format_events(&events));
+            }
+        }
+        Command::Test { route } => {
+            ask(ControlRequest::Test {
+                route: route.clone(),
+            })?;
+            println!("playing the {route} sweep (not counted)");
+        }
+        Command::Reset { route, yes } => {
+            let what = route
+                .as_deref()
+                .map_or("ALL counters".to_string(), |r| format!("the {r} counter"));
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    return Err(format!(
+                        "refusing to reset {what} without --yes (stdin is not a terminal)"
+                    ));
+                }
+                if !confirm(&format!("Reset {what} to zero?")) {
+                    return Err("not reset".into());
+                }
+            }
+            ask(ControlRequest::Reset { route })?;
+            println!("reset {what}");
+        }
+        Command::Brightness { leds, display } => {
+            ask(ControlRequest::Brightness { leds, display })?;
+            println!("brightness: LEDs {leds}/31, display {display}/7 (until restart; set led_brightness and display_brightness in the config to keep it)");
+        }
+        Command::Mode { mode } => {
+            let v = ask(ControlRequest::Mode {
+                mode: mode.to_lowercase(),
+            })?;
+            println!("mode: {}", text(&v["mode"]));
+        }
+        Command::Reload => {
+            let v = ask(ControlRequest::Reload)?;
+            println!("reloaded {}", text(&v["reloaded"]));
+        }
+        Command::Hook {
+            route,
+            jail,
+            host,
+            source,
+        } => {
+            print!(
+                "{}",
+                hook_snippet(config, &route, &jail, host, source.as_deref())?
+            );
+        }
+        Command::Run | Command::CheckConfig { .. } => unreachable!("not a maintenance command"),
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    if ok && end > 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "banlight.local".into()
+    }
+}
+
+/// The snippet for `banlight hook`, from the config (no daemon needed).
+pub fn hook_snippet(
+    config: &Config,
+    route: &str,
+    jail: &str,
+    host: Option<String>,
+    source: Option<&str>,
+) -> Result<String, String> {
+    if config.route_index(route).is_none() {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        return Err(format!(
+            "no route \"{route}\"; routes: {}",
+            names.join(", ")
+        ));
+    }
+    if !crate::request::valid_name(jail) {
+        return Err(format!("invalid jail name \"{jail}\""));
+    }
+    let allowed: Vec<&crate::config::Source> = config
+        .sources
+        .iter()
+        .filter(|s| {
+            s.routes
+                .as_ref()
+                .is_none_or(|r| r.iter().any(|x| x == route))
+        })
+        .collect();
+    let chosen = match source {
+        Some(name) => Some(
+            *allowed
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| format!("no source \"{name}\" that may post to {route}"))?,
+        ),
+        None if config.sources.is_empty() => None,
+        None if allowed.len() == 1 => Some(allowed[0]),
+        None if allowed.is_empty() => {
+            return Err(format!("no [[source]] may post to route {route}"))
+        }
+        None => {
+            let names: Vec<&str> = allowed.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "several sources may post to {route}; pick one with --source: {}",
+                names.join(", ")
+            ));
+        }
+    };
+    let host = host.unwrap_or_else(|| {
+        let ip = config.listen.ip();
+        if ip.is_unspecified() || ip.is_loopback() {
+            hostname()
+        } else {
+            ip.to_string()
+        }
+    });
+    Ok(HookSnippet {
+        route,
+        jail,
+        host: &host,
+        port: config.listen.port(),
+        token: chosen.map(|s| s.token.as_str()),
+        source: chosen.map(|s| s.name.as_str()),
+    }
+    .render())
+}

@@ -1,0 +1,332 @@
+//! The local control socket: admin operations for the CLI, only over a Unix
+//! socket (mode 0660), never over TCP. One JSON request line, one JSON answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::config::Config;
+use crate::core::time::rfc3339_utc;
+use crate::daemon::{button_timing, rate_limit};
+use crate::engine::{EngineHandle, EngineMsg};
+use crate::http::App;
+use crate::ledger::{wall_ms, EventQuery, LedgerHandle};
+
+/// A request line on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum ControlRequest {
+    Status,
+    Events {
+        since_ms: u64,
+        route: Option<String>,
+        limit: usize,
+    },
+    Test {
+        route: String,
+    },
+    Reset {
+        route: Option<String>,
+    },
+    Brightness {
+        leds: u8,
+        display: u8,
+    },
+    Mode {
+        mode: String,
+    },
+    Reload,
+}
+
+const MAX_REQUEST: usize = 64 * 1024;
+
+pub struct Control {
+    pub app: Arc<App>,
+    pub engine: EngineHandle,
+    pub ledger: LedgerHandle,
+    /// The config in force (reload replaces it).
+    pub config: Mutex<Config>,
+}
+
+fn ok(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("ok".into(), json!(true));
+    }
+    v
+}
+
+fn fail(message: impl Into<String>) -> Value {
+    json!({"ok": false, "error": message.into()})
+}
+
+impl Control {
+    fn route_exists(&self, route: &str) -> bool {
+        self.app
+            .routes
+            .read()
+            .expect("routes lock")
+            .iter()
+            .any(|r| r.name == route)
+    }
+
+    pub async fn handle(&self, req: ControlRequest) -> Value {
+        match req {
+            ControlRequest::Status => ok(self.app.status_json()),
+            ControlRequest::Events {
+                since_ms,
+                route,
+                limit,
+            } => {
+                let q = EventQuery {
+                    since_ms,
+                    route,
+                    limit: limit.min(100_000),
+                };
+                match self.ledger.events(q).await {
+                    Ok(events) => {
+                        let list: Vec<Value> = events
+                            .iter()
+                            .map(|e| {
+                                json!({
+                                    "time": rfc3339_utc(e.ts_ms),
+                                    "ts_ms": e.ts_ms,
+                                    "route": e.route,
+                                    "kind": e.kind,
+                                    "source": e.source,
+                                    "jail": e.jail,
+                                    "ip": e.ip,
+                                })
+                            })
+                            .collect();
+                        ok(json!({ "events": list }))
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            ControlRequest::Test { route } => {
+                if !self.route_exists(&route) {
+                    return fail(format!("no route \"{route}\""));
+                }
+                self.engine.send(EngineMsg::Test(route.clone()));
+                ok(json!({ "played": route }))
+            }
+            ControlRequest::Reset { route } => {
+                if let Some(r) = &route {
+                    if !self.route_exists(r) {
+                        return fail(format!("no route \"{r}\""));
+                    }
+                }
+                match self.ledger.reset(route.clone(), "cli".into()).await {
+                    Ok(()) => {
+                        tracing::warn!(
+                            route = route.as_deref().unwrap_or("(all)"),
+                            "counters reset from the CLI"
+                        );
+                        ok(json!({ "reset": route.unwrap_or_else(|| "all".into()) }))
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            ControlRequest::Brightness { leds, display } => {
+                if leds > 31 || display > 7 {
+                    return fail("brightness: LEDs take 0-31, the display 0-7");
+                }
+                self.engine.send(EngineMsg::Brightness(leds, display));
+                ok(json!({ "leds": leds, "display": display }))
+            }
+            ControlRequest::Mode { mode } => match self.engine.set_mode(mode).await {
+                Ok(m) => ok(json!({ "mode": m })),
+                Err(e) => fail(e),
+            },
+            ControlRequest::Reload => match self.reload().await {
+                Ok(summary) => ok(json!({ "reloaded": summary })),
+                Err(e) => fail(e),
+            },
+        }
+    }
+
+    /// Re-reads the config file; a bad file changes nothing.
+    pub async fn reload(&self) -> Result<String, String> {
+        let path = {
+            let current = self.config.lock().expect("config lock");
+            current.source.clone()
+        };
+        let Some(path) = path else {
+            return Err(
+                "banlight runs on built-in defaults (no --config): there is no file to reload"
+                    .into(),
+            );
+        };
+        let new = Config::load(&path).map_err(|e| {
+            tracing::error!("reload rejected, the old config stays in force: {e}");
+            format!("{e} (the old config stays in force)")
+        })?;
+        let mut restart_needed = Vec::new();
+        {
+            let old = self.config.lock().expect("config lock");
+            let checks: [(&str, bool); 8] = [
+                ("listen", old.listen != new.listen),
+                ("state_dir", old.state_dir != new.state_dir),
+                ("control_socket", old.control_socket != new.control_socket),
+                ("panel.backend", old.panel.backend != new.panel.backend),
+                (
+                    "panel.record_path",
+                    old.panel.record_path != new.panel.record_path,
+                ),
+                (
+                    "panel.led_count",
+                    old.panel.led_count != new.panel.led_count,
+                ),
+                (
+                    "max_connections",
+                    old.max_connections != new.max_connections,
+                ),
+                (
+                    "header_timeout",
+                    old.header_timeout_ms != new.header_timeout_ms,
+                ),
+            ];
+            restart_needed.extend(
+                checks
+                    .iter()
+                    .filter(|(_, changed)| *changed)
+                    .map(|(k, _)| *k),
+            );
+        }
+        *self.app.routes.write().expect("routes lock") = Arc::new(new.routes.clone());
+        *self.app.sources.write().expect("sources lock") = Arc::new(new.sources.clone());
+        self.app
+            .limiter
+            .lock()
+            .expect("limiter lock")
+            .set_limit(rate_limit(&new));
+        self.ledger.set_dedupe_window(new.dedupe_window_ms).await;
+        let mut settings = new.scene_settings();
+        // led_count needs a restart (the strip is opened with it)
+        settings.sweep.led_count =
+            self.config.lock().expect("config lock").panel.led_count as usize;
+        self.engine.send(EngineMsg::Reconfigure(
+            settings,
+            new.route_looks(),
+            button_timing(&new),
+        ));
+        let mut summary = format!(
+            "{}: {} routes, {} sources",
+            path.display(),
+            new.routes.len(),
+            new.sources.len()
+        );
+        if !restart_needed.is_empty() {
+            summary.push_str(&format!(
+                "; restart banlight to apply {}",
+                restart_needed.join(", ")
+            ));
+        }
+        tracing::info!("config reloaded: {summary}");
+        *self.config.lock().expect("config lock") = new;
+        Ok(summary)
+    }
+}
+
+/// Binds the socket: refuses if a daemon already answers there, replaces a
+/// stale file, and makes it 0660 (owner and group, e.g. `banlight`).
+pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            anyhow::bail!(
+                "another banlight is already running with control socket {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            anyhow::anyhow!("cannot remove stale control socket {}: {e}", path.display())
+        })?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| anyhow::anyhow!("cannot create control socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+/// Serves control requests until the listener is dropped with the task.
+pub async fn serve(listener: UnixListener, control: Arc<Control>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let control = control.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
+            let answer = match reader.read_line(&mut line).await {
+                Ok(_) => match serde_json::from_str::<ControlRequest>(&line) {
+                    Ok(req) => control.handle(req).await,
+                    Err(e) => fail(format!("bad request: {e}")),
+                },
+                Err(e) => fail(format!("cannot read the request: {e}")),
+            };
+            let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+        });
+    }
+}
+
+/// Removes the socket file when the daemon stops.
+pub struct SocketFile(pub PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The CLI side: one request, one answer.
+pub fn call(socket: &Path, req: &ControlRequest) -> Result<Value, String> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
+            "banlight is not running (no daemon at {}). Start it with `sudo systemctl start banlight`, or pass --socket PATH",
+            socket.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "no permission to use {}: add yourself to the banlight group (`sudo adduser $USER banlight`, then log in again) or use sudo",
+            socket.display()
+        ),
+        _ => format!("cannot connect to {}: {e}", socket.display()),
+    })?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let line = serde_json::to_string(req).map_err(|e| e.to_string())? + "\n";
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| format!("cannot send to the daemon: {e}"))?;
+    let mut answer = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("no answer from the daemon: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&answer).map_err(|e| format!("bad answer from the daemon: {e}"))?;
+    if v["ok"] == json!(true) {
+        Ok(v)
+    } else {
+        Err(v["error"]
+            .as_str()
+            .unwrap_or("the daemon refused")
+            .to_string())
+    }
+}
+
+/// For `events --since`: milliseconds since the epoch, `since` ago.
+pub fn since_ms(ago_ms: u64) -> u64 {
+    wall_ms().saturating_sub(ago_ms)
+}

@@ -1,0 +1,375 @@
+//! Request -> hook parsing and authorization, free of hyper and I/O so that
+//! it can be fuzzed and unit-tested on its own. `http.rs` feeds it.
+
+use std::net::IpAddr;
+
+use crate::config::{Route, Source};
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Status,
+    /// Index into the routes.
+    Hook(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    NotFound,
+    MethodNotAllowed(&'static str),
+    BadRequest(String),
+    UnsupportedMediaType,
+    /// No or unknown token while sources are configured.
+    Unauthorized,
+    /// A valid token for a source that may not post to this route.
+    Forbidden(String),
+}
+
+impl RequestError {
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::NotFound => 404,
+            RequestError::MethodNotAllowed(_) => 405,
+            RequestError::BadRequest(_) => 400,
+            RequestError::UnsupportedMediaType => 415,
+            RequestError::Unauthorized => 401,
+            RequestError::Forbidden(_) => 403,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            RequestError::NotFound => "no such route".into(),
+            RequestError::MethodNotAllowed(allow) => format!("method not allowed; use {allow}"),
+            RequestError::BadRequest(m) => m.clone(),
+            RequestError::UnsupportedMediaType => {
+                "send the body as application/x-www-form-urlencoded (curl -d does)".into()
+            }
+            RequestError::Unauthorized => {
+                "a token is required: send Authorization: Bearer TOKEN (or ?token=TOKEN)".into()
+            }
+            RequestError::Forbidden(source) => {
+                format!("source \"{source}\" may not post to this route")
+            }
+        }
+    }
+}
+
+/// Finds what a method and path address.
+pub fn parse_target(method: &str, path: &str, routes: &[Route]) -> Result<Target, RequestError> {
+    if path == "/api/status" {
+        return match method {
+            "GET" | "HEAD" => Ok(Target::Status),
+            _ => Err(RequestError::MethodNotAllowed("GET")),
+        };
+    }
+    let name = path.strip_prefix('/').unwrap_or("");
+    let index = if name.contains('/') {
+        None
+    } else {
+        routes.iter().position(|r| r.name == name)
+    };
+    let index = index.ok_or(RequestError::NotFound)?;
+    match method {
+        "GET" | "POST" => Ok(Target::Hook(index)),
+        _ => Err(RequestError::MethodNotAllowed("GET, POST")),
+    }
+}
+
+/// The hook parameters from a query string and/or form body.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HookParams {
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+    pub source: Option<String>,
+    pub failures: Option<u32>,
+    pub token: Option<String>,
+}
+
+/// Jail and source names: what fail2ban allows in a jail name, bounded.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c))
+}
+
+fn shown(v: &str, max: usize) -> String {
+    v.chars().take(max).flat_map(char::escape_default).collect()
+}
+
+/// Parses `jail`, `ip`, `source`, `failures` and `token`; other keys are ignored.
+pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), RequestError> {
+    let bad = |m: String| RequestError::BadRequest(m);
+    for (k, v) in form_urlencoded::parse(input) {
+        let v = v.trim();
+        match k.as_ref() {
+            "jail" | "source" => {
+                if !valid_name(v) {
+                    return Err(bad(format!(
+                        "invalid {k} \"{}\": use 1-64 letters, digits or . _ - : @",
+                        shown(v, 64)
+                    )));
+                }
+                let slot = if k == "jail" {
+                    &mut into.jail
+                } else {
+                    &mut into.source
+                };
+                *slot = Some(v.to_string());
+            }
+            "ip" => {
+                let ip: IpAddr = v
+                    .parse()
+                    .map_err(|_| bad(format!("invalid ip \"{}\"", shown(v, 64))))?;
+                // Canonical form, so dedupe sees ::1 and 0:0::1 as one address.
+                into.ip = Some(ip.to_string());
+            }
+            "failures" => {
+                into.failures = Some(
+                    v.parse()
+                        .map_err(|_| bad(format!("invalid failures \"{}\"", shown(v, 20))))?,
+                );
+            }
+            "token" => into.token = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Everything about a hook request that matters, gathered from the wire.
+#[derive(Debug, Default, Clone)]
+pub struct HookInput<'a> {
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
+    pub body: &'a [u8],
+}
+
+pub fn parse_hook(input: &HookInput) -> Result<HookParams, RequestError> {
+    let mut params = HookParams::default();
+    if let Some(q) = input.query {
+        parse_params(q.as_bytes(), &mut params)?;
+    }
+    if !input.body.is_empty() {
+        let is_form = input
+            .content_type
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim())
+            .is_some_and(|v| v.eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(RequestError::UnsupportedMediaType);
+        }
+        parse_params(input.body, &mut params)?;
+    }
+    if let Some(auth) = input.authorization {
+        let auth = std::str::from_utf8(auth)
+            .map_err(|_| RequestError::Unauthorized)?
+            .trim();
+        let (scheme, token) = auth.split_once(' ').ok_or(RequestError::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(RequestError::Unauthorized);
+        }
+        params.token = Some(token.trim().to_string());
+    }
+    Ok(params)
+}
+
+/// Equal bytes, in time that depends only on the lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xFF);
+        diff |= x ^ y;
+    }
+    // Keep the compiler from short-circuiting the loop.
+    std::hint::black_box(diff) == 0
+}
+
+/// With no sources configured, everyone may post (as the prototype allowed)
+/// and `source` comes from the request. Otherwise the token must match a
+/// source allowed on the route, and names the event's source.
+pub fn authorize(
+    token: Option<&str>,
+    sources: &[Source],
+    route: &str,
+) -> Result<Option<String>, RequestError> {
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let token = token.ok_or(RequestError::Unauthorized)?;
+    // Compare against every source, so timing does not say which one matched.
+    let mut found: Option<&Source> = None;
+    for s in sources {
+        if constant_time_eq(token.as_bytes(), s.token.as_bytes()) && found.is_none() {
+            found = Some(s);
+        }
+    }
+    let source = found.ok_or(RequestError::Unauthorized)?;
+    match &source.routes {
+        Some(allowed) if !allowed.iter().any(|r| r == route) => {
+            Err(RequestError::Forbidden(source.name.clone()))
+        }
+        _ => Ok(Some(source.name.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn routes() -> Vec<Route> {
+        Config::defaults().routes
+    }
+
+    fn source(name: &str, token: &str, routes: Option<&[&str]>) -> Source {
+        Source {
+            name: name.into(),
+            token: token.into(),
+            routes: routes.map(|r| r.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let r = routes();
+        assert_eq!(parse_target("GET", "/red", &r), Ok(Target::Hook(0)));
+        assert_eq!(parse_target("POST", "/green", &r), Ok(Target::Hook(3)));
+        assert_eq!(parse_target("GET", "/api/status", &r), Ok(Target::Status));
+        assert_eq!(
+            parse_target("POST", "/api/status", &r),
+            Err(RequestError::MethodNotAllowed("GET"))
+        );
+        assert_eq!(
+            parse_target("PUT", "/red", &r),
+            Err(RequestError::MethodNotAllowed("GET, POST"))
+        );
+        for p in [
+            "/",
+            "",
+            "/red/",
+            "/red/x",
+            "/api",
+            "/favicon.ico",
+            "red",
+            "/RED",
+        ] {
+            assert_eq!(
+                parse_target("GET", p, &r),
+                Err(RequestError::NotFound),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn params_from_query_and_form() {
+        let p = parse_hook(&HookInput {
+            query: Some("jail=sshd&ip=2001:db8:0::1&failures=0&unknown=1"),
+            content_type: Some(b"application/x-www-form-urlencoded; charset=utf-8"),
+            body: b"source=web-1&ip=203.0.113.9",
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.jail.as_deref(), Some("sshd"));
+        assert_eq!(p.ip.as_deref(), Some("203.0.113.9"), "the body wins");
+        assert_eq!(p.source.as_deref(), Some("web-1"));
+        assert_eq!(p.failures, Some(0));
+    }
+
+    #[test]
+    fn bad_params_are_400_with_the_name() {
+        for (q, what) in [
+            ("ip=1.2.3", "ip"),
+            ("jail=a b", "jail"),
+            ("failures=x", "failures"),
+            ("source=", "source"),
+        ] {
+            match parse_hook(&HookInput {
+                query: Some(q),
+                ..Default::default()
+            }) {
+                Err(RequestError::BadRequest(m)) => assert!(m.contains(what), "{m}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        let e = parse_hook(&HookInput {
+            body: b"{}",
+            content_type: Some(b"application/json"),
+            ..Default::default()
+        });
+        assert_eq!(e, Err(RequestError::UnsupportedMediaType));
+    }
+
+    #[test]
+    fn bearer_token_is_read() {
+        let p = parse_hook(&HookInput {
+            authorization: Some(b"Bearer abc123"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.token.as_deref(), Some("abc123"));
+        let p = parse_hook(&HookInput {
+            query: Some("token=q"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.token.as_deref(), Some("q"));
+        for bad in [&b"Basic abc"[..], b"Bearer", b"\xff\xfe"] {
+            assert_eq!(
+                parse_hook(&HookInput {
+                    authorization: Some(bad),
+                    ..Default::default()
+                }),
+                Err(RequestError::Unauthorized)
+            );
+        }
+    }
+
+    #[test]
+    fn authorization_rules() {
+        assert_eq!(
+            authorize(None, &[], "red"),
+            Ok(None),
+            "open when no sources"
+        );
+        let s = vec![
+            source("web-1", "token-web-1-0123456789", Some(&["blue"])),
+            source("ssh-1", "token-ssh-1-0123456789", None),
+        ];
+        assert_eq!(authorize(None, &s, "red"), Err(RequestError::Unauthorized));
+        assert_eq!(
+            authorize(Some("nope"), &s, "red"),
+            Err(RequestError::Unauthorized)
+        );
+        assert_eq!(
+            authorize(Some("token-ssh-1-0123456789"), &s, "red"),
+            Ok(Some("ssh-1".into()))
+        );
+        assert_eq!(
+            authorize(Some("token-web-1-0123456789"), &s, "blue"),
+            Ok(Some("web-1".into()))
+        );
+        assert_eq!(
+            authorize(Some("token-web-1-0123456789"), &s, "red"),
+            Err(RequestError::Forbidden("web-1".into()))
+        );
+        assert_eq!(
+            authorize(Some("token-web-1-012345678"), &s, "blue"),
+            Err(RequestError::Unauthorized)
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_is_eq() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(b"ab\0", b"ab"));
+    }
+}

@@ -1,0 +1,445 @@
+//! The maintenance CLI against a running daemon, per-server tokens, rate
+//! limiting and config reload.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Runs the real `banlight` binary with the daemon's socket.
+fn cli(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_banlight"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run banlight");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn socket_of(d: &TestDaemon) -> std::path::PathBuf {
+    d.daemon
+        .as_ref()
+        .unwrap()
+        .control
+        .config
+        .lock()
+        .unwrap()
+        .control_socket
+        .clone()
+}
+
+/// `cli` off the async runtime's thread.
+async fn run_cli(socket: &Path, args: &[&str]) -> (bool, String, String) {
+    let socket = socket.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&socket, &args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_against_a_running_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    let sock = socket_of(&d);
+    d.get("/red?jail=sshd&ip=203.0.113.9").await;
+    d.get("/red?jail=sshd&ip=203.0.113.10").await;
+    d.get("/blue?jail=wordpress&ip=198.18.0.1&source=web-1")
+        .await;
+
+    // status, text and JSON
+    let (ok, out, err) = run_cli(&sock, &["status"]).await;
+    assert!(ok, "{err}");
+    let red_line = out.lines().find(|l| l.starts_with("red ")).expect(&out);
+    assert_eq!(red_line.split_whitespace().nth(1), Some("2"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("total") && l.split_whitespace().nth(1) == Some("3")),
+        "{out}"
+    );
+    assert!(out.contains("mode total"), "{out}");
+    let (ok, out, _) = run_cli(&sock, &["status", "--json"]).await;
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["routes"]["blue"]["count"], 1);
+
+    // events, filtered, as JSON and text
+    let (ok, out, _) = run_cli(&sock, &["events", "--route", "red", "--json"]).await;
+    assert!(ok);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["ip"], "203.0.113.10", "newest first");
+    assert_eq!(events[0]["jail"], "sshd");
+    let (ok, out, _) = run_cli(&sock, &["events", "--since", "1h", "--limit", "1"]).await;
+    assert!(ok);
+    assert_eq!(out.lines().count(), 2, "header + 1 row:\n{out}");
+    assert!(out.contains("web-1") && out.contains("198.18.0.1"), "{out}");
+    let (ok, _, err) = run_cli(&sock, &["events", "--since", "yesterday"]).await;
+    assert!(!ok && err.contains("--since"), "{err}");
+
+    // test plays a sweep without counting
+    let frames_before = d.panel.frames().len();
+    let (ok, out, _) = run_cli(&sock, &["test", "green"]).await;
+    assert!(ok, "{out}");
+    let panel = d.panel.clone();
+    eventually(5, "a green sweep", || {
+        panel.frames()[frames_before..]
+            .iter()
+            .any(|(_, f)| f.leds.iter().any(|c| c.g > 200 && c.r == 0))
+    })
+    .await;
+    assert_eq!(d.status().await["total"], 3, "test does not count");
+    let (ok, _, err) = run_cli(&sock, &["test", "nope"]).await;
+    assert!(!ok && err.contains("no route"), "{err}");
+
+    // mode and brightness do what the buttons do
+    let (ok, out, _) = run_cli(&sock, &["mode", "NEXT"]).await;
+    assert!(ok && out.contains("mode: red"), "{out}");
+    let (ok, out, _) = run_cli(&sock, &["mode", "24h"]).await;
+    assert!(ok && out.contains("mode: 24h"), "{out}");
+    assert_eq!(d.status().await["mode"], "24h");
+    let (ok, _, err) = run_cli(&sock, &["mode", "sideways"]).await;
+    assert!(!ok && err.contains("no mode"), "{err}");
+    let (ok, _, _) = run_cli(&sock, &["brightness", "20", "6"]).await;
+    assert!(ok);
+    eventually(5, "frames at the new brightness", || {
+        panel
+            .last()
+            .is_some_and(|f| f.led_brightness == 20 && f.display_brightness == 6)
+    })
+    .await;
+    let (ok, _, err) = run_cli(&sock, &["brightness", "40", "6"]).await;
+    assert!(!ok && err.contains("0-31"), "{err}");
+
+    // reset: refused without --yes when not on a terminal; recorded as an event
+    let (ok, _, err) = run_cli(&sock, &["reset", "red"]).await;
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert_eq!(d.status().await["routes"]["red"]["count"], 2);
+    let (ok, _, _) = run_cli(&sock, &["reset", "red", "--yes"]).await;
+    assert!(ok);
+    let s = d.status().await;
+    assert_eq!(
+        (s["routes"]["red"]["count"].clone(), s["total"].clone()),
+        (0.into(), 1.into())
+    );
+    let (_, out, _) = run_cli(&sock, &["events", "--json", "--limit", "1"]).await;
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (events[0]["kind"].as_str(), events[0]["route"].as_str()),
+        (Some("reset"), Some("red"))
+    );
+    let (ok, _, _) = run_cli(&sock, &["reset", "--yes"]).await;
+    assert!(ok);
+    assert_eq!(d.status().await["total"], 0);
+
+    // reload without a file behind it says so
+    let (ok, _, err) = run_cli(&sock, &["reload"]).await;
+    assert!(!ok, "test configs are parsed from text, not a file: {err}");
+    d.shutdown().await;
+    assert!(!sock.exists(), "the socket is removed on shutdown");
+
+    let (ok, _, err) = run_cli(&sock, &["status"]).await;
+    assert!(!ok && err.contains("not running"), "{err}");
+}
+
+#[tokio::test]
+async fn admin_operations_are_not_on_the_tcp_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    for path in [
+        "/api/reset",
+        "/api/reload",
+        "/api/events",
+        "/api/mode",
+        "/reset",
+    ] {
+        for method in ["GET", "POST"] {
+            let r = request(
+                d.addr,
+                &format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+            )
+            .await;
+            assert_eq!(r.status, 404, "{method} {path}");
+        }
+    }
+    d.shutdown().await;
+}
+
+const SOURCES: &str = r#"
+[[source]]
+name = "web-1"
+token = "web1-token-0123456789abcdef"
+routes = ["blue"]
+[[source]]
+name = "ssh-1"
+token = "ssh1-token-0123456789abcdef"
+"#;
+
+#[tokio::test]
+async fn tokens_gate_hooks_and_name_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), SOURCES)).await;
+    let with_auth = |path: &str, auth: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}\r\n")
+    };
+    let r = d.get("/red").await;
+    assert_eq!(r.status, 401);
+    assert!(r.head.to_lowercase().contains("www-authenticate: bearer"));
+    assert_eq!(
+        request(
+            d.addr,
+            &with_auth("/red", "Authorization: Bearer wrong-token-0123456789\r\n")
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        request(
+            d.addr,
+            &with_auth("/red", "Authorization: Basic d2ViMQ==\r\n")
+        )
+        .await
+        .status,
+        401
+    );
+    // web-1 may only post to blue
+    let r = request(
+        d.addr,
+        &with_auth(
+            "/red",
+            "Authorization: Bearer web1-token-0123456789abcdef\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = request(
+        d.addr,
+        &with_auth(
+            "/blue?jail=wp&ip=198.18.0.7",
+            "Authorization: Bearer web1-token-0123456789abcdef\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // ?token= for the simplest curl line; a claimed source= cannot override the token's
+    let r = d
+        .get("/red?token=ssh1-token-0123456789abcdef&source=web-1")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = d.status().await;
+    assert_eq!(s["total"], 2, "refused requests counted nothing");
+    assert_eq!(s["auth"], "token");
+    assert_eq!(s["requests"]["unauthorized"], 4);
+    let q = banlight::ledger::EventQuery {
+        since_ms: 0,
+        route: None,
+        limit: 10,
+    };
+    let events = d.daemon.as_ref().unwrap().ledger.events(q).await.unwrap();
+    let sources: Vec<_> = events.iter().map(|e| e.source.clone().unwrap()).collect();
+    assert_eq!(sources, ["ssh-1", "web-1"]);
+    d.shutdown().await;
+}
+
+/// A connection from a chosen loopback address.
+async fn from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(src), 0).into())
+        .unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    parse_response(&buf)
+}
+
+#[tokio::test]
+async fn scanners_are_rate_limited_per_address_and_counted_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        "[rate_limit]\nburst = 5\nper_minute = 6\n",
+    ))
+    .await;
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let scanner = [127, 0, 0, 66];
+    for _ in 0..5 {
+        assert_eq!(
+            from(scanner, d.addr, &get("/wp-login.php")).await.status,
+            404
+        );
+    }
+    for path in ["/wp-login.php", "/red", "/api/status"] {
+        assert_eq!(
+            from(scanner, d.addr, &get(path)).await.status,
+            429,
+            "{path}"
+        );
+    }
+    // another address is unaffected, and valid hooks from it cost nothing
+    let server = [127, 0, 0, 77];
+    for i in 0..20 {
+        let r = from(
+            server,
+            d.addr,
+            &get(&format!("/red?jail=sshd&ip=198.18.1.{i}")),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let s = d.status().await;
+    assert_eq!(s["total"], 20);
+    assert_eq!(s["requests"]["rate_limited"], 3);
+    assert_eq!(s["requests"]["refused"], 5);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_a_good_config_and_rejects_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banlight.toml");
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+        dir.path().join("state").display()
+    );
+    std::fs::write(
+        &file,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
+    )
+    .unwrap();
+    let config = banlight::config::Config::load(&file).unwrap();
+    let d = TestDaemon::start(&config).await;
+    let sock = socket_of(&d);
+    assert_eq!(d.get("/red").await.status, 200);
+    assert_eq!(d.get("/orange").await.status, 404);
+
+    // good: a new route and a token requirement, counts kept
+    std::fs::write(
+        &file,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"orange\"\ncolor = \"#ff8000\"\nlabel = \"OrAn\"\n{SOURCES}").replace("routes = [\"blue\"]", "routes = [\"orange\"]"),
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(&sock, &["reload"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("2 routes, 2 sources"), "{out}");
+    assert_eq!(d.get("/orange").await.status, 401, "tokens now required");
+    let r = d.get("/orange?token=web1-token-0123456789abcdef").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["total"], 2, "count from before the reload kept");
+
+    // bad: rejected with file, line and key; the old config stays
+    std::fs::write(
+        &file,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"crimson\"\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = run_cli(&sock, &["reload"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("banlight.toml:5")
+            && err.contains("route[0].color")
+            && err.contains("old config stays"),
+        "{err}"
+    );
+    assert_eq!(
+        d.get("/orange?token=web1-token-0123456789abcdef")
+            .await
+            .status,
+        200,
+        "old config in force"
+    );
+
+    // revoking a server is deleting its table and reloading
+    std::fs::write(
+        &file,
+        format!("{base}[[route]]\nname = \"orange\"\ncolor = \"#ff8000\"\nlabel = \"OrAn\"\n[[source]]\nname = \"ssh-1\"\ntoken = \"ssh1-token-0123456789abcdef\"\n"),
+    )
+    .unwrap();
+    assert!(run_cli(&sock, &["reload"]).await.0);
+    assert_eq!(
+        d.get("/orange?token=web1-token-0123456789abcdef")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        d.get("/orange?token=ssh1-token-0123456789abcdef")
+            .await
+            .status,
+        200
+    );
+    d.shutdown().await;
+}
+
+#[test]
+fn hook_prints_a_ready_jail_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banlight.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"0.0.0.0:8080\"\nstate_dir = \"{}\"\n{SOURCES}",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_banlight"))
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["hook", "red", "--host", "pi.lan"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("[sshd]\nenabled = true\naction = %(action_)s\n"),
+        "{out}"
+    );
+    assert!(out.contains("banlight[host=\"pi.lan\", port=\"8080\", route=red, token_file=\"/etc/fail2ban/banlight.token\"]"), "{out}");
+    assert!(
+        out.contains("Bearer ssh1-token-0123456789abcdef"),
+        "the only source allowed on red: {out}"
+    );
+    let (ok, _, err) = run(&["hook", "blue", "--host", "pi.lan"]);
+    assert!(
+        !ok && err.contains("--source"),
+        "two sources may post to blue: {err}"
+    );
+    let (ok, out, _) = run(&[
+        "hook",
+        "blue",
+        "--host",
+        "pi.lan",
+        "--source",
+        "web-1",
+        "--jail",
+        "wordpress",
+    ]);
+    assert!(
+        ok && out.contains("[wordpress]") && out.contains("web1-token"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&["hook", "mauve"]);
+    assert!(!ok && err.contains("no route"), "{err}");
+}
