@@ -216,6 +216,69 @@ pub fn authorize(
     }
 }
 
+/// One fuzz case: `data` is split on 0xFF bytes into method, path, query,
+/// Authorization, Content-Type and body. Panics only if an invariant breaks.
+/// Shared by the cargo-fuzz target and the regression test over kept inputs.
+pub fn fuzz_one(data: &[u8]) {
+    use std::sync::OnceLock;
+    static FIXTURE: OnceLock<(Vec<Route>, Vec<Source>)> = OnceLock::new();
+    let (routes, sources) = FIXTURE.get_or_init(|| {
+        let config = crate::config::Config::defaults();
+        let sources = vec![
+            Source {
+                name: "web-1".into(),
+                token: "web1-token-0123456789".into(),
+                routes: Some(vec!["blue".into()]),
+            },
+            Source {
+                name: "ssh-1".into(),
+                token: "ssh1-token-0123456789".into(),
+                routes: None,
+            },
+        ];
+        (config.routes, sources)
+    });
+    let mut parts = data.split(|b| *b == 0xFF);
+    let mut next = || parts.next().unwrap_or(&[]);
+    let (method, path, query, auth, ctype, body) = (next(), next(), next(), next(), next(), next());
+    let method = String::from_utf8_lossy(method);
+    let path = String::from_utf8_lossy(path);
+    let query = std::str::from_utf8(query).ok().filter(|q| !q.is_empty());
+    let target = parse_target(&method, &path, routes);
+    if let Ok(Target::Hook(i)) = target {
+        assert!(i < routes.len());
+        assert!(method == "GET" || method == "POST");
+        assert_eq!(path, format!("/{}", routes[i].name));
+    }
+    let input = HookInput {
+        query,
+        authorization: (!auth.is_empty()).then_some(auth),
+        content_type: (!ctype.is_empty()).then_some(ctype),
+        body,
+    };
+    match parse_hook(&input) {
+        Ok(params) => {
+            if let Some(ip) = &params.ip {
+                let parsed: IpAddr = ip.parse().expect("ip is canonical");
+                assert_eq!(&parsed.to_string(), ip);
+            }
+            for name in [&params.jail, &params.source].into_iter().flatten() {
+                assert!(valid_name(name), "{name:?}");
+            }
+            for route in routes {
+                let r = authorize(params.token.as_deref(), sources, &route.name);
+                if let Ok(who) = &r {
+                    assert!(who.is_some(), "with sources configured, success names one");
+                }
+            }
+        }
+        Err(e) => {
+            assert!((400..500).contains(&e.status()));
+            assert!(!e.message().is_empty());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

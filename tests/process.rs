@@ -1,6 +1,6 @@
-//! Process-level durability: spawn the real binary, load it with concurrent
-//! hooks, kill -9 it mid-load, restart it, and check that every event it
-//! answered `"counted": true` is still counted, and nothing else is.
+//! Process-level tests of the real binary: durability across kill -9 mid-load
+//! (every event answered `"counted": true` is still counted, and nothing
+//! else is), config reload on SIGHUP, and a clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -147,4 +147,80 @@ fn kill_9_mid_load_loses_no_answered_event() {
         persisted <= answered + in_flight,
         "{persisted} persisted but only {answered} answered and {in_flight} in flight"
     );
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[test]
+fn sighup_reloads_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("banlight.toml");
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+        dir.path().join("state").display(),
+        dir.path().join("frames.jsonl").display()
+    );
+    std::fs::write(
+        &config,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
+    )
+    .unwrap();
+    let (mut child, addr) = spawn(&config);
+    assert!(get(addr, "/red").starts_with("HTTP/1.1 200"));
+    assert!(get(addr, "/teal").starts_with("HTTP/1.1 404"));
+    std::fs::write(
+        &config,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"teal\"\ncolor = \"#008080\"\nlabel = \"tEAL\"\n"),
+    )
+    .unwrap();
+    signal(&child, libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(addr, "/teal").starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < deadline, "SIGHUP did not add the route");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a broken file on SIGHUP is rejected; the daemon keeps serving the old config
+    std::fs::write(&config, "listen = [").unwrap();
+    signal(&child, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(get(addr, "/teal").starts_with("HTTP/1.1 200"));
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status}");
+    assert_eq!(
+        total_after_restart(dir.path()),
+        3,
+        "red, teal, and teal again before the bad reload"
+    );
+}
+
+/// Starts the daemon again on the same state and reads the total.
+fn total_after_restart(dir: &std::path::Path) -> u64 {
+    let config = dir.join("restart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+            dir.join("state").display(),
+            dir.join("frames2.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = spawn(&config);
+    let t = total(addr);
+    signal(&child, libc::SIGTERM);
+    child.wait().unwrap();
+    t
 }
