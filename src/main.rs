@@ -23,7 +23,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(panel::sim::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -4,7 +4,7 @@
 //! Without a terminal, display changes become plain log lines.
 
 use std::io::{IsTerminal, Read, Write};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -12,6 +12,41 @@ use tokio::sync::mpsc;
 use super::{ButtonEdge, Clock, PanelError, PanelOutput};
 use crate::core::buttons::Button;
 use crate::core::scene::Frame;
+
+/// The panel line last drawn on the terminal, so log lines can be written
+/// above it instead of being glued to its end.
+static PANEL_LINE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Log output (stderr) that keeps the simulated panel's line intact: clear
+/// the line, write the log record, draw the panel line again below it.
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = PANEL_LINE.lock().map(|l| l.clone()).unwrap_or(None);
+        let mut err = std::io::stderr().lock();
+        match line {
+            Some(panel) if std::io::stderr().is_terminal() => {
+                err.write_all(b"\r\x1b[2K")?;
+                err.write_all(buf)?;
+                err.write_all(panel.as_bytes())?;
+            }
+            _ => err.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter
+    }
+}
 
 pub struct SimPanel {
     tty: bool,
@@ -135,9 +170,13 @@ pub fn render_line(frame: &Frame) -> String {
 impl PanelOutput for SimPanel {
     fn show(&mut self, frame: &Frame, _t_ms: u64) -> Result<(), PanelError> {
         if self.tty {
+            let line = render_line(frame);
             let mut out = std::io::stdout().lock();
-            out.write_all(render_line(frame).as_bytes())?;
+            out.write_all(line.as_bytes())?;
             out.flush()?;
+            if let Ok(mut saved) = PANEL_LINE.lock() {
+                *saved = Some(line);
+            }
         } else {
             let now = (frame.display.to_string(), frame.display_on);
             if self.last_display.as_ref() != Some(&now) {
