@@ -234,55 +234,68 @@ impl Ledger {
             return;
         }
         let now = wall_ms();
-        // Decide on a copy of the counters so a failed commit changes nothing.
-        let mut counters = self.counters.lock().expect("counters lock").clone();
+        // Decide against the live counters without changing them: what the
+        // batch adds is applied only once it is durable, so a failed commit
+        // changes nothing (and no per-batch copy of the counters is made).
         let mut events = Vec::new();
         let mut remembered = Vec::new();
-        let mut touched: Vec<String> = Vec::new();
+        // (route, count after this batch, last seen) for every route it touches
+        let mut counts: Vec<(String, u64, Option<u64>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(hooks.len());
-        for (h, _) in hooks.iter() {
-            let counted = match &h.ip {
-                None => true, // nothing to tell two bans apart by
-                Some(ip) => {
-                    let key = BanKey {
-                        route: h.route.clone(),
-                        jail: h.jail.clone().unwrap_or_default(),
-                        ip: ip.clone(),
-                    };
-                    let first = self.dedupe.first_seen(&key, now);
-                    if first {
-                        remembered.push(key);
+        {
+            let live = self.counters.lock().expect("counters lock");
+            let mut total = live.total();
+            for (h, _) in hooks.iter() {
+                let counted = match &h.ip {
+                    None => true, // nothing to tell two bans apart by
+                    Some(ip) => {
+                        let key = BanKey {
+                            route: h.route.clone(),
+                            jail: h.jail.clone().unwrap_or_default(),
+                            ip: ip.clone(),
+                        };
+                        let first = self.dedupe.first_seen(&key, now);
+                        if first {
+                            remembered.push(key);
+                        }
+                        first
                     }
-                    first
+                };
+                let at = match counts.iter().position(|(r, _, _)| *r == h.route) {
+                    Some(i) => i,
+                    None => {
+                        let rc = live.get(&h.route);
+                        counts.push((
+                            h.route.clone(),
+                            rc.map_or(0, |r| r.count),
+                            rc.and_then(|r| r.last_seen_ms),
+                        ));
+                        counts.len() - 1
+                    }
+                };
+                if counted {
+                    let entry = &mut counts[at];
+                    entry.1 = entry.1.saturating_add(1);
+                    entry.2 = Some(entry.2.map_or(now, |t| t.max(now)));
+                    total = total.saturating_add(1);
+                    events.push(StoredEvent {
+                        ts_ms: now,
+                        route: h.route.clone(),
+                        kind: "hook".into(),
+                        jail: h.jail.clone(),
+                        ip: h.ip.clone(),
+                        source: h.source.clone(),
+                    });
                 }
-            };
-            if counted {
-                counters.record(&h.route, now);
-                events.push(StoredEvent {
-                    ts_ms: now,
-                    route: h.route.clone(),
-                    kind: "hook".into(),
-                    jail: h.jail.clone(),
-                    ip: h.ip.clone(),
-                    source: h.source.clone(),
+                outcomes.push(HookOutcome {
+                    counted,
+                    count: counts[at].1,
+                    total,
                 });
-                if !touched.contains(&h.route) {
-                    touched.push(h.route.clone());
-                }
             }
-            outcomes.push(HookOutcome {
-                counted,
-                count: counters.count(&h.route),
-                total: counters.total(),
-            });
         }
-        let counts: Vec<(String, u64, Option<u64>)> = touched
-            .iter()
-            .map(|r| {
-                let rc = counters.get(r).expect("touched routes exist");
-                (r.clone(), rc.count, rc.last_seen_ms)
-            })
-            .collect();
+        // Routes the batch only looked at need no write.
+        counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r));
         let result = if events.is_empty() {
             Ok(())
         } else {
@@ -296,7 +309,11 @@ impl Ledger {
                         .events
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
                 }
-                *self.counters.lock().expect("counters lock") = counters;
+                let mut live = self.counters.lock().expect("counters lock");
+                for e in &events {
+                    live.record(&e.route, e.ts_ms);
+                }
+                drop(live);
                 for (i, (h, reply)) in hooks.drain(..).enumerate() {
                     if outcomes[i].counted {
                         (self.on_counted)(&h.route);
@@ -314,5 +331,112 @@ impl Ledger {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(route: &str, ip: Option<&str>) -> Hook {
+        Hook {
+            route: route.into(),
+            jail: Some("sshd".into()),
+            ip: ip.map(str::to_string),
+            source: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_changes_nothing_and_the_retry_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let counted = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = counted.clone();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let ok = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
+        assert_eq!((ok.counted, ok.count, ok.total), (true, 1, 1));
+        let dup = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
+        assert_eq!((dup.counted, dup.count, dup.total), (false, 1, 1));
+
+        // Break the table behind the ledger's back: the next commit fails.
+        let side = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        side.execute_batch("ALTER TABLE events RENAME TO events_away")
+            .unwrap();
+        let err = handle.hook(hook("red", Some("203.0.113.10"))).await;
+        assert!(
+            err.is_err(),
+            "an event that is not stored is not answered as counted"
+        );
+        assert_eq!(counters.lock().unwrap().count("red"), 1, "nothing changed");
+        assert_eq!(counted.lock().unwrap().len(), 1, "no sweep for it");
+
+        side.execute_batch("ALTER TABLE events_away RENAME TO events")
+            .unwrap();
+        let retry = handle
+            .hook(hook("red", Some("203.0.113.10")))
+            .await
+            .unwrap();
+        assert_eq!(
+            (retry.counted, retry.count, retry.total),
+            (true, 2, 2),
+            "dedupe forgot the failed one"
+        );
+        assert_eq!(*counted.lock().unwrap(), ["red", "red"]);
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.count("red").unwrap(), 2);
+        assert_eq!(store.events(0, None, 10).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_hooks_share_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let stats = ledger.stats.clone();
+        let (handle, join) = ledger.spawn();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    h.hook(hook(if i % 2 == 0 { "red" } else { "blue" }, None))
+                        .await
+                })
+            })
+            .collect();
+        let mut totals = Vec::new();
+        for t in tasks {
+            totals.push(t.await.unwrap().unwrap().total);
+        }
+        totals.sort();
+        assert_eq!(
+            totals,
+            (1..=200).collect::<Vec<u64>>(),
+            "every answer has its own total"
+        );
+        assert_eq!(counters.lock().unwrap().total(), 200);
+        let commits = stats.commits.load(Ordering::Relaxed);
+        assert_eq!(stats.events.load(Ordering::Relaxed), 200);
+        assert!(
+            commits < 200,
+            "{commits} commits: concurrent hooks were grouped"
+        );
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
     }
 }
