@@ -35,13 +35,14 @@ async fn main() {
                 let mut buf = Vec::with_capacity(512);
                 while Instant::now() < deadline {
                     let n = next_ip.fetch_add(1, Ordering::Relaxed);
-                    // distinct documentation addresses, so dedupe never drops one
+                    // distinct (jail, ip) pairs from documentation ranges, so
+                    // dedupe never drops one
                     let req = format!(
-                        "GET /red?jail=bench&ip=198.18.{}.{} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
-                        (n / 256) % 256 + (n / 65536) % 2 * 0,
+                        "GET /red?jail=bench{}&ip=198.18.{}.{} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
+                        n / 65536,
+                        (n / 256) % 256,
                         n % 256
                     );
-                    let req = if n >= 65536 { req.replace("jail=bench", &format!("jail=bench{}", n / 65536)) } else { req };
                     let t0 = Instant::now();
                     let ok = async {
                         let mut s = TcpStream::connect(addr).await?;
