@@ -113,7 +113,8 @@ impl Engine {
             }
             self.scene.advance(now);
             let frame = self.scene.render(now, &self.numbers());
-            if last.as_ref() != Some(&frame) {
+            let retry = self.panel.wake_at().is_some_and(|at| at <= now);
+            if last.as_ref() != Some(&frame) || retry {
                 match self.panel.show(&frame, now) {
                     Ok(()) => {
                         if failing {
@@ -131,10 +132,14 @@ impl Engine {
                 self.publish(&frame);
                 last = Some(frame);
             }
-            let wake = [self.scene.next_wake(now), self.buttons.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                self.scene.next_wake(now),
+                self.buttons.next_deadline(),
+                self.panel.wake_at(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = match wake {
                 Some(at) => {
                     tokio::select! {
