@@ -27,6 +27,8 @@ pub enum EngineMsg {
     ShutdownFailed(String),
     /// Blank the panel and stop.
     Stop(oneshot::Sender<()>),
+    /// Answer at once (the systemd watchdog's liveness check).
+    Ping(oneshot::Sender<()>),
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -58,6 +60,12 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.send(EngineMsg::SetMode(mode, tx));
         rx.await.map_err(|_| "the panel is shut down".to_string())?
+    }
+
+    pub async fn ping(&self) -> Result<(), oneshot::error::RecvError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(EngineMsg::Ping(tx));
+        rx.await
     }
 
     pub async fn stop(&self) {
@@ -232,6 +240,9 @@ impl Engine {
                 self.scene.cancel_shutdown();
             }
             EngineMsg::Stop(done) => return Some(done),
+            EngineMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
         }
         None
     }

@@ -7,5 +7,7 @@ pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod ledger;
+pub mod notify;
 pub mod panel;
+pub mod selftest;
 pub mod store;

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use banlight::cli::{Cli, Command};
 use banlight::config::Config;
-use banlight::{daemon, panel};
+use banlight::{daemon, notify, panel, selftest};
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     match &cli.config {
@@ -38,15 +38,12 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
     let clock = panel::Clock::start();
     let (button_tx, button_rx) = mpsc::channel(64);
     let output = panel::open(&config, clock, button_tx)?;
-    let daemon = daemon::start(
-        &config,
-        listener,
-        output,
-        clock,
-        button_rx,
-        daemon::termination_signal(),
-    )
+    let daemon = daemon::start(&config, listener, output, clock, button_rx, async {
+        daemon::termination_signal().await;
+        notify::stopping();
+    })
     .await?;
+    notify::ready(&daemon);
     daemon.wait().await
 }
 
@@ -73,6 +70,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Selftest {
+            no_buttons,
+            button_timeout,
+            step,
+        }) => {
+            init_tracing();
+            let opts = selftest::Options {
+                step: std::time::Duration::from_millis(step.0),
+                button_timeout: (!no_buttons)
+                    .then(|| std::time::Duration::from_millis(button_timeout.0)),
+            };
+            selftest::main(cli.config.as_deref(), opts)
+        }
         Some(Command::Run) | None => {
             init_tracing();
             let result = load_config(&cli).and_then(|config| {
