@@ -39,7 +39,10 @@ fn the_unit_runs_the_packaged_config_as_a_hardened_notify_service() {
         "DeviceAllow=char-gpiochip rw",
         "DeviceAllow=char-spi rw",
     ] {
-        assert!(lines.contains(&expected), "{expected} missing from the unit");
+        assert!(
+            lines.contains(&expected),
+            "{expected} missing from the unit"
+        );
     }
     let watchdog = lines
         .iter()
