@@ -223,7 +223,9 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                 hook_snippet(config, &route, &jail, host, source.as_deref())?
             );
         }
-        Command::Run | Command::CheckConfig { .. } => unreachable!("not a maintenance command"),
+        Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
+            unreachable!("not a maintenance command")
+        }
     }
     Ok(())
 }

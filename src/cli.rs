@@ -85,4 +85,18 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Light each LED, segment and digit in turn and read the buttons, to
+    /// check the wiring (stop the service first). Uses --config, else
+    /// /etc/banlight/banlight.toml if it exists.
+    Selftest {
+        /// Skip the buttons (no waiting for presses).
+        #[arg(long)]
+        no_buttons: bool,
+        /// How long to wait for each button press.
+        #[arg(long, value_name = "DURATION", default_value = "15s")]
+        button_timeout: crate::config::Millis,
+        /// How long each LED colour and segment stays lit.
+        #[arg(long, value_name = "DURATION", default_value = "300ms")]
+        step: crate::config::Millis,
+    },
 }

@@ -162,6 +162,21 @@ pub struct PanelConfig {
     pub max_queued_sweeps: u64,
     pub debounce: Millis,
     pub long_press: Millis,
+    /// Raspberry Pi wiring, BCM GPIO numbers (see `panel::pi::check_pins`).
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub blinkt_data_pin: u64,
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub blinkt_clock_pin: u64,
+    /// Hardware SPI device for the LEDs (`/dev/spidev0.0`) instead of the two pins.
+    pub led_spi: Option<PathBuf>,
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub tm1637_clk_pin: u64,
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub tm1637_dio_pin: u64,
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub mode_button_pin: u64,
+    #[serde(deserialize_with = "bounded::<_, 0, 27>")]
+    pub power_button_pin: u64,
 }
 
 impl Default for PanelConfig {
@@ -183,6 +198,13 @@ impl Default for PanelConfig {
             max_queued_sweeps: 3,
             debounce: Millis(30),
             long_press: Millis(3000),
+            blinkt_data_pin: 23,
+            blinkt_clock_pin: 24,
+            led_spi: None,
+            tm1637_clk_pin: 5,
+            tm1637_dio_pin: 4,
+            mode_button_pin: 17,
+            power_button_pin: 3,
         }
     }
 }
@@ -546,6 +568,14 @@ impl Config {
         let control_socket = raw
             .control_socket
             .unwrap_or_else(|| default_control_socket(&state_dir));
+        if let Err((key, message)) = crate::panel::pi::check_pins(&raw.panel) {
+            return Err(ConfigError {
+                file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
+                line: None,
+                key: Some(format!("panel.{key}")),
+                message,
+            });
+        }
         Ok(Config {
             source: path.map(Path::to_path_buf),
             listen: raw.listen,

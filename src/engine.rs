@@ -27,6 +27,8 @@ pub enum EngineMsg {
     ShutdownFailed(String),
     /// Blank the panel and stop.
     Stop(oneshot::Sender<()>),
+    /// Answer at once (the systemd watchdog's liveness check).
+    Ping(oneshot::Sender<()>),
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -58,6 +60,12 @@ impl EngineHandle {
         let (tx, rx) = oneshot::channel();
         self.send(EngineMsg::SetMode(mode, tx));
         rx.await.map_err(|_| "the panel is shut down".to_string())?
+    }
+
+    pub async fn ping(&self) -> Result<(), oneshot::error::RecvError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(EngineMsg::Ping(tx));
+        rx.await
     }
 
     pub async fn stop(&self) {
@@ -113,7 +121,8 @@ impl Engine {
             }
             self.scene.advance(now);
             let frame = self.scene.render(now, &self.numbers());
-            if last.as_ref() != Some(&frame) {
+            let retry = self.panel.wake_at().is_some_and(|at| at <= now);
+            if last.as_ref() != Some(&frame) || retry {
                 match self.panel.show(&frame, now) {
                     Ok(()) => {
                         if failing {
@@ -131,10 +140,14 @@ impl Engine {
                 self.publish(&frame);
                 last = Some(frame);
             }
-            let wake = [self.scene.next_wake(now), self.buttons.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                self.scene.next_wake(now),
+                self.buttons.next_deadline(),
+                self.panel.wake_at(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = match wake {
                 Some(at) => {
                     tokio::select! {
@@ -227,6 +240,9 @@ impl Engine {
                 self.scene.cancel_shutdown();
             }
             EngineMsg::Stop(done) => return Some(done),
+            EngineMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
         }
         None
     }

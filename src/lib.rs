@@ -10,6 +10,8 @@ pub mod engine;
 pub mod hook;
 pub mod http;
 pub mod ledger;
+pub mod notify;
 pub mod panel;
 pub mod request;
+pub mod selftest;
 pub mod store;

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use banlight::cli::{Cli, Command, SYSTEM_CONFIG};
 use banlight::config::Config;
-use banlight::{admin, daemon, panel};
+use banlight::{admin, daemon, notify, panel, selftest};
 
 fn load_config(cli: &Cli) -> Result<Config, banlight::config::ConfigError> {
     match &cli.config {
@@ -40,15 +40,12 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
     let clock = panel::Clock::start();
     let (button_tx, button_rx) = mpsc::channel(64);
     let output = panel::open(&config, clock, button_tx)?;
-    let daemon = daemon::start(
-        &config,
-        listener,
-        output,
-        clock,
-        button_rx,
-        daemon::termination_signal(),
-    )
+    let daemon = daemon::start(&config, listener, output, clock, button_rx, async {
+        daemon::termination_signal().await;
+        notify::stopping();
+    })
     .await?;
+    notify::ready(&daemon);
     let control = daemon.control.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -88,6 +85,19 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Selftest {
+            no_buttons,
+            button_timeout,
+            step,
+        } => {
+            init_tracing();
+            let opts = selftest::Options {
+                step: std::time::Duration::from_millis(step.0),
+                button_timeout: (!no_buttons)
+                    .then(|| std::time::Duration::from_millis(button_timeout.0)),
+            };
+            selftest::main(cli.config.as_deref(), opts)
+        }
         Command::Run => {
             init_tracing();
             let result = load_config(&cli)

@@ -1,16 +1,17 @@
 //! The maintenance CLI against a running daemon, per-server tokens, rate
 //! limiting and config reload.
 
+#[path = "support/bin.rs"]
+mod bin;
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
 /// Runs the real `banlight` binary with the daemon's socket.
 fn cli(socket: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_banlight"))
+    let out = bin::command()
         .arg("--socket")
         .arg(socket)
         .args(args)
@@ -398,7 +399,7 @@ fn hook_prints_a_ready_jail_snippet() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_banlight"))
+        let out = bin::command()
             .arg("--config")
             .arg(&file)
             .args(args)

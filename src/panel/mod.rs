@@ -3,6 +3,7 @@
 //! the Raspberry Pi. Nothing here knows about HTTP or SQL.
 
 pub mod memory;
+pub mod pi;
 pub mod record;
 pub mod sim;
 
@@ -63,6 +64,20 @@ pub trait PanelOutput: Send {
     }
 
     fn name(&self) -> &'static str;
+
+    /// When the backend wants `show` again although the frame has not
+    /// changed (the Pi panel retrying a missing display).
+    fn wake_at(&self) -> Option<u64> {
+        None
+    }
+
+    /// For `banlight selftest`: raw TM1637 segment bytes (bit 7 = point).
+    fn show_segments(&mut self, _segments: [u8; 4], _brightness: u8) -> Result<(), PanelError> {
+        Err(PanelError::Unavailable(format!(
+            "the {} panel draws characters, not single segments",
+            self.name()
+        )))
+    }
 }
 
 /// Builds the configured backend; button edges go to `buttons`.
@@ -78,12 +93,9 @@ pub fn open(
             Ok(Box::new(record::RecordPanel::create(path)?))
         }
         Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons))),
-        Backend::Auto => {
-            tracing::info!("backend = \"auto\": no Raspberry Pi backend in this build, using the simulated panel");
-            Ok(Box::new(sim::SimPanel::start(clock, buttons)))
-        }
-        Backend::Pi => anyhow::bail!(
-            "backend = \"pi\" needs a Raspberry Pi (GPIO not available here); use backend = \"auto\" or \"sim\""
-        ),
+        Backend::Auto | Backend::Pi => match pi::open_if_pi(config, clock, buttons.clone())? {
+            Some(panel) => Ok(Box::new(panel)),
+            None => Ok(Box::new(sim::SimPanel::start(clock, buttons))),
+        },
     }
 }

@@ -1,0 +1,551 @@
+//! The Raspberry Pi backend: a Blinkt! (APA102 LEDs), a TM1637 4-digit
+//! display and two buttons. `PiPanel` composes the LED and display drivers,
+//! skips writes that would change nothing, and keeps a missing display from
+//! costing more than one try every few seconds. The drivers (`blinkt`,
+//! `tm1637`) are generic over embedded-hal; only `hw` names rppal.
+
+pub mod blinkt;
+mod hw;
+pub mod tm1637;
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::time::Duration;
+
+use embedded_hal::delay::DelayNs;
+use embedded_hal::digital::{InputPin, OutputPin};
+use embedded_hal::spi::SpiBus;
+use tokio::sync::mpsc;
+
+use super::{ButtonEdge, Clock, PanelError, PanelOutput};
+use crate::config::{Backend, Config, PanelConfig};
+use crate::core::color::Rgb;
+use crate::core::scene::Frame;
+
+/// How long a missing display is left alone before the next try.
+pub const DISPLAY_RETRY_MS: u64 = 5000;
+
+/// The Pi backend when this is a Pi. `None` under `backend = "auto"` on
+/// another machine (the caller falls back to `sim`); an error under
+/// `backend = "pi"` there, or when the hardware cannot be opened.
+pub fn open_if_pi(
+    config: &Config,
+    clock: Clock,
+    buttons: mpsc::Sender<ButtonEdge>,
+) -> anyhow::Result<Option<PiPanel>> {
+    match hw::detect() {
+        Ok(model) => {
+            tracing::info!(
+                "backend = {:?}: {model}, using the Raspberry Pi hardware",
+                config.panel.backend
+            );
+            hw::open(config, clock, buttons).map(Some)
+        }
+        Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
+            "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
+             use backend = \"auto\" (the simulated panel off a Pi) or \"sim\""
+        ),
+        Err(why) => {
+            tracing::info!(
+                "backend = \"auto\": not a Raspberry Pi ({why}), using the simulated panel"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The physical pin (1-40) of a BCM GPIO on the 40-pin header.
+pub fn physical_pin(bcm: u64) -> Option<u8> {
+    const HEADER: [(u64, u8); 28] = [
+        (0, 27),
+        (1, 28),
+        (2, 3),
+        (3, 5),
+        (4, 7),
+        (5, 29),
+        (6, 31),
+        (7, 26),
+        (8, 24),
+        (9, 21),
+        (10, 19),
+        (11, 23),
+        (12, 32),
+        (13, 33),
+        (14, 8),
+        (15, 10),
+        (16, 36),
+        (17, 11),
+        (18, 12),
+        (19, 35),
+        (20, 38),
+        (21, 40),
+        (22, 15),
+        (23, 16),
+        (24, 18),
+        (25, 22),
+        (26, 37),
+        (27, 13),
+    ];
+    HEADER.iter().find(|(b, _)| *b == bcm).map(|(_, p)| *p)
+}
+
+/// "BCM 5 (pin 29)".
+pub fn pin_name(bcm: u64) -> String {
+    match physical_pin(bcm) {
+        Some(p) => format!("BCM {bcm} (pin {p})"),
+        None => format!("BCM {bcm}"),
+    }
+}
+
+/// `/dev/spidevB.S` -> (bus, chip select).
+pub fn spidev_bus(dev: &Path) -> Option<(u8, u8)> {
+    if dev.parent() != Some(Path::new("/dev")) {
+        return None;
+    }
+    let name = dev.file_name()?.to_str()?.strip_prefix("spidev")?;
+    let (bus, ss) = name.split_once('.')?;
+    let (bus, ss): (u8, u8) = (bus.parse().ok()?, ss.parse().ok()?);
+    (bus <= 6 && ss <= 15).then_some((bus, ss))
+}
+
+/// The Pi wiring must not give one pin two jobs; `(key, message)` on error.
+pub fn check_pins(p: &PanelConfig) -> Result<(), (String, String)> {
+    let mut pins = vec![
+        ("tm1637_clk_pin", p.tm1637_clk_pin),
+        ("tm1637_dio_pin", p.tm1637_dio_pin),
+        ("mode_button_pin", p.mode_button_pin),
+        ("power_button_pin", p.power_button_pin),
+    ];
+    match &p.led_spi {
+        Some(dev) if spidev_bus(dev).is_none() => {
+            return Err((
+                "led_spi".into(),
+                format!(
+                    "\"{}\" is not a SPI device like \"/dev/spidev0.0\"",
+                    dev.display()
+                ),
+            ))
+        }
+        Some(_) => {}
+        None => pins.extend([
+            ("blinkt_data_pin", p.blinkt_data_pin),
+            ("blinkt_clock_pin", p.blinkt_clock_pin),
+        ]),
+    }
+    for (i, (key, pin)) in pins.iter().enumerate() {
+        if let Some((other, _)) = pins[..i].iter().find(|(_, p)| p == pin) {
+            return Err((
+                (*key).into(),
+                format!("BCM {pin} is already used by {other}: one pin, one job"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// When a GPIO edge happened on the daemon clock: the kernel stamps edges
+/// with CLOCK_MONOTONIC (`event_ts`); `mono_now` is that clock now. A stamp
+/// from the future or more than 10 s old is not trusted (edge = now).
+pub fn edge_time_ms(now_ms: u64, mono_now: Duration, event_ts: Duration) -> u64 {
+    match mono_now.checked_sub(event_ts) {
+        Some(age) if age <= Duration::from_secs(10) => {
+            now_ms.saturating_sub(age.as_millis() as u64)
+        }
+        _ => now_ms,
+    }
+}
+
+/// Something that shows LED colours at an APA102 global brightness.
+pub trait LedWriter: Send {
+    fn write_leds(&mut self, leds: &[Rgb], brightness: u8) -> Result<(), String>;
+}
+
+impl<SPI> LedWriter for blinkt::Apa102Strip<SPI>
+where
+    SPI: SpiBus + Send,
+    SPI::Error: Debug,
+{
+    fn write_leds(&mut self, leds: &[Rgb], brightness: u8) -> Result<(), String> {
+        self.write(leds, brightness).map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// Why the display did not take a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisplayFault {
+    /// No ACK: nothing answers on CLK/DIO.
+    Missing,
+    Failed(String),
+}
+
+/// Something that shows four TM1637 segment bytes.
+pub trait SegmentWriter: Send {
+    fn write_segments(
+        &mut self,
+        segments: [u8; 4],
+        on: bool,
+        brightness: u8,
+    ) -> Result<(), DisplayFault>;
+}
+
+impl<CLK, DIO, DELAY, E> SegmentWriter for tm1637::Tm1637Display<CLK, DIO, DELAY>
+where
+    CLK: OutputPin<Error = E> + Send,
+    DIO: OutputPin<Error = E> + InputPin<Error = E> + Send,
+    DELAY: DelayNs + Send,
+    E: Debug,
+{
+    fn write_segments(
+        &mut self,
+        segments: [u8; 4],
+        on: bool,
+        brightness: u8,
+    ) -> Result<(), DisplayFault> {
+        self.write(segments, on, brightness).map_err(|e| match e {
+            tm1637::DisplayError::NoAck => DisplayFault::Missing,
+            tm1637::DisplayError::Pin(e) => DisplayFault::Failed(format!("{e:?}")),
+        })
+    }
+}
+
+type DisplayState = ([u8; 4], bool, u8);
+
+/// The Pi panel: LEDs and display, each written only when its part of the
+/// frame changed, and a display that may be missing or come and go.
+pub struct PiPanel {
+    leds: Box<dyn LedWriter>,
+    display: Box<dyn SegmentWriter>,
+    /// "CLK BCM 5 (pin 29), DIO BCM 4 (pin 7)", for messages.
+    display_wiring: String,
+    shown_leds: Option<(Vec<Rgb>, u8)>,
+    shown_display: Option<DisplayState>,
+    led_error: Option<String>,
+    display_fault: Option<DisplayFault>,
+    /// While the display fails: when to try again.
+    retry_at: Option<u64>,
+    buttons: String,
+    /// Kept alive: the button pins with their interrupt threads.
+    _keep: Vec<Box<dyn Send>>,
+}
+
+impl PiPanel {
+    pub fn new(
+        leds: Box<dyn LedWriter>,
+        display: Box<dyn SegmentWriter>,
+        display_wiring: String,
+        keep: Vec<Box<dyn Send>>,
+    ) -> Self {
+        PiPanel {
+            leds,
+            display,
+            display_wiring,
+            shown_leds: None,
+            shown_display: None,
+            led_error: None,
+            display_fault: None,
+            retry_at: None,
+            buttons: "ok".into(),
+            _keep: keep,
+        }
+    }
+
+    fn display_error(&self) -> Option<PanelError> {
+        self.display_fault.as_ref().map(|f| match f {
+            DisplayFault::Missing => PanelError::DisplayMissing(format!(
+                "no ACK from the TM1637 on {} (is it connected and powered?); trying again every {} s",
+                self.display_wiring,
+                DISPLAY_RETRY_MS / 1000
+            )),
+            DisplayFault::Failed(e) => PanelError::Unavailable(format!("display: {e}")),
+        })
+    }
+
+    fn write_display(&mut self, want: DisplayState, t_ms: u64) {
+        if self.retry_at.is_some_and(|at| t_ms < at) || self.shown_display == Some(want) {
+            return;
+        }
+        match self.display.write_segments(want.0, want.1, want.2) {
+            Ok(()) => {
+                if self.display_fault.take().is_some() {
+                    tracing::info!("the display answers again");
+                }
+                self.retry_at = None;
+                self.shown_display = Some(want);
+            }
+            Err(fault) => {
+                self.shown_display = None;
+                self.retry_at = Some(t_ms + DISPLAY_RETRY_MS);
+                self.display_fault = Some(fault);
+            }
+        }
+    }
+}
+
+impl PanelOutput for PiPanel {
+    fn show(&mut self, frame: &Frame, t_ms: u64) -> Result<(), PanelError> {
+        let leds = (frame.leds.clone(), frame.led_brightness);
+        if self.shown_leds.as_ref() != Some(&leds) {
+            match self.leds.write_leds(&leds.0, leds.1) {
+                Ok(()) => {
+                    self.shown_leds = Some(leds);
+                    self.led_error = None;
+                }
+                Err(e) => {
+                    self.shown_leds = None;
+                    self.led_error = Some(e);
+                }
+            }
+        }
+        let want = (
+            frame.display.segments(),
+            frame.display_on,
+            frame.display_brightness,
+        );
+        self.write_display(want, t_ms);
+        if let Some(e) = &self.led_error {
+            return Err(PanelError::Leds(e.clone()));
+        }
+        match self.display_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn health(&self) -> Vec<(&'static str, String)> {
+        let leds = match &self.led_error {
+            None => "ok".to_string(),
+            Some(e) => format!("error: {e}"),
+        };
+        let display = match &self.display_fault {
+            None => "ok".to_string(),
+            Some(DisplayFault::Missing) => "missing".to_string(),
+            Some(DisplayFault::Failed(e)) => format!("error: {e}"),
+        };
+        vec![
+            ("leds", leds),
+            ("display", display),
+            ("buttons", self.buttons.clone()),
+        ]
+    }
+
+    fn wake_at(&self) -> Option<u64> {
+        self.retry_at
+    }
+
+    fn show_segments(&mut self, segments: [u8; 4], brightness: u8) -> Result<(), PanelError> {
+        // Whatever the frame says next must be written again, at once.
+        self.shown_display = None;
+        self.retry_at = None;
+        self.display_fault = self
+            .display
+            .write_segments(segments, true, brightness)
+            .err();
+        match self.display_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "pi"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::display::DisplayText;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<String>>>);
+
+    impl Log {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut self.0.lock().unwrap())
+        }
+    }
+
+    struct FakeLeds(Log);
+    impl LedWriter for FakeLeds {
+        fn write_leds(&mut self, leds: &[Rgb], brightness: u8) -> Result<(), String> {
+            self.0
+                 .0
+                .lock()
+                .unwrap()
+                .push(format!("leds {} @{brightness}", leds[0]));
+            Ok(())
+        }
+    }
+
+    struct FakeDisplay(Log, Arc<Mutex<bool>>);
+    impl SegmentWriter for FakeDisplay {
+        fn write_segments(&mut self, s: [u8; 4], on: bool, b: u8) -> Result<(), DisplayFault> {
+            self.0
+                 .0
+                .lock()
+                .unwrap()
+                .push(format!("display {s:02x?} {on} @{b}"));
+            if *self.1.lock().unwrap() {
+                Ok(())
+            } else {
+                Err(DisplayFault::Missing)
+            }
+        }
+    }
+
+    fn panel(present: bool) -> (PiPanel, Log, Arc<Mutex<bool>>) {
+        let log = Log::default();
+        let present = Arc::new(Mutex::new(present));
+        let p = PiPanel::new(
+            Box::new(FakeLeds(log.clone())),
+            Box::new(FakeDisplay(log.clone(), present.clone())),
+            "CLK BCM 5 (pin 29), DIO BCM 4 (pin 7)".into(),
+            Vec::new(),
+        );
+        (p, log, present)
+    }
+
+    fn frame(led0: Rgb, text: &str) -> Frame {
+        let mut leds = vec![Rgb::BLACK; 8];
+        leds[0] = led0;
+        Frame {
+            leds,
+            led_brightness: 7,
+            display: DisplayText::parse_right(text).unwrap(),
+            display_on: true,
+            display_brightness: 3,
+        }
+    }
+
+    #[test]
+    fn only_the_part_that_changed_is_written() {
+        let (mut p, log, _) = panel(true);
+        let red = Rgb::new(255, 0, 0);
+        p.show(&frame(red, "42"), 0).unwrap();
+        assert_eq!(
+            log.take(),
+            ["leds #ff0000 @7", "display [00, 00, 66, 5b] true @3"]
+        );
+        p.show(&frame(Rgb::new(0, 0, 255), "42"), 16).unwrap();
+        assert_eq!(log.take(), ["leds #0000ff @7"]);
+        p.show(&frame(Rgb::new(0, 0, 255), "43"), 32).unwrap();
+        assert_eq!(log.take(), ["display [00, 00, 66, 4f] true @3"]);
+        p.show(&frame(Rgb::new(0, 0, 255), "43"), 48).unwrap();
+        assert!(log.take().is_empty());
+        assert_eq!(p.health()[1], ("display", "ok".to_string()));
+        assert_eq!(p.wake_at(), None);
+    }
+
+    #[test]
+    fn a_missing_display_is_retried_every_few_seconds_and_comes_alive() {
+        let (mut p, log, present) = panel(false);
+        let red = Rgb::new(255, 0, 0);
+        let e = p.show(&frame(red, "1"), 1000).unwrap_err();
+        assert!(matches!(e, PanelError::DisplayMissing(_)), "{e}");
+        assert!(e.to_string().contains("BCM 5 (pin 29)"), "{e}");
+        assert_eq!(p.health()[1], ("display", "missing".to_string()));
+        assert_eq!(log.take().len(), 2);
+        assert_eq!(p.wake_at(), Some(1000 + DISPLAY_RETRY_MS));
+        // The LEDs keep working; the display is not tried at every frame.
+        for t in (1016..6000).step_by(16) {
+            assert!(p.show(&frame(Rgb::new(t as u8, 0, 0), "2"), t).is_err());
+        }
+        assert!(log.take().iter().all(|l| l.starts_with("leds")));
+        // Plugged in: at the next retry the latest text appears.
+        *present.lock().unwrap() = true;
+        p.show(&frame(red, "3"), 6000).unwrap();
+        assert_eq!(
+            log.take(),
+            ["leds #ff0000 @7", "display [00, 00, 00, 4f] true @3"]
+        );
+        assert_eq!(p.health()[1], ("display", "ok".to_string()));
+        assert_eq!(p.wake_at(), None);
+    }
+
+    #[test]
+    fn raw_segments_for_the_selftest_then_the_frame_again() {
+        let (mut p, log, _) = panel(true);
+        let f = frame(Rgb::BLACK, "8");
+        p.show(&f, 0).unwrap();
+        log.take();
+        p.show_segments([0x01, 0, 0, 0], 7).unwrap();
+        assert_eq!(log.take(), ["display [01, 00, 00, 00] true @7"]);
+        p.show(&f, 10).unwrap();
+        assert_eq!(log.take(), ["display [00, 00, 00, 7f] true @3"]);
+    }
+
+    #[test]
+    fn header_pins_and_spi_devices() {
+        assert_eq!(pin_name(23), "BCM 23 (pin 16)");
+        assert_eq!(pin_name(24), "BCM 24 (pin 18)");
+        assert_eq!(pin_name(5), "BCM 5 (pin 29)");
+        assert_eq!(pin_name(4), "BCM 4 (pin 7)");
+        assert_eq!(pin_name(17), "BCM 17 (pin 11)");
+        assert_eq!(pin_name(3), "BCM 3 (pin 5)");
+        // every header GPIO has a distinct physical pin
+        let mut seen: Vec<u8> = (0..28).map(|b| physical_pin(b).unwrap()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 28);
+        assert_eq!(spidev_bus(Path::new("/dev/spidev0.0")), Some((0, 0)));
+        assert_eq!(spidev_bus(Path::new("/dev/spidev1.2")), Some((1, 2)));
+        for bad in [
+            "/dev/spidev0",
+            "/tmp/spidev0.0",
+            "/dev/ttyS0",
+            "/dev/spidev9.0",
+        ] {
+            assert_eq!(spidev_bus(Path::new(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pins_are_checked_in_the_config() {
+        let parse = |t: &str| Config::parse(Path::new("t.toml"), t);
+        let e = parse("[panel]\nmode_button_pin = 4\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("panel.mode_button_pin"), "{e}");
+        assert!(e.message.contains("tm1637_dio_pin"), "{e}");
+        let e = parse("[panel]\npower_button_pin = 28\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("panel.power_button_pin"))
+        );
+        let e = parse("[panel]\nled_spi = \"/dev/ttyS0\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("panel.led_spi"), "{e}");
+        // With hardware SPI the two bit-bang pins are free for other jobs.
+        let c = parse("[panel]\nled_spi = \"/dev/spidev0.0\"\nmode_button_pin = 23\n").unwrap();
+        assert_eq!(
+            c.panel.led_spi.as_deref(),
+            Some(Path::new("/dev/spidev0.0"))
+        );
+    }
+
+    #[test]
+    fn edges_are_stamped_when_they_happened() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(edge_time_ms(5000, s(100), s(100) - ms(40)), 4960);
+        assert_eq!(edge_time_ms(5000, s(100), s(101)), 5000);
+        assert_eq!(edge_time_ms(5000, s(100), s(50)), 5000);
+        assert_eq!(edge_time_ms(10, s(100), s(100) - ms(40)), 0);
+    }
+
+    #[test]
+    fn auto_off_a_pi_falls_back_and_pi_fails_clearly() {
+        if hw::detect().is_ok() {
+            return; // running on a real Pi
+        }
+        let (tx, _rx) = mpsc::channel(1);
+        let mut config = Config::defaults();
+        assert!(open_if_pi(&config, Clock::start(), tx.clone())
+            .unwrap()
+            .is_none());
+        config.panel.backend = Backend::Pi;
+        let e = open_if_pi(&config, Clock::start(), tx)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("needs a Raspberry Pi"), "{e}");
+    }
+}

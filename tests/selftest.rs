@@ -1,0 +1,101 @@
+//! `banlight selftest` as a user runs it, on the record panel: what it
+//! prints, what it draws, and its exit status.
+
+use std::process::Stdio;
+
+#[path = "support/bin.rs"]
+mod bin;
+
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("banlight.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\nled_brightness = 5\n",
+            dir.join("frames.jsonl").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn frames(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("frames.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn walks_the_leds_and_digits_without_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin::command()
+        .arg("--config")
+        .arg(config(dir.path()))
+        .args(["selftest", "--no-buttons", "--step", "0ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "selftest on the record panel",
+        "LED 1/8: red green blue white",
+        "LED 8/8: red green blue white",
+        "digit 4: 8.",
+        "Buttons: skipped",
+        "no errors",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
+    }
+    let f = frames(dir.path());
+    let leds = |i: usize| f[i]["leds"].as_array().unwrap().clone();
+    // LED 0 red, green, blue, white; then LED 1 red
+    let rgb = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(rgb(&leds(0)[0]), [255, 0, 0]);
+    assert_eq!(rgb(&leds(1)[0]), [0, 255, 0]);
+    assert_eq!(rgb(&leds(2)[0]), [0, 0, 255]);
+    assert_eq!(rgb(&leds(3)[0]), [255, 255, 255]);
+    assert_eq!(rgb(&leds(4)[1]), [255, 0, 0]);
+    assert_eq!(rgb(&leds(4)[0]), [0, 0, 0]);
+    assert_eq!(f[0]["brightness"], 5);
+    let last = f.last().unwrap();
+    assert_eq!(last["display_on"], false);
+    assert!(last["leds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| rgb(c) == [0, 0, 0]));
+    let eights = f.iter().filter(|x| x["display"] == "8.8.8.8.").count();
+    assert_eq!(eights, 8);
+}
+
+#[test]
+fn an_unpressed_button_fails_the_selftest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin::command()
+        .arg("--config")
+        .arg(config(dir.path()))
+        .args(["selftest", "--step", "0ms", "--button-timeout", "200ms"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("press MODE now, BCM 17 (pin 11)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("selftest found 2 problem(s)"), "{stdout}");
+}
