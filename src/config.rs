@@ -513,7 +513,7 @@ impl Config {
         if raw.panel.backend == Backend::Record && raw.panel.record_path.is_none() {
             return Err(ConfigError {
                 file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
-                line: None,
+                line: line_of_key(text, "panel", "backend"),
                 key: Some("panel.record_path".into()),
                 message: "backend = \"record\" needs record_path = \"FILE\"".into(),
             });
@@ -571,7 +571,7 @@ impl Config {
         if let Err((key, message)) = crate::panel::pi::check_pins(&raw.panel) {
             return Err(ConfigError {
                 file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
-                line: None,
+                line: line_of_key(text, "panel", &key),
                 key: Some(format!("panel.{key}")),
                 message,
             });
@@ -629,6 +629,26 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// The 1-based line where `key` is set inside `[table]`, if the file sets it
+/// (a value can also clash with a default the file never mentions).
+fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|x| x.split(']').next()) {
+            current = name.trim_start_matches('[').trim().to_string();
+            continue;
+        }
+        let set_here = t
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        if current == table && set_here {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The 1-based line of `offset` and the dotted key written there, with its
@@ -849,9 +869,21 @@ marker = 7
     }
 
     #[test]
+    fn clashing_pins_name_the_line() {
+        let e = err("[panel]\nled_count = 8\nmode_button_pin = 5\n");
+        assert_eq!(e.key.as_deref(), Some("panel.mode_button_pin"));
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message.contains("BCM 5") && e.message.contains("tm1637_clk_pin"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn record_backend_needs_a_path() {
         let e = err("[panel]\nbackend = \"record\"\n");
         assert_eq!(e.key.as_deref(), Some("panel.record_path"));
+        assert_eq!(e.line, Some(2), "the line that asks for recording");
     }
 
     #[test]
