@@ -329,6 +329,9 @@ pub struct Config {
     pub retention_days: u64,
     /// Program and arguments, run without a shell.
     pub shutdown_command: Vec<String>,
+    /// Whether the file sets `shutdown_command` (else the default is used,
+    /// which a simulated panel only pretends to run).
+    pub shutdown_command_set: bool,
     pub max_connections: usize,
     pub header_timeout_ms: u64,
     pub panel: PanelConfig,
@@ -586,6 +589,7 @@ impl Config {
             dedupe_window_ms: raw.dedupe_window.0,
             retention_days: raw.retention_days,
             shutdown_command,
+            shutdown_command_set: raw.shutdown_command.span().end > 0,
             max_connections: raw.max_connections as usize,
             header_timeout_ms: raw.header_timeout.0,
             panel: raw.panel,

@@ -38,6 +38,17 @@ pub fn button_timing(config: &Config) -> ButtonTiming {
     }
 }
 
+/// What a long press runs; empty = only pretend. A simulated panel on a
+/// workstation must not power the workstation off because someone pressed
+/// `P`, unless the config file asks for it.
+pub fn shutdown_command(config: &Config, panel_name: &str) -> Vec<String> {
+    if panel_name == "sim" && !config.shutdown_command_set {
+        Vec::new()
+    } else {
+        config.shutdown_command.clone()
+    }
+}
+
 /// A running daemon, for `main` and for tests.
 pub struct Daemon {
     pub addr: SocketAddr,
@@ -78,6 +89,7 @@ pub async fn start(
     let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
     let status = Arc::new(Mutex::new(PanelStatus::default()));
+    let panel_name = panel.name();
     let scene = Scene::new(config.scene_settings(), config.route_looks());
     let task = Engine {
         panel,
@@ -87,7 +99,7 @@ pub async fn start(
         status: status.clone(),
         clock,
         ledger: ledger.clone(),
-        shutdown_command: config.shutdown_command.clone(),
+        shutdown_command: shutdown_command(config, panel_name),
     };
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
     let forward = engine.clone();
@@ -160,5 +172,32 @@ pub async fn termination_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_simulation_only_pretends_the_default_shutdown() {
+        let defaults = Config::parse(Path::new("t.toml"), "").unwrap();
+        assert!(shutdown_command(&defaults, "sim").is_empty());
+        assert_eq!(shutdown_command(&defaults, "pi"), ["systemctl", "poweroff"]);
+        assert_eq!(
+            shutdown_command(&defaults, "record"),
+            ["systemctl", "poweroff"]
+        );
+        let set = Config::parse(
+            Path::new("t.toml"),
+            "shutdown_command = \"systemctl poweroff\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            shutdown_command(&set, "sim"),
+            ["systemctl", "poweroff"],
+            "asked for explicitly"
+        );
     }
 }

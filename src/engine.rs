@@ -25,6 +25,8 @@ pub enum EngineMsg {
     Brightness(u8, u8),
     Reconfigure(SceneSettings, Vec<RouteLook>, ButtonTiming),
     ShutdownFailed(String),
+    /// The simulated shutdown is over: back to normal.
+    ShutdownSimulated,
     /// Blank the panel and stop.
     Stop(oneshot::Sender<()>),
     /// Answer at once (the systemd watchdog's liveness check).
@@ -239,6 +241,7 @@ impl Engine {
                 tracing::error!("shutdown command failed: {why}; the panel is back in service");
                 self.scene.cancel_shutdown();
             }
+            EngineMsg::ShutdownSimulated => self.scene.cancel_shutdown(),
             EngineMsg::Stop(done) => return Some(done),
             EngineMsg::Ping(reply) => {
                 let _ = reply.send(());
@@ -264,6 +267,16 @@ impl Engine {
                 let ledger = self.ledger.clone();
                 let command = self.shutdown_command.clone();
                 let handle = handle.clone();
+                if command.is_empty() {
+                    tracing::warn!(
+                        "simulated panel: not powering off this machine (set shutdown_command in the config to run one)"
+                    );
+                    tokio::spawn(async move {
+                        tokio::time::sleep(fade * 2).await;
+                        handle.send(EngineMsg::ShutdownSimulated);
+                    });
+                    return;
+                }
                 tokio::spawn(async move {
                     tokio::time::sleep(fade).await;
                     if let Err(e) = ledger.flush().await {
