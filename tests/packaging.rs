@@ -14,6 +14,9 @@ fn the_packaged_config_listens_on_the_network_with_the_auto_backend() {
     let c = Config::load(&repo("packaging/banlight.toml")).unwrap();
     assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(c.panel.backend, Backend::Auto);
+    // the CLI reads this file too, so it must name what systemd provides
+    assert_eq!(c.state_dir, Path::new("/var/lib/banlight"));
+    assert_eq!(c.control_socket, Path::new("/run/banlight/control.sock"));
     // Everything else is the documented default.
     assert_eq!(c.panel, PanelConfig::default());
     assert_eq!(c.routes, Config::defaults().routes);
