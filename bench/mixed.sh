@@ -8,11 +8,12 @@
 #   bench/mixed.sh [VALID] [JUNK]    (defaults 10000 5000)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 valid=${1:-10000}
 junk=${2:-5000}
 cargo build --release --quiet --bin banlight --example mixedload
 work=$(mktemp -d /tmp/banlight-mixed.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 cat > "$work/banlight.toml" <<TOML
 listen = "127.0.0.1:$port"
@@ -28,14 +29,10 @@ token = "$token"
 backend = "record"
 record_path = "/dev/null"
 TOML
-RUST_LOG=warn target/release/banlight --config "$work/banlight.toml" 2>"$work/daemon.log" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/api/status" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_daemon "$work/banlight.toml" "$work/daemon.log"
 rss_start=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 status=0
 target/release/examples/mixedload "127.0.0.1:$port" "$token" "$valid" "$junk" || status=$?

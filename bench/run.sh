@@ -7,13 +7,14 @@
 #   bench/run.sh [CONCURRENCY] [SECONDS] [IDLE_SECONDS]    (defaults 64 10 30)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. bench/lib.sh
 concurrency=${1:-64}
 seconds=${2:-10}
 idle_seconds=${3:-30}
 
 cargo build --release --quiet --bin banlight --example loadgen
 work=$(mktemp -d /tmp/banlight-bench.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat > "$work/banlight.toml" <<TOML
 listen = "127.0.0.1:$port"
 state_dir = "$work/state"
@@ -22,14 +23,10 @@ dedupe_window = "${DEDUPE:-10m}"
 backend = "record"
 record_path = "/dev/null"
 TOML
-RUST_LOG=warn target/release/banlight --config "$work/banlight.toml" 2>"$work/daemon.log" &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$port/api/status" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_daemon "$work/banlight.toml" "$work/daemon.log"
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
@@ -63,10 +60,7 @@ if command -v strace >/dev/null; then
     RUST_LOG=warn strace -f --seccomp-bpf -c -e trace=fsync,fdatasync -o "$work/strace.txt" \
         target/release/banlight --config "$work/banlight2.toml" 2>>"$work/daemon.log" &
     spid=$!
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$port/api/status" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    wait_ready "$port"
     target/release/examples/loadgen "127.0.0.1:$port" "$concurrency" 5 > "$work/load2.txt"
     commits2=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["store"]["commits"])')
     pkill -TERM -P "$spid" banlight || true

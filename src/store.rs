@@ -45,6 +45,13 @@ pub struct StoredEvent {
     pub source: Option<String>,
 }
 
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -124,10 +131,7 @@ impl Store {
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        sqlite_error(&self.path)
     }
 
     /// Lifetime counts plus the rolling 24 h window, as of `now_ms`.
@@ -208,10 +212,7 @@ impl Store {
         counts: &[(String, u64, Option<u64>)],
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&path);
         let tx = self.conn.transaction().map_err(sqlite)?;
         {
             let mut insert = tx
@@ -301,10 +302,7 @@ impl Store {
         source: &str,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&path);
         let tx = self.conn.transaction().map_err(sqlite)?;
         match route {
             Some(r) => {
