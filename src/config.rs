@@ -662,19 +662,21 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
         return (None, None);
     }
     let offset = offset.min(text.len());
-    let line_no = text[..offset].matches('\n').count() + 1;
     let lines: Vec<&str> = text.lines().collect();
+    // An error at the very end (after the last newline) belongs to the last line.
+    let line_no = (text[..offset].matches('\n').count() + 1).clamp(1, lines.len().max(1));
+    let upto = &lines[..line_no.min(lines.len())];
     let this = lines.get(line_no - 1).copied().unwrap_or("").trim();
     let key = this
         .split_once('=')
         .map(|(k, _)| k.trim().trim_matches('"').to_string())
         .filter(|k| !k.is_empty() && !k.starts_with('['));
     let mut table: Option<String> = None;
-    for l in lines[..line_no.min(lines.len())].iter().rev() {
+    for l in upto.iter().rev() {
         let l = l.trim();
         if let Some(name) = l.strip_prefix("[[").and_then(|s| s.split("]]").next()) {
             let name = name.trim();
-            let index = lines[..line_no]
+            let index = upto
                 .iter()
                 .filter(|x| {
                     x.trim()
@@ -888,6 +890,33 @@ marker = 7
         let e = err("[panel]\nbackend = \"record\"\n");
         assert_eq!(e.key.as_deref(), Some("panel.record_path"));
         assert_eq!(e.line, Some(2), "the line that asks for recording");
+    }
+
+    #[test]
+    fn every_truncation_of_the_example_gives_a_result_not_a_panic() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("banlight.example.toml");
+        let text = std::fs::read_to_string(path).unwrap()
+            + "[[source]]\nname = \"web-1\"\ntoken = \"0123456789abcdef0123\"\nroutes = [\"blue\", \"red\"]\n";
+        for end in (0..=text.len()).filter(|i| text.is_char_boundary(*i)) {
+            if let Err(e) = parse(&text[..end]) {
+                assert!(e.line.is_some(), "{end}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_at_the_end_of_the_file_do_not_panic() {
+        for text in [
+            "[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroutes = [\"blue\",\n",
+            "[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\nlabel = \"",
+            "[panel]\nled_count = ",
+            "[[route]]\n",
+            "\n\n\n[",
+        ] {
+            let e = err(text);
+            let last = text.lines().count().max(1);
+            assert!(e.line.is_some_and(|l| l >= 1 && l <= last), "{text:?}: {e}");
+        }
     }
 
     #[test]
