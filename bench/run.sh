@@ -19,6 +19,8 @@ cat > "$work/banlight.toml" <<TOML
 listen = "127.0.0.1:$port"
 state_dir = "$work/state"
 dedupe_window = "${DEDUPE:-10m}"
+# all load comes from 127.0.0.1
+max_connections_per_client = 1024
 [panel]
 backend = "record"
 record_path = "/dev/null"

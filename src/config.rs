@@ -281,6 +281,8 @@ struct RawConfig {
     shutdown_command: Spanned<String>,
     #[serde(deserialize_with = "bounded::<_, 1, 65536>")]
     max_connections: u64,
+    #[serde(deserialize_with = "bounded::<_, 1, 65536>")]
+    max_connections_per_client: u64,
     header_timeout: Millis,
     panel: PanelConfig,
     route: Vec<RouteConfig>,
@@ -298,6 +300,7 @@ impl Default for RawConfig {
             retention_days: 90,
             shutdown_command: Spanned::new(0..0, "systemctl poweroff".into()),
             max_connections: 512,
+            max_connections_per_client: 32,
             header_timeout: Millis(5000),
             panel: PanelConfig::default(),
             route: Vec::new(),
@@ -333,6 +336,8 @@ pub struct Config {
     /// which a simulated panel only pretends to run).
     pub shutdown_command_set: bool,
     pub max_connections: usize,
+    /// Per client address (IPv6 per /64), so one host cannot hold every slot.
+    pub max_connections_per_client: usize,
     pub header_timeout_ms: u64,
     pub panel: PanelConfig,
     pub routes: Vec<Route>,
@@ -591,6 +596,7 @@ impl Config {
             shutdown_command,
             shutdown_command_set: raw.shutdown_command.span().end > 0,
             max_connections: raw.max_connections as usize,
+            max_connections_per_client: raw.max_connections_per_client as usize,
             header_timeout_ms: raw.header_timeout.0,
             panel: raw.panel,
             routes,
@@ -744,6 +750,10 @@ mod tests {
         assert_eq!(example.retention_days, defaults.retention_days);
         assert_eq!(example.shutdown_command, defaults.shutdown_command);
         assert_eq!(example.max_connections, defaults.max_connections);
+        assert_eq!(
+            example.max_connections_per_client,
+            defaults.max_connections_per_client
+        );
         assert_eq!(example.header_timeout_ms, defaults.header_timeout_ms);
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.rate_limit, defaults.rate_limit);

@@ -119,6 +119,7 @@ pub async fn start(
         started: Instant::now(),
         header_timeout: Duration::from_millis(config.header_timeout_ms),
         max_connections: config.max_connections,
+        max_connections_per_client: config.max_connections_per_client,
         commit_stats,
     });
     let control = Arc::new(Control {

@@ -2,9 +2,10 @@
 //! reads, and knows nothing about LEDs or SQL. Every input is bounded: URI,
 //! headers, body, time to send headers and body, and concurrent connections.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,13 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Route, Source};
 use crate::core::counters::Counters;
-use crate::core::ratelimit::RateLimiter;
+use crate::core::ratelimit::{client_key, RateLimiter};
 use crate::core::time::rfc3339_utc;
 use crate::engine::PanelStatus;
 use crate::ledger::{wall_ms, Hook, LedgerHandle};
-use crate::request::{authorize, parse_hook, parse_target, HookInput, RequestError, Target};
+use crate::request::{
+    authorize, is_known_token, parse_hook, parse_target, token_of, HookInput, RequestError, Target,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const MAX_URI: usize = 8 * 1024;
@@ -46,6 +49,8 @@ pub struct RequestStats {
     pub refused: AtomicU64,
     pub unauthorized: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Connections closed unanswered: over the per-client cap, or timed out.
+    pub dropped_connections: AtomicU64,
 }
 
 /// What request handlers share.
@@ -60,6 +65,7 @@ pub struct App {
     pub started: Instant,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
 }
 
@@ -124,6 +130,7 @@ impl App {
                 "refused": self.stats.refused.load(Ordering::Relaxed),
                 "unauthorized": self.stats.unauthorized.load(Ordering::Relaxed),
                 "rate_limited": self.stats.rate_limited.load(Ordering::Relaxed),
+                "dropped_connections": self.stats.dropped_connections.load(Ordering::Relaxed),
                 "limited_clients": self.limiter.lock().expect("limiter lock").tracked_clients(),
             },
             "auth": if self.sources.read().expect("sources lock").is_empty() { "open" } else { "token" },
@@ -136,12 +143,14 @@ impl App {
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let ip = peer.ip();
-        if !self
+        let allowed = self
             .limiter
             .lock()
             .expect("limiter lock")
-            .allowed(ip, wall_ms())
-        {
+            .allowed(ip, wall_ms());
+        // A server with a valid token is never locked out by its own earlier
+        // mistakes (a typo'd route, say): its real bans must still count.
+        if !allowed && !self.carries_known_token(&req) {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -160,6 +169,27 @@ impl App {
                 .charge(ip, wall_ms());
         }
         resp
+    }
+
+    fn carries_known_token(&self, req: &Request<Incoming>) -> bool {
+        let sources = self.sources.read().expect("sources lock").clone();
+        if sources.is_empty() {
+            return false;
+        }
+        token_of(
+            req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            req.uri().query(),
+        )
+        .is_some_and(|t| is_known_token(&t, &sources))
+    }
+
+    /// Charges a failure that produced no response (a header timeout, a
+    /// connection held too long, one connection too many).
+    pub fn charge(&self, ip: std::net::IpAddr) {
+        self.limiter
+            .lock()
+            .expect("limiter lock")
+            .charge(ip, wall_ms());
     }
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -236,7 +266,14 @@ impl App {
                     "counted": outcome.counted,
                 }),
             ),
-            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+            Err(e) => {
+                // The detail (paths, SQLite errors) is for the log, not for clients.
+                tracing::error!("hook on {route} not stored: {e}");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the event could not be stored; try again",
+                )
+            }
         }
     }
 }
@@ -288,9 +325,45 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
     }
 }
 
+type PerClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One open connection of a client address; released on drop.
+struct ClientSlot {
+    table: PerClient,
+    client: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(table: &PerClient, client: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut t = table.lock().expect("per-client lock");
+        let n = t.entry(client).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: table.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().expect("per-client lock");
+        if let Some(n) = t.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let permits = Arc::new(Semaphore::new(app.max_connections));
+    let per_client: PerClient = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -310,9 +383,21 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             _ = &mut shutdown => break,
         };
+        let client = client_key(peer.ip());
+        let Some(slot) = ClientSlot::take(&per_client, client, app.max_connections_per_client)
+        else {
+            // One address may not hold every slot (slowloris): close at once.
+            app.stats
+                .dropped_connections
+                .fetch_add(1, Ordering::Relaxed);
+            app.charge(peer.ip());
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let header_timeout = app.header_timeout;
         let app = app.clone();
+        let conn_app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
@@ -324,11 +409,25 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
-                Err(_) => tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}"),
-                Ok(Ok(())) => {}
+            let unanswered = match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                    e.is_timeout()
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
+                    true
+                }
+                Ok(Ok(())) => false,
+            };
+            if unanswered {
+                conn_app
+                    .stats
+                    .dropped_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                conn_app.charge(peer.ip());
             }
+            drop(slot);
             drop(permit);
         });
     }

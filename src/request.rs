@@ -176,6 +176,28 @@ pub fn parse_hook(input: &HookInput) -> Result<HookParams, RequestError> {
     Ok(params)
 }
 
+/// The token a request carries, from `Authorization: Bearer` or `?token=`,
+/// without judging the rest of the request.
+pub fn token_of(authorization: Option<&[u8]>, query: Option<&str>) -> Option<String> {
+    if let Some(auth) = authorization.and_then(|a| std::str::from_utf8(a).ok()) {
+        if let Some((scheme, token)) = auth.trim().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Some(token.trim().to_string());
+            }
+        }
+    }
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Does `token` belong to a configured source? (Constant time per source.)
+pub fn is_known_token(token: &str, sources: &[Source]) -> bool {
+    sources.iter().fold(false, |found, s| {
+        found | constant_time_eq(token.as_bytes(), s.token.as_bytes())
+    })
+}
+
 /// Equal bytes, in time that depends only on the lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
@@ -424,6 +446,21 @@ mod tests {
             authorize(Some("token-web-1-012345678"), &s, "blue"),
             Err(RequestError::Unauthorized)
         );
+    }
+
+    #[test]
+    fn tokens_are_found_without_parsing_the_rest() {
+        assert_eq!(
+            token_of(Some(b"Bearer abc"), Some("ip=bad")),
+            Some("abc".into())
+        );
+        assert_eq!(token_of(None, Some("jail=x&token=q%20")), Some("q".into()));
+        assert_eq!(token_of(Some(b"Basic abc"), None), None);
+        assert_eq!(token_of(None, None), None);
+        let s = vec![source("a", "token-a-0123456789", None)];
+        assert!(is_known_token("token-a-0123456789", &s));
+        assert!(!is_known_token("token-a-012345678", &s));
+        assert!(!is_known_token("x", &[]));
     }
 
     #[test]

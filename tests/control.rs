@@ -240,8 +240,42 @@ async fn tokens_gate_hooks_and_name_the_source() {
         .get("/red?token=ssh1-token-0123456789abcdef&source=web-1")
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // a server that got itself rate-limited by mistakes still gets its real bans in
+    let server = [127, 0, 0, 88];
+    for _ in 0..40 {
+        from(
+            server,
+            d.addr,
+            "GET /typo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    }
+    assert_eq!(
+        from(
+            server,
+            d.addr,
+            "GET /red HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .await
+        .status,
+        429
+    );
+    let r = from(
+        server,
+        d.addr,
+        &with_auth(
+            "/red?ip=198.18.3.3",
+            "Authorization: Bearer ssh1-token-0123456789abcdef\r\n",
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "a valid token passes the limiter: {}",
+        r.body
+    );
     let s = d.status().await;
-    assert_eq!(s["total"], 2, "refused requests counted nothing");
+    assert_eq!(s["total"], 3, "refused requests counted nothing");
     assert_eq!(s["auth"], "token");
     assert_eq!(s["requests"]["unauthorized"], 4);
     let q = banlight::ledger::EventQuery {
@@ -251,7 +285,7 @@ async fn tokens_gate_hooks_and_name_the_source() {
     };
     let events = d.daemon.as_ref().unwrap().ledger.events(q).await.unwrap();
     let sources: Vec<_> = events.iter().map(|e| e.source.clone().unwrap()).collect();
-    assert_eq!(sources, ["ssh-1", "web-1"]);
+    assert_eq!(sources, ["ssh-1", "ssh-1", "web-1"]);
     d.shutdown().await;
 }
 

@@ -187,12 +187,51 @@ async fn slow_client_is_cut_off_by_the_header_timeout() {
 async fn connection_cap_queues_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(dir.path(), "max_connections = 2")).await;
-    // two idle connections hold both slots until the header timeout frees them
+    // two idle connections hold both slots until the header timeout (500 ms) frees them
     let _a = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let _b = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
     let r = d.get("/red").await;
     assert_eq!(r.status, 200, "served once a slot is free");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "the third connection waited for a slot ({:?})",
+        started.elapsed()
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_slot() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), "max_connections_per_client = 2")).await;
+    let connect_from = |last: u8| async move {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))
+            .unwrap();
+        sock.connect(d.addr).await.unwrap()
+    };
+    let _a = connect_from(41).await;
+    let _b = connect_from(41).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let mut third = connect_from(41).await;
+    let mut buf = Vec::new();
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        third.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "closed at once, unanswered: {n:?} {buf:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // another address is served meanwhile
+    assert_eq!(d.get("/red").await.status, 200);
+    assert_eq!(d.status().await["requests"]["dropped_connections"], 1);
     d.shutdown().await;
 }
 
