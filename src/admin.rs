@@ -200,7 +200,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
         }
         Command::Brightness { leds, display } => {
             ask(ControlRequest::Brightness { leds, display })?;
-            println!("brightness: LEDs {leds}/31, display {display}/7 (until restart; set led_brightness and display_brightness in the config to keep it)");
+            println!("brightness: LEDs {leds}/31, display {display}/7 (until a restart or reload; set led_brightness and display_brightness in the config to keep it)");
         }
         Command::Mode { mode } => {
             let v = ask(ControlRequest::Mode {

@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Set the LED brightness (0-31) and the display brightness (0-7) until restart.
+    /// Set the LED brightness (0-31) and the display brightness (0-7) until restart or reload.
     Brightness { leds: u8, display: u8 },
     /// Show the next mode, or a named one: total, 24h, or a route.
     Mode {

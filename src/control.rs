@@ -168,26 +168,46 @@ impl Control {
         let mut restart_needed = Vec::new();
         {
             let old = self.config.lock().expect("config lock");
-            let checks: [(&str, bool); 8] = [
+            let (o, n) = (&old.panel, &new.panel);
+            let checks = [
                 ("listen", old.listen != new.listen),
                 ("state_dir", old.state_dir != new.state_dir),
                 ("control_socket", old.control_socket != new.control_socket),
-                ("panel.backend", old.panel.backend != new.panel.backend),
+                ("retention_days", old.retention_days != new.retention_days),
                 (
-                    "panel.record_path",
-                    old.panel.record_path != new.panel.record_path,
-                ),
-                (
-                    "panel.led_count",
-                    old.panel.led_count != new.panel.led_count,
+                    "shutdown_command",
+                    old.shutdown_command != new.shutdown_command,
                 ),
                 (
                     "max_connections",
                     old.max_connections != new.max_connections,
                 ),
                 (
+                    "max_connections_per_client",
+                    old.max_connections_per_client != new.max_connections_per_client,
+                ),
+                (
                     "header_timeout",
                     old.header_timeout_ms != new.header_timeout_ms,
+                ),
+                ("panel.backend", o.backend != n.backend),
+                ("panel.record_path", o.record_path != n.record_path),
+                ("panel.led_count", o.led_count != n.led_count),
+                ("panel.led_spi", o.led_spi != n.led_spi),
+                (
+                    "panel pins",
+                    (
+                        o.blinkt_data_pin,
+                        o.blinkt_clock_pin,
+                        o.tm1637_clk_pin,
+                        o.tm1637_dio_pin,
+                    ) != (
+                        n.blinkt_data_pin,
+                        n.blinkt_clock_pin,
+                        n.tm1637_clk_pin,
+                        n.tm1637_dio_pin,
+                    ) || (o.mode_button_pin, o.power_button_pin)
+                        != (n.mode_button_pin, n.power_button_pin),
                 ),
             ];
             restart_needed.extend(
@@ -260,8 +280,14 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 /// Serves control requests until the listener is dropped with the task.
 pub async fn serve(listener: UnixListener, control: Arc<Control>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, do not spin.
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let control = control.clone();
         tokio::spawn(async move {

@@ -29,6 +29,10 @@ fn init_tracing() {
 }
 
 async fn run_daemon(config: Config) -> anyhow::Result<()> {
+    // Claimed before anything else, so a SIGHUP during start-up cannot kill
+    // the daemon (the default action); it is handled once serving.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -48,10 +52,6 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
     notify::ready(&daemon);
     let control = daemon.control.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the config");
             let _ = control.reload().await; // errors are logged; the old config stays

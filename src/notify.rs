@@ -1,6 +1,6 @@
 //! systemd's notification protocol (`sd_notify`), without libsystemd: one
 //! datagram per message to the socket in `$NOTIFY_SOCKET`. `READY=1` once
-//! the listener is bound and the store is open, `WATCHDOG=1` at half of
+//! the listener is bound and the store is open, `WATCHDOG=1` at a third of
 //! `$WATCHDOG_USEC` while the engine and the ledger both answer, and
 //! `STOPPING=1` when shutdown begins. Outside systemd all of it is a no-op.
 
@@ -91,8 +91,9 @@ pub fn notify(state: &str) {
     }
 }
 
-/// How often to ping: half of `WATCHDOG_USEC`, when it is meant for this
-/// process (`WATCHDOG_PID` unset or ours).
+/// How often to ping: a third of `WATCHDOG_USEC`, when it is meant for this
+/// process (`WATCHDOG_PID` unset or ours). A liveness check may take up to
+/// one interval, so two pings are at most two thirds of the limit apart.
 pub fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> Option<Duration> {
     if let Some(pid) = pid {
         if pid.trim().parse::<u32>().ok()? != my_pid {
@@ -100,7 +101,7 @@ pub fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, my_pid: u32) -> 
         }
     }
     let usec: u64 = usec?.trim().parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    (usec > 0).then(|| Duration::from_micros(usec / 3))
 }
 
 /// Pings `WATCHDOG=1` every `interval` for as long as `alive` says yes
@@ -241,10 +242,10 @@ mod tests {
     }
 
     #[test]
-    fn watchdog_interval_is_half_and_only_for_us() {
-        let half = Some(Duration::from_secs(15));
-        assert_eq!(watchdog_interval(Some("30000000"), None, 7), half);
-        assert_eq!(watchdog_interval(Some("30000000"), Some("7"), 7), half);
+    fn watchdog_interval_is_a_third_and_only_for_us() {
+        let third = Some(Duration::from_secs(10));
+        assert_eq!(watchdog_interval(Some("30000000"), None, 7), third);
+        assert_eq!(watchdog_interval(Some("30000000"), Some("7"), 7), third);
         assert_eq!(watchdog_interval(Some("30000000"), Some("8"), 7), None);
         assert_eq!(watchdog_interval(None, None, 7), None);
         assert_eq!(watchdog_interval(Some("0"), None, 7), None);

@@ -27,7 +27,7 @@ pub enum StoreError {
     },
     #[error("{path} was written by a newer banlight (schema {found}, this one knows {SCHEMA_VERSION}); upgrade banlight")]
     TooNew { path: PathBuf, found: i64 },
-    #[error("database error on {path}: {source}")]
+    #[error("database error on {path}: {source}. Check that the service user owns the state directory and the files in it, and that the disk is writable and not full")]
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
@@ -68,9 +68,25 @@ impl Store {
             source,
         })?;
         let path = state_dir.join(DB_FILE);
-        let corrupt = |source| StoreError::Corrupt {
-            path: path.clone(),
-            source,
+        // Only a file that is not a database is "corrupt"; a read-only disk,
+        // a full disk or files owned by another user are reported as such,
+        // so nobody moves a good database aside for them.
+        let corrupt = |source: rusqlite::Error| {
+            let broken = matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            );
+            if broken {
+                StoreError::Corrupt {
+                    path: path.clone(),
+                    source,
+                }
+            } else {
+                StoreError::Sqlite {
+                    path: path.clone(),
+                    source,
+                }
+            }
         };
         let conn = Connection::open_with_flags(
             &path,
@@ -178,7 +194,8 @@ impl Store {
         Ok(counters)
     }
 
-    /// Hook events since `since_ms` that carry an ip (to re-seed dedupe after a restart).
+    /// Hook events since `since_ms` that carry an ip (to re-seed dedupe after a
+    /// restart), including those a reset zeroed: a replay of them is still a replay.
     pub fn recent_bans(
         &self,
         since_ms: u64,
@@ -187,7 +204,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT ts_ms, route, COALESCE(jail, ''), ip FROM events
-                 WHERE ts_ms >= ?1 AND kind = 'hook' AND ip IS NOT NULL ORDER BY ts_ms",
+                 WHERE ts_ms >= ?1 AND kind IN ('hook', 'hook-before-reset') AND ip IS NOT NULL
+                 ORDER BY ts_ms",
             )
             .map_err(self.sqlite())?;
         let rows = stmt
@@ -430,6 +448,39 @@ mod tests {
     }
 
     #[test]
+    fn reset_bans_still_seed_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.commit(
+            &[hook(T0, "red", Some("203.0.113.9"))],
+            &[("red".into(), 1, Some(T0))],
+        )
+        .unwrap();
+        s.reset(None, T0 + 5, "cli").unwrap();
+        assert_eq!(
+            s.recent_bans(T0).unwrap().len(),
+            1,
+            "a replay after a reset is still a replay"
+        );
+    }
+
+    #[test]
+    fn the_connection_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mode: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = s
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous = FULL: every commit is synced");
+    }
+
+    #[test]
     fn corrupt_database_is_reported_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(DB_FILE);
@@ -443,6 +494,24 @@ mod tests {
             "{msg}"
         );
         assert_eq!(std::fs::read(&path).unwrap(), junk, "never replaced");
+    }
+
+    #[test]
+    fn a_busy_database_is_not_called_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        // another process holds an exclusive lock on the file
+        let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = DELETE; BEGIN EXCLUSIVE;",
+            )
+            .unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::Sqlite { .. }) => {}
+            Err(e) => panic!("misreported: {e}"),
+            Ok(_) => panic!("opened a locked database"),
+        }
     }
 
     #[test]

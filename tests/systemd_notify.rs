@@ -1,6 +1,6 @@
 //! The real binary under a stand-in for systemd: NOTIFY_SOCKET and
 //! WATCHDOG_USEC set, READY=1 only once it answers HTTP, watchdog pings at
-//! half the interval, STOPPING=1 on SIGTERM, then a clean exit.
+//! a third of the interval, STOPPING=1 on SIGTERM, then a clean exit.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -40,7 +40,7 @@ fn ready_watchdog_and_stopping() {
         .arg("--config")
         .arg(&config)
         .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "600000")
+        .env("WATCHDOG_USEC", "900000")
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -65,7 +65,7 @@ fn ready_watchdog_and_stopping() {
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 
-    // Pings every 300 ms (half of 600 ms), each after a round trip
+    // Pings every 300 ms (a third of 900 ms), each after a round trip
     // through the engine and the store.
     assert_eq!(recv(&sock), "WATCHDOG=1");
     assert!(

@@ -128,17 +128,25 @@ impl Scene {
         }
     }
 
-    /// Applies new settings and routes (config reload); pending animations
-    /// are dropped, the mode is kept when it still exists.
+    /// Applies new settings and routes (config reload): pending animations
+    /// are dropped; dark, a shutdown in progress, and the mode (a route by
+    /// its name) are kept.
     pub fn reconfigure(&mut self, settings: SceneSettings, routes: Vec<RouteLook>) {
-        let mode = self.mode;
-        let dark = self.dark;
-        *self = Scene::new(settings, routes);
-        self.dark = dark;
-        self.mode = match mode {
-            DisplayMode::Route(i) if i >= self.routes.len() => DisplayMode::Total,
+        let mode = match self.mode {
+            DisplayMode::Route(i) => {
+                let name = &self.routes[i].name;
+                routes
+                    .iter()
+                    .position(|r| r.name == *name)
+                    .map_or(DisplayMode::Total, DisplayMode::Route)
+            }
             m => m,
         };
+        let (dark, shutdown_since) = (self.dark, self.shutdown_since);
+        *self = Scene::new(settings, routes);
+        self.mode = mode;
+        self.dark = dark;
+        self.shutdown_since = shutdown_since;
     }
 
     pub fn settings(&self) -> &SceneSettings {
@@ -618,6 +626,19 @@ mod tests {
         assert_eq!(s.sweeps_pending(), 0);
         s.set_mode(DisplayMode::Route(9), 0);
         assert_eq!(s.mode(), DisplayMode::Total);
+    }
+
+    #[test]
+    fn reconfigure_follows_the_mode_route_by_name_and_keeps_a_shutdown() {
+        let mut s = scene();
+        s.set_mode(DisplayMode::Route(1), 0);
+        s.begin_shutdown(5);
+        s.reconfigure(
+            settings(),
+            vec![look("blue", BLUE, "bLUE", 2), look("red", RED, "SSH", 0)],
+        );
+        assert_eq!(s.mode(), DisplayMode::Route(0), "blue moved to index 0");
+        assert!(s.is_shutting_down());
     }
 
     #[test]
