@@ -278,6 +278,8 @@ struct RawConfig {
     dedupe_window: Millis,
     #[serde(deserialize_with = "bounded::<_, 1, 36500>")]
     retention_days: u64,
+    #[serde(deserialize_with = "bounded::<_, 1000, 1000000000>")]
+    max_events: u64,
     shutdown_command: Spanned<String>,
     #[serde(deserialize_with = "bounded::<_, 1, 65536>")]
     max_connections: u64,
@@ -298,6 +300,7 @@ impl Default for RawConfig {
             source: Vec::new(),
             dedupe_window: Millis(10 * 60_000),
             retention_days: 90,
+            max_events: 1_000_000,
             shutdown_command: Spanned::new(0..0, "systemctl poweroff".into()),
             max_connections: 512,
             max_connections_per_client: 32,
@@ -330,6 +333,8 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub dedupe_window_ms: u64,
     pub retention_days: u64,
+    /// The event log keeps at most this many (newest) events; counts are kept.
+    pub max_events: u64,
     /// Program and arguments, run without a shell.
     pub shutdown_command: Vec<String>,
     /// Whether the file sets `shutdown_command` (else the default is used,
@@ -593,6 +598,7 @@ impl Config {
             state_dir,
             dedupe_window_ms: raw.dedupe_window.0,
             retention_days: raw.retention_days,
+            max_events: raw.max_events,
             shutdown_command,
             shutdown_command_set: raw.shutdown_command.span().end > 0,
             max_connections: raw.max_connections as usize,
@@ -748,6 +754,7 @@ mod tests {
         assert_eq!(example.routes, defaults.routes);
         assert_eq!(example.dedupe_window_ms, defaults.dedupe_window_ms);
         assert_eq!(example.retention_days, defaults.retention_days);
+        assert_eq!(example.max_events, defaults.max_events);
         assert_eq!(example.shutdown_command, defaults.shutdown_command);
         assert_eq!(example.max_connections, defaults.max_connections);
         assert_eq!(

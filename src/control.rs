@@ -174,6 +174,7 @@ impl Control {
                 ("state_dir", old.state_dir != new.state_dir),
                 ("control_socket", old.control_socket != new.control_socket),
                 ("retention_days", old.retention_days != new.retention_days),
+                ("max_events", old.max_events != new.max_events),
                 (
                     "shutdown_command",
                     old.shutdown_command != new.shutdown_command,

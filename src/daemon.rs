@@ -84,6 +84,7 @@ pub async fn start(
         store,
         config.dedupe_window_ms,
         config.retention_days,
+        config.max_events,
         Box::new(move |route: &str| notify.send(EngineMsg::Counted(route.to_string()))),
     )?;
     let commit_stats = ledger.stats.clone();

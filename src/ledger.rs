@@ -19,6 +19,8 @@ const MAX_BATCH: usize = 1024;
 /// a dozen busy servers replay at once, in about 3 MB.
 const DEDUPE_CAPACITY: usize = 65_536;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The event cap is enforced after this many new events.
+const CAP_EVERY_EVENTS: u64 = 10_000;
 
 pub fn wall_ms() -> u64 {
     SystemTime::now()
@@ -121,6 +123,8 @@ pub struct Ledger {
     counters: Arc<Mutex<Counters>>,
     dedupe: Dedupe,
     retention_ms: u64,
+    max_events: u64,
+    events_since_cap: u64,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     last_prune: std::time::Instant,
@@ -132,14 +136,22 @@ impl Ledger {
         store: Store,
         dedupe_window_ms: u64,
         retention_days: u64,
+        max_events: u64,
         on_counted: Box<dyn FnMut(&str) + Send>,
     ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
         let now = wall_ms();
         let mut store = store;
         let retention_ms = retention_days.saturating_mul(86_400_000);
         let pruned = store.prune(now.saturating_sub(retention_ms))?;
-        if pruned > 0 {
-            tracing::info!(pruned, retention_days, "pruned old events");
+        let capped = store.cap_events(max_events)?;
+        if pruned + capped > 0 {
+            tracing::info!(
+                pruned,
+                capped,
+                retention_days,
+                max_events,
+                "pruned old events"
+            );
         }
         let counters = Arc::new(Mutex::new(store.load_counters(now)?));
         let mut dedupe = Dedupe::new(dedupe_window_ms, DEDUPE_CAPACITY);
@@ -152,6 +164,8 @@ impl Ledger {
             counters: counters.clone(),
             dedupe,
             retention_ms,
+            max_events,
+            events_since_cap: 0,
             stats: Arc::default(),
             on_counted,
             last_prune: std::time::Instant::now(),
@@ -309,6 +323,19 @@ impl Ledger {
                         .events
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
                 }
+                self.events_since_cap += events.len() as u64;
+                if self.events_since_cap >= CAP_EVERY_EVENTS {
+                    self.events_since_cap = 0;
+                    match self.store.cap_events(self.max_events) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(
+                            deleted = n,
+                            max_events = self.max_events,
+                            "event log full: oldest events deleted (counts kept)"
+                        ),
+                        Err(e) => tracing::warn!("capping the event log failed: {e}"),
+                    }
+                }
                 let mut live = self.counters.lock().expect("counters lock");
                 for e in &events {
                     live.record(&e.route, e.ts_ms);
@@ -356,6 +383,7 @@ mod tests {
             Store::open(dir.path()).unwrap(),
             600_000,
             90,
+            1_000_000,
             Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
         )
         .unwrap();
@@ -404,6 +432,7 @@ mod tests {
             Store::open(dir.path()).unwrap(),
             600_000,
             90,
+            1_000_000,
             Box::new(|_| {}),
         )
         .unwrap();

@@ -279,6 +279,17 @@ impl Store {
             .map_err(self.sqlite())
     }
 
+    /// Keeps only the newest `max` events (the counts are kept): a flood of
+    /// hooks cannot fill the SD card.
+    pub fn cap_events(&mut self, max: u64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+                [to_i64(max)],
+            )
+            .map_err(self.sqlite())
+    }
+
     /// The newest events first.
     pub fn events(
         &self,
@@ -445,6 +456,25 @@ mod tests {
             (newest.kind.as_str(), newest.route.as_str()),
             ("reset", "red")
         );
+    }
+
+    #[test]
+    fn cap_keeps_the_newest_events_and_all_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let events: Vec<_> = (0..50).map(|i| hook(T0 + i, "red", None)).collect();
+        s.commit(&events, &[("red".into(), 50, Some(T0 + 49))])
+            .unwrap();
+        assert_eq!(s.cap_events(20).unwrap(), 30);
+        let left = s.events(0, None, 100).unwrap();
+        assert_eq!(left.len(), 20);
+        assert_eq!(
+            left.last().unwrap().ts_ms,
+            T0 + 30,
+            "the oldest kept is the 31st"
+        );
+        assert_eq!(s.count("red").unwrap(), 50);
+        assert_eq!(s.cap_events(20).unwrap(), 0);
     }
 
     #[test]

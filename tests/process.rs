@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 mod bin;
 
 fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
+    let (child, addr, _log) = spawn_with_log(config);
+    (child, addr)
+}
+
+/// Also hands back the daemon's later log lines.
+fn spawn_with_log(
+    config: &std::path::Path,
+) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
     let mut child = bin::command()
         .arg("--config")
         .arg(config)
@@ -36,8 +44,26 @@ fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
         }
     };
     // keep draining stderr so the daemon never blocks on a full pipe
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, addr, rx)
+}
+
+/// Waits for a log line containing `needle`.
+fn wait_for_log(log: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no log line with {needle:?} within 10 s"),
+        }
+    }
 }
 
 /// One hook on a new connection. `Some(true)` = answered counted.
@@ -180,7 +206,7 @@ fn sighup_reloads_and_sigterm_exits_cleanly() {
         format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
     )
     .unwrap();
-    let (mut child, addr) = spawn(&config);
+    let (mut child, addr, log) = spawn_with_log(&config);
     assert!(get(addr, "/red").starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/teal").starts_with("HTTP/1.1 404"));
     std::fs::write(
@@ -195,10 +221,28 @@ fn sighup_reloads_and_sigterm_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // a broken file on SIGHUP is rejected; the daemon keeps serving the old config
-    std::fs::write(&config, "listen = [").unwrap();
+    // (one ending inside an array once made the reload panic)
+    std::fs::write(
+        &config,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\nlabel = [\n"),
+    )
+    .unwrap();
     signal(&child, libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    let line = wait_for_log(&log, "reload rejected");
+    assert!(
+        line.contains("banlight.toml:"),
+        "names the file and line: {line}"
+    );
     assert!(get(addr, "/teal").starts_with("HTTP/1.1 200"));
+    // and the SIGHUP handler still works after a rejected reload
+    std::fs::write(
+        &config,
+        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
+    )
+    .unwrap();
+    signal(&child, libc::SIGHUP);
+    wait_for_log(&log, "config reloaded");
+    assert!(get(addr, "/teal").starts_with("HTTP/1.1 404"));
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGTERM exits 0: {status}");
