@@ -26,7 +26,11 @@ backend = "record"
 record_path = "/dev/null"
 TOML
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
 trap cleanup EXIT
 start_daemon "$work/banlight.toml" "$work/daemon.log"
 
