@@ -5,6 +5,14 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# On exit: stop the daemon (if still running) and remove $work.
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+
 # start_daemon CONFIG LOG: starts target/release/banlight, sets $pid, waits for /api/status.
 start_daemon() {
     local config=$1 log=$2 port

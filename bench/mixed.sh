@@ -29,12 +29,6 @@ token = "$token"
 backend = "record"
 record_path = "/dev/null"
 TOML
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
 trap cleanup EXIT
 start_daemon "$work/banlight.toml" "$work/daemon.log"
 rss_start=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")

@@ -25,12 +25,6 @@ max_connections_per_client = 1024
 backend = "record"
 record_path = "/dev/null"
 TOML
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
 trap cleanup EXIT
 start_daemon "$work/banlight.toml" "$work/daemon.log"
 

@@ -802,6 +802,15 @@ marker = 7
         parse(text).unwrap_err()
     }
 
+    /// `text` fails at `line` on `key` with a message containing `msg`.
+    fn expect_error(text: &str, line: usize, key: &str, msg: &str) -> ConfigError {
+        let e = err(text);
+        assert_eq!(e.line, Some(line), "{text}: {e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(msg), "{text}: {e}");
+        e
+    }
+
     #[test]
     fn unknown_keys_name_file_line_and_key() {
         let e = err("listen = \"127.0.0.1:1\"\n\n[panel]\nbrightnes = 3\n");
@@ -844,10 +853,7 @@ marker = 7
             ("[panel]\nbackend = \"gpio\"\n", 2, "panel.backend", "variant"),
         ];
         for (text, line, key, msg) in cases {
-            let e = err(text);
-            assert_eq!(e.line, Some(line), "{text}: {e}");
-            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
-            assert!(e.message.contains(msg), "{text}: {e}");
+            expect_error(text, line, key, msg);
         }
     }
 
@@ -880,10 +886,7 @@ marker = 7
             ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nroutes = \"red\"\n", 4, "source[0].routes", "sequence"),
         ];
         for (text, line, key, msg) in cases {
-            let e = err(text);
-            assert_eq!(e.line, Some(line), "{text}: {e}");
-            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
-            assert!(e.message.contains(msg), "{text}: {e}");
+            let e = expect_error(text, line, key, msg);
             assert!(
                 !e.to_string().contains("0123456789abcdef0"),
                 "errors never show tokens: {e}"
