@@ -29,6 +29,7 @@ fn the_unit_runs_the_packaged_config_as_a_hardened_notify_service() {
     for expected in [
         "Type=notify",
         "ExecStart=/usr/bin/banlight --config /etc/banlight/banlight.toml run",
+        "ExecReload=/usr/bin/banlight --config /etc/banlight/banlight.toml reload",
         "Restart=on-failure",
         "User=banlight",
         "StateDirectory=banlight",
