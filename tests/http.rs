@@ -206,7 +206,13 @@ async fn connection_cap_queues_instead_of_failing() {
 async fn one_address_cannot_hold_every_slot() {
     use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(&test_config(dir.path(), "max_connections_per_client = 2")).await;
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        // long enough that the two idle connections are not timed out (and
+        // counted as dropped too) on a slow machine
+        "max_connections_per_client = 2\nheader_timeout = \"30s\"",
+    ))
+    .await;
     let connect_from = |last: u8| async move {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))

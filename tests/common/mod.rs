@@ -24,8 +24,13 @@ pub struct TestDaemon {
 
 /// A config for tests: fast animations, state in `dir`.
 pub fn test_config(dir: &Path, extra: &str) -> Config {
+    let header_timeout = if extra.contains("header_timeout") {
+        ""
+    } else {
+        "header_timeout = \"500ms\"\n"
+    };
     let text = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nheader_timeout = \"500ms\"\n{extra}\n",
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n{header_timeout}{extra}\n",
         dir.join("state").display()
     );
     let text = if text.contains("[panel]") {
