@@ -19,7 +19,6 @@ pub enum EngineMsg {
     /// Play a route's sweep without counting (`banlight test`).
     Test(String),
     Button(ButtonEdge),
-    Action(ButtonAction),
     /// `next` or a mode name (`total`, `24h`, a route).
     SetMode(String, oneshot::Sender<Result<String, String>>),
     Brightness(u8, u8),
@@ -210,7 +209,6 @@ impl Engine {
                     self.act(action, now, handle);
                 }
             }
-            EngineMsg::Action(action) => self.act(action, now, handle),
             EngineMsg::SetMode(name, reply) => {
                 let mode = match name.as_str() {
                     "next" => None,

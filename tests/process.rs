@@ -95,15 +95,7 @@ fn total(addr: SocketAddr) -> u64 {
 fn kill_9_mid_load_loses_no_answered_event() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("banlight.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
-            dir.path().join("state").display(),
-            dir.path().join("frames.jsonl").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, bin::record_config(dir.path(), "frames.jsonl")).unwrap();
     let (mut child, addr) = spawn(&config);
 
     let answered = Arc::new(AtomicU64::new(0));
@@ -196,11 +188,7 @@ fn signal(child: &Child, sig: i32) {
 fn sighup_reloads_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("banlight.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
-        dir.path().join("state").display(),
-        dir.path().join("frames.jsonl").display()
-    );
+    let base = bin::record_config(dir.path(), "frames.jsonl");
     std::fs::write(
         &config,
         format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
@@ -256,15 +244,7 @@ fn sighup_reloads_and_sigterm_exits_cleanly() {
 /// Starts the daemon again on the same state and reads the total.
 fn total_after_restart(dir: &std::path::Path) -> u64 {
     let config = dir.join("restart.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
-            dir.join("state").display(),
-            dir.join("frames2.jsonl").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, bin::record_config(dir, "frames2.jsonl")).unwrap();
     let (mut child, addr) = spawn(&config);
     let t = total(addr);
     signal(&child, libc::SIGTERM);

@@ -27,15 +27,7 @@ fn ready_watchdog_and_stopping() {
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let config = dir.path().join("banlight.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
-            dir.path().join("state").display(),
-            dir.path().join("frames.jsonl").display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, bin::record_config(dir.path(), "frames.jsonl")).unwrap();
     let mut child = bin::command()
         .arg("--config")
         .arg(&config)

@@ -148,12 +148,6 @@ impl Buttons {
             .flatten()
             .min()
     }
-
-    /// How long the power button has been held (for a countdown), if it is.
-    pub fn power_held_ms(&self, now: u64) -> Option<u64> {
-        let st = &self.states[1];
-        (st.pressed && !st.long_fired).then(|| now.saturating_sub(st.pressed_at))
-    }
 }
 
 #[cfg(test)]
@@ -296,6 +290,5 @@ mod tests {
         b.edge(P, true, 50);
         b.poll(80);
         assert_eq!(b.next_deadline(), Some(3050));
-        assert_eq!(b.power_held_ms(1050), Some(1000));
     }
 }

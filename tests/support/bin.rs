@@ -77,3 +77,13 @@ pub fn command() -> Command {
         }
     }
 }
+
+/// A config for a spawned daemon: any free loopback port, state in
+/// `dir/state`, frames recorded to `dir/<frames>`.
+pub fn record_config(dir: &std::path::Path, frames: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+        dir.join("state").display(),
+        dir.join(frames).display()
+    )
+}
