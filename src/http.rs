@@ -135,8 +135,8 @@ impl App {
             },
             "auth": if self.sources.read().expect("sources lock").is_empty() { "open" } else { "token" },
             "store": {
-                "commits": self.commit_stats.commits.load(std::sync::atomic::Ordering::Relaxed),
-                "events": self.commit_stats.events.load(std::sync::atomic::Ordering::Relaxed),
+                "commits": self.commit_stats.commits.load(Ordering::Relaxed),
+                "events": self.commit_stats.events.load(Ordering::Relaxed),
             },
         })
     }
