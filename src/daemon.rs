@@ -55,6 +55,7 @@ pub struct Daemon {
     pub control: Arc<Control>,
     control_task: tokio::task::JoinHandle<()>,
     _socket_file: SocketFile,
+    _state_lock: crate::statelock::StateLock,
     pub app: Arc<App>,
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
@@ -74,6 +75,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Daemon> {
     let addr = listener.local_addr()?;
+    let state_lock = crate::statelock::StateLock::acquire(&config.state_dir)?;
     let store = Store::open(&config.state_dir)?;
     let control_listener = crate::control::bind(&config.control_socket).await?;
     let socket_file = SocketFile(config.control_socket.clone());
@@ -138,6 +140,7 @@ pub async fn start(
         control,
         control_task,
         _socket_file: socket_file,
+        _state_lock: state_lock,
         app,
         engine,
         ledger,

@@ -14,4 +14,5 @@ pub mod notify;
 pub mod panel;
 pub mod request;
 pub mod selftest;
+pub mod statelock;
 pub mod store;

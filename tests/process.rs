@@ -251,3 +251,47 @@ fn total_after_restart(dir: &std::path::Path) -> u64 {
     child.wait().unwrap();
     t
 }
+
+/// Two daemons on one state_dir would overwrite each other's counts: the
+/// second refuses at start, naming the directory and the first one's pid,
+/// and the first keeps serving.
+#[test]
+fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_for = |name: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+                dir.path().join("state").display(),
+                dir.path().join(format!("{name}.sock")).display(),
+                dir.path().join(format!("{name}.jsonl")).display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (mut first, addr) = spawn(&config_for("first"));
+    assert_eq!(hook(addr, "/red"), Some(true));
+    let second = bin::command()
+        .arg("--config")
+        .arg(config_for("second"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the second banlight");
+    let out = second.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second daemon must not run");
+    assert!(
+        stderr.contains(&dir.path().join("state").display().to_string())
+            && stderr.contains(&format!("pid {}", first.id())),
+        "names the directory and the running instance: {stderr}"
+    );
+    assert_eq!(hook(addr, "/red"), Some(true), "the first keeps serving");
+    assert_eq!(total(addr), 2);
+    signal(&first, libc::SIGTERM);
+    first.wait().unwrap();
+}
