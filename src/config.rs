@@ -581,6 +581,19 @@ impl Config {
         let control_socket = raw
             .control_socket
             .unwrap_or_else(|| default_control_socket(&state_dir));
+        if let Some(db) = socket_over_database(&control_socket, &state_dir) {
+            return Err(ConfigError {
+                file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
+                line: line_of_key(text, "", "control_socket"),
+                key: Some("control_socket".into()),
+                message: format!(
+                    "control_socket {} is the database file {} or inside it; pick a path of its own (default {})",
+                    control_socket.display(),
+                    db.display(),
+                    default_control_socket(&state_dir).display()
+                ),
+            });
+        }
         if let Err((key, message)) = crate::panel::pi::check_pins(&raw.panel) {
             return Err(ConfigError {
                 file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
@@ -649,6 +662,42 @@ impl Config {
 
 /// The 1-based line where `key` is set inside `[table]`, if the file sets it
 /// (a value can also clash with a default the file never mentions).
+/// The database file a control socket path would clobber, if any: binding
+/// there (or removing a "stale" file there) would destroy the live store.
+fn socket_over_database(socket: &Path, state_dir: &Path) -> Option<PathBuf> {
+    let clean = |p: &Path| -> PathBuf {
+        let abs = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // Follow symlinks where the path exists, so a link to the db counts.
+        std::fs::canonicalize(&abs).unwrap_or_else(|_| {
+            abs.components().fold(PathBuf::new(), |mut acc, c| {
+                match c {
+                    std::path::Component::ParentDir => {
+                        acc.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => acc.push(other),
+                }
+                acc
+            })
+        })
+    };
+    let socket = clean(socket);
+    let db = crate::store::DB_FILE;
+    [
+        db.to_string(),
+        format!("{db}-wal"),
+        format!("{db}-shm"),
+        format!("{db}-journal"),
+    ]
+    .iter()
+    .map(|name| clean(&state_dir.join(name)))
+    .find(|file| socket == *file || socket.starts_with(file))
+}
+
 fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
@@ -809,6 +858,28 @@ marker = 7
         assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
         assert!(e.message.contains(msg), "{text}: {e}");
         e
+    }
+
+    #[test]
+    fn a_control_socket_on_the_database_is_refused() {
+        for name in [
+            "banlight.db",
+            "banlight.db-wal",
+            "banlight.db-shm",
+            "banlight.db/x.sock",
+        ] {
+            let text =
+                format!("state_dir = \"/var/lib/bl\"\ncontrol_socket = \"/var/lib/bl/{name}\"\n");
+            expect_error(&text, 2, "control_socket", "database");
+        }
+        let text =
+            "state_dir = \"/var/lib/bl\"\ncontrol_socket = \"/var/lib/bl/../bl/./banlight.db\"\n";
+        expect_error(text, 2, "control_socket", "database");
+        Config::parse(
+            Path::new("t.toml"),
+            "state_dir = \"/var/lib/bl\"\ncontrol_socket = \"/var/lib/bl/control.sock\"\n",
+        )
+        .expect("a path of its own is fine");
     }
 
     #[test]

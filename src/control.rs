@@ -256,8 +256,16 @@ impl Control {
 /// Binds the socket: refuses if a daemon already answers there, replaces a
 /// stale file, and makes it 0660 (owner and group, e.g. `banlight`).
 pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    // lstat: a symlink or a regular file at this path (say, the database
+    // named by mistake) is never ours to delete.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "control_socket {} exists and is not a socket; refusing to remove it (fix control_socket in the config, or move the file away)",
+                path.display()
+            );
+        }
         if UnixStream::connect(path).await.is_ok() {
             anyhow::bail!(
                 "another banlight is already running with control socket {}",
@@ -278,8 +286,16 @@ pub async fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Control connections served at once; more are closed on accept.
+pub const MAX_CONTROL_CONNECTIONS: usize = 32;
+/// A control client must send its request line within this.
+pub const CONTROL_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Control connections closed because the cap was reached (since start).
+pub static CONTROL_SHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Serves control requests until the listener is dropped with the task.
 pub async fn serve(listener: UnixListener, control: Arc<Control>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -290,18 +306,29 @@ pub async fn serve(listener: UnixListener, control: Arc<Control>) {
                 continue;
             }
         };
+        // Over the cap the connection is closed at once: idle clients cannot
+        // pile up descriptors that the HTTP side needs for hooks.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            CONTROL_SHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
         let control = control.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let (read, mut write) = stream.into_split();
             let mut line = String::new();
             let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
-            let answer = match reader.read_line(&mut line).await {
-                Ok(_) => match serde_json::from_str::<ControlRequest>(&line) {
-                    Ok(req) => control.handle(req).await,
-                    Err(e) => fail(format!("bad request: {e}")),
-                },
-                Err(e) => fail(format!("cannot read the request: {e}")),
-            };
+            let answer =
+                match tokio::time::timeout(CONTROL_READ_TIMEOUT, reader.read_line(&mut line)).await
+                {
+                    Ok(Ok(_)) => match serde_json::from_str::<ControlRequest>(&line) {
+                        Ok(req) => control.handle(req).await,
+                        Err(e) => fail(format!("bad request: {e}")),
+                    },
+                    Ok(Err(e)) => fail(format!("cannot read the request: {e}")),
+                    Err(_) => fail("no request within the read timeout".to_string()),
+                };
             let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
         });
     }

@@ -478,3 +478,86 @@ fn hook_prints_a_ready_jail_snippet() {
     let (ok, _, err) = run(&["hook", "mauve"]);
     assert!(!ok && err.contains("no route"), "{err}");
 }
+
+/// A regular file at `control_socket` (say, the database named by mistake)
+/// is an error naming the path, and the file is left alone.
+#[tokio::test]
+async fn a_regular_file_at_the_control_socket_path_is_never_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("precious.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let config = test_config(
+        dir.path(),
+        &format!("control_socket = \"{}\"\n", victim.display()),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
+    let err = banlight::daemon::start(
+        &config,
+        listener,
+        Box::new(banlight::panel::memory::MemoryPanel::new()),
+        banlight::panel::Clock::start(),
+        rx,
+        std::future::pending(),
+    )
+    .await
+    .err()
+    .expect("refuses to start")
+    .to_string();
+    assert!(err.contains(&victim.display().to_string()), "{err}");
+    assert!(err.contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+}
+
+/// 1,100 idle control connections neither exhaust the daemon's
+/// descriptors nor stop hooks; the CLI works again once they time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_control_connections_are_capped_and_hooks_keep_working() {
+    // The test process is the daemon too: let it hold the 1,100 client ends.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    let sock = socket_of(&d);
+    let fds_before = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match tokio::net::UnixStream::connect(&sock).await {
+            Ok(s) => idle.push(s),
+            Err(_) => break, // backlog full: the daemon is shedding, as it should
+        }
+    }
+    assert!(idle.len() >= 200, "only {} connections made", idle.len());
+    assert_eq!(d.get("/red?ip=192.0.2.1").await.status, 200);
+    // The daemon's side holds at most the cap; the test's own ends are `idle`.
+    let mut held = 0;
+    eventually(20, "the daemon sheds connections over the cap", || {
+        held = std::fs::read_dir("/proc/self/fd").unwrap().count();
+        held <= fds_before + idle.len() + banlight::control::MAX_CONTROL_CONNECTIONS + 16
+    })
+    .await;
+    assert!(banlight::control::CONTROL_SHED.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    // Idle holders time out (5 s read timeout) and free their slots.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (ok, out, err) = run_cli(&sock, &["status"]).await;
+        if ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI never got a slot back: {out}{err}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(idle);
+    assert_eq!(d.get("/red?ip=192.0.2.2").await.status, 200);
+    d.shutdown().await;
+}
