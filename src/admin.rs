@@ -109,6 +109,13 @@ pub fn format_status(s: &Value) -> String {
         text(&s["requests"]["rate_limited"]),
         text(&s["auth"]),
     ));
+    out.push_str(&format!(
+        "connections open {}, evicted (idle or trickling, to make room) {}, refused (all busy) {}, dropped (per-address cap or timeout) {}\n",
+        text(&s["requests"]["open_connections"]),
+        text(&s["requests"]["evicted_connections"]),
+        text(&s["requests"]["refused_connections_busy"]),
+        text(&s["requests"]["dropped_connections"]),
+    ));
     out
 }
 

@@ -123,6 +123,7 @@ pub async fn start(
         header_timeout: Duration::from_millis(config.header_timeout_ms),
         max_connections: config.max_connections,
         max_connections_per_client: config.max_connections_per_client,
+        slots: crate::slots::Slots::new(config.max_connections),
         commit_stats,
     });
     let control = Arc::new(Control {

@@ -19,7 +19,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::config::{Route, Source};
 use crate::core::counters::Counters;
@@ -66,6 +65,8 @@ pub struct App {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: usize,
+    /// Connection slots shared by every listener (see `slots.rs`).
+    pub slots: Arc<crate::slots::Slots>,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
 }
 
@@ -131,6 +132,9 @@ impl App {
                 "unauthorized": self.stats.unauthorized.load(Ordering::Relaxed),
                 "rate_limited": self.stats.rate_limited.load(Ordering::Relaxed),
                 "dropped_connections": self.stats.dropped_connections.load(Ordering::Relaxed),
+                "evicted_connections": self.slots.evicted.load(Ordering::Relaxed),
+                "refused_connections_busy": self.slots.refused.load(Ordering::Relaxed),
+                "open_connections": self.slots.in_use(),
                 "limited_clients": self.limiter.lock().expect("limiter lock").tracked_clients(),
             },
             "auth": if self.sources.read().expect("sources lock").is_empty() { "open" } else { "token" },
@@ -362,15 +366,12 @@ impl Drop for ClientSlot {
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let permits = Arc::new(Semaphore::new(app.max_connections));
     let per_client: PerClient = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = &mut shutdown => break,
-        };
+        // Accept never waits for a free slot: a full table is resolved by
+        // evicting an idle or header-trickling connection (see slots.rs).
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -394,13 +395,25 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             drop(stream);
             continue;
         };
+        let Some(conn_slot) = app.slots.take(Instant::now()) else {
+            // Every slot is handling a request right now: they end soon.
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let header_timeout = app.header_timeout;
         let app = app.clone();
         let conn_app = app.clone();
+        let marker = conn_slot.marker();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+            let marker = marker.clone();
+            async move {
+                marker.busy();
+                let resp = app.handle(req, peer).await;
+                marker.idle();
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -409,16 +422,22 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let unanswered = match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                    e.is_timeout()
+            let unanswered = tokio::select! {
+                r = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match r {
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                        e.is_timeout()
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
+                        true
+                    }
+                    Ok(Ok(())) => false,
+                },
+                _ = conn_slot.closed() => {
+                    tracing::debug!(%peer, "connection evicted to make room");
+                    false
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
-                    true
-                }
-                Ok(Ok(())) => false,
             };
             if unanswered {
                 conn_app
@@ -428,7 +447,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 conn_app.charge(peer.ip());
             }
             drop(slot);
-            drop(permit);
+            drop(conn_slot);
         });
     }
     drop(listener);

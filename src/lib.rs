@@ -14,5 +14,6 @@ pub mod notify;
 pub mod panel;
 pub mod request;
 pub mod selftest;
+pub mod slots;
 pub mod statelock;
 pub mod store;
