@@ -184,21 +184,32 @@ async fn slow_client_is_cut_off_by_the_header_timeout() {
 }
 
 #[tokio::test]
-async fn connection_cap_queues_instead_of_failing() {
+async fn a_full_table_evicts_the_oldest_idle_connection_for_a_new_one() {
+    use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(&test_config(dir.path(), "max_connections = 2")).await;
-    // two idle connections hold both slots until the header timeout (500 ms) frees them
-    let _a = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    // A header timeout far longer than the test: only eviction frees a slot.
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        "max_connections = 2\nheader_timeout = \"60s\"",
+    ))
+    .await;
+    let mut a = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let _b = tokio::net::TcpStream::connect(d.addr).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let started = std::time::Instant::now();
+    eventually(10, "both idle connections hold a slot", || {
+        d.daemon.as_ref().unwrap().app.slots.in_use() == 2
+    })
+    .await;
     let r = d.get("/red").await;
-    assert_eq!(r.status, 200, "served once a slot is free");
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(300),
-        "the third connection waited for a slot ({:?})",
-        started.elapsed()
-    );
+    assert_eq!(r.status, 200, "served at once by evicting an idle holder");
+    // The oldest idle one (a) was closed for it.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), a.read(&mut buf))
+        .await
+        .expect("the evicted connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let status = d.status().await;
+    assert!(status["requests"]["evicted_connections"].as_u64().unwrap() >= 1);
     d.shutdown().await;
 }
 
