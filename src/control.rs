@@ -343,14 +343,37 @@ impl Drop for SocketFile {
     }
 }
 
+/// Where the Debian package puts its unit (or an admin copies it).
+const UNIT_PATHS: [&str; 2] = [
+    "/lib/systemd/system/banlight.service",
+    "/etc/systemd/system/banlight.service",
+];
+
+fn packaged_unit_installed() -> bool {
+    UNIT_PATHS.iter().any(|p| Path::new(p).exists())
+}
+
+/// `systemctl` is only advice where the unit exists; elsewhere (a
+/// `cargo run` on a workstation) it would send the user to a dead end.
+pub fn not_running_advice(socket: &Path, unit_installed: bool) -> String {
+    let start = if unit_installed {
+        "Start it with `sudo systemctl start banlight`"
+    } else {
+        "Start it with `banlight` (or `cargo run --release` in the source tree)"
+    };
+    format!(
+        "banlight is not running (no daemon at {}). {start}, or pass --socket PATH",
+        socket.display()
+    )
+}
+
 /// The CLI side: one request, one answer.
 pub fn call(socket: &Path, req: &ControlRequest) -> Result<Value, String> {
     use std::io::{BufRead, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
-            "banlight is not running (no daemon at {}). Start it with `sudo systemctl start banlight`, or pass --socket PATH",
-            socket.display()
-        ),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            not_running_advice(socket, packaged_unit_installed())
+        }
         std::io::ErrorKind::PermissionDenied => format!(
             "no permission to use {}: add yourself to the banlight group (`sudo adduser $USER banlight`, then log in again) or use sudo",
             socket.display()
@@ -383,4 +406,19 @@ pub fn call(socket: &Path, req: &ControlRequest) -> Result<Value, String> {
 /// For `events --since`: milliseconds since the epoch, `since` ago.
 pub fn since_ms(ago_ms: u64) -> u64 {
     wall_ms().saturating_sub(ago_ms)
+}
+
+#[cfg(test)]
+mod advice_tests {
+    use super::*;
+
+    #[test]
+    fn systemctl_is_advised_only_where_the_unit_is_installed() {
+        let sock = Path::new("/run/banlight/control.sock");
+        let with = not_running_advice(sock, true);
+        assert!(with.contains("systemctl start banlight"), "{with}");
+        let without = not_running_advice(sock, false);
+        assert!(!without.contains("systemctl"), "{without}");
+        assert!(without.contains("/run/banlight/control.sock"), "{without}");
+    }
 }

@@ -122,8 +122,10 @@ pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), RequestEr
                 let ip: IpAddr = v
                     .parse()
                     .map_err(|_| bad(format!("invalid ip \"{}\"", shown(v, 64))))?;
-                // Canonical form, so dedupe sees ::1 and 0:0::1 as one address.
-                into.ip = Some(ip.to_string());
+                // Canonical form, so dedupe sees ::1 and 0:0::1 as one address,
+                // and ::ffff:a.b.c.d (an IPv4 client of a dual-stack server) as
+                // the a.b.c.d it is.
+                into.ip = Some(ip.to_canonical().to_string());
             }
             "failures" => {
                 into.failures = Some(
@@ -347,6 +349,25 @@ mod tests {
                 Err(RequestError::NotFound),
                 "{p}"
             );
+        }
+    }
+
+    #[test]
+    fn an_ipv4_mapped_address_is_the_ipv4_address() {
+        for (given, stored) in [
+            ("::ffff:203.0.113.9", "203.0.113.9"),
+            ("::FFFF:cb00:7109", "203.0.113.9"),
+            ("0:0:0:0:0:ffff:203.0.113.9", "203.0.113.9"),
+            ("203.0.113.9", "203.0.113.9"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            let query = format!("ip={given}");
+            let p = parse_hook(&HookInput {
+                query: Some(&query),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(p.ip.as_deref(), Some(stored), "{given}");
         }
     }
 

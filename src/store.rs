@@ -117,10 +117,12 @@ impl Store {
                 Some(check),
             )));
         }
+        // busy_timeout 2 s: shorter than the action's `curl --max-time 3`, so
+        // a store locked by someone else answers 503 before the client gives up.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
+             PRAGMA busy_timeout = 2000;
              CREATE TABLE IF NOT EXISTS events (
                  id INTEGER PRIMARY KEY,
                  ts_ms INTEGER NOT NULL,
