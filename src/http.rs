@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Route, Source};
 use crate::core::counters::Counters;
+use crate::core::loglimit::{LogLimit, LogNow};
 use crate::core::ratelimit::{client_key, RateLimiter};
 use crate::core::time::rfc3339_utc;
 use crate::engine::PanelStatus;
@@ -250,7 +251,13 @@ impl App {
             Ok(Some(name)) => Some(name),
             Ok(None) => params.source,
             Err(e) => {
-                tracing::info!(%peer, route, "refused: {}", e.message());
+                // "a token is required" would mislead whoever reads the log
+                // when a token was sent and did not match.
+                let why = match (&e, &params.token) {
+                    (RequestError::Unauthorized, Some(_)) => "wrong token".to_string(),
+                    _ => e.message(),
+                };
+                tracing::info!(%peer, route, "refused: {why}");
                 return refusal(e);
             }
         };
@@ -272,7 +279,19 @@ impl App {
             ),
             Err(e) => {
                 // The detail (paths, SQLite errors) is for the log, not for clients.
-                tracing::error!("hook on {route} not stored: {e}");
+                // A stuck store fails every hook: log the first, then a
+                // summary every 30 s, not one line per hook.
+                let now = wall_ms();
+                let verdict = STORE_ERRORS
+                    .lock()
+                    .expect("log limit lock")
+                    .get_or_insert_with(|| LogLimit::new(30_000))
+                    .hit(now);
+                if let LogNow::Log { suppressed } = verdict {
+                    tracing::error!(
+                        "hook on {route} not stored: {e} ({suppressed} more not stored since the last such line)"
+                    );
+                }
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the event could not be stored; try again",
@@ -281,6 +300,9 @@ impl App {
         }
     }
 }
+
+/// Rate-limits the "not stored" error line.
+static STORE_ERRORS: Mutex<Option<LogLimit>> = Mutex::new(None);
 
 fn refusal(e: RequestError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).expect("valid status");

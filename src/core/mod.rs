@@ -6,6 +6,7 @@ pub mod counters;
 pub mod dedupe;
 pub mod display;
 pub mod larson;
+pub mod loglimit;
 pub mod ratelimit;
 pub mod scene;
 pub mod time;
