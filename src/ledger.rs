@@ -22,6 +22,44 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The event cap is enforced after this many new events.
 const CAP_EVERY_EVENTS: u64 = 10_000;
 
+/// Is the kernel's clock synchronised (NTP/chrony/timesyncd)? On Linux,
+/// `adjtimex` answers TIME_ERROR or sets STA_UNSYNC until it is.
+/// `BANLIGHT_ASSUME_CLOCK_SYNCED=1` overrides (containers without NTP).
+pub fn clock_synchronised() -> bool {
+    if std::env::var("BANLIGHT_ASSUME_CLOCK_SYNCED").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: modes = 0 only reads the kernel's state into `tx`.
+        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+        let state = unsafe { libc::adjtimex(&mut tx) };
+        state >= 0 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    true
+}
+
+/// Deletes by age only when the clock can be trusted (see core::clockcheck).
+fn prune_checked(
+    store: &mut Store,
+    now_ms: u64,
+    retention_ms: u64,
+    synced: bool,
+) -> Result<usize, StoreError> {
+    let newest = store.newest_event_ms()?;
+    if !crate::core::clockcheck::prune_allowed(now_ms, newest, synced) {
+        tracing::warn!(
+            now_ms,
+            newest_event_ms = newest,
+            synchronised = synced,
+            "the clock looks wrong (not synchronised, or behind the newest stored event): not pruning old events"
+        );
+        return Ok(0);
+    }
+    store.prune(now_ms.saturating_sub(retention_ms))
+}
+
 pub fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -142,7 +180,7 @@ impl Ledger {
         let now = wall_ms();
         let mut store = store;
         let retention_ms = retention_days.saturating_mul(86_400_000);
-        let pruned = store.prune(now.saturating_sub(retention_ms))?;
+        let pruned = prune_checked(&mut store, now, retention_ms, clock_synchronised())?;
         let capped = store.cap_events(max_events)?;
         if pruned + capped > 0 {
             tracing::info!(
@@ -208,8 +246,9 @@ impl Ledger {
             self.commit_hooks(&mut hooks);
             if self.last_prune.elapsed() >= PRUNE_EVERY {
                 self.last_prune = std::time::Instant::now();
-                let cutoff = wall_ms().saturating_sub(self.retention_ms);
-                if let Err(e) = self.store.prune(cutoff) {
+                let synced = clock_synchronised();
+                if let Err(e) = prune_checked(&mut self.store, wall_ms(), self.retention_ms, synced)
+                {
                     tracing::warn!("pruning old events failed: {e}");
                 }
             }

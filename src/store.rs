@@ -274,6 +274,16 @@ impl Store {
             .map_err(self.sqlite())
     }
 
+    /// The newest stored event's time, if any.
+    pub fn newest_event_ms(&self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT MAX(ts_ms) FROM events", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|v| v.map(|t| t.max(0) as u64))
+            .map_err(self.sqlite())
+    }
+
     /// Deletes events older than `cutoff_ms`; the counts are kept.
     pub fn prune(&mut self, cutoff_ms: u64) -> Result<usize, StoreError> {
         self.conn

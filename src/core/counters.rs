@@ -16,6 +16,19 @@ pub struct RollingWindow {
 impl RollingWindow {
     pub fn add(&mut self, ts_ms: u64, n: u64) {
         let minute = ts_ms / MINUTE_MS;
+        // The clock went back by more than the window (it had jumped ahead
+        // and was corrected): buckets "from the future" would otherwise
+        // prune every real event and freeze the window at 0 until that
+        // future date. They are dropped; the real events count again.
+        if self
+            .buckets
+            .back()
+            .is_some_and(|(m, _)| *m >= minute + WINDOW_MINUTES)
+        {
+            while self.buckets.back().is_some_and(|(m, _)| *m > minute) {
+                self.buckets.pop_back();
+            }
+        }
         // Events arrive in time order, so the bucket is nearly always the last one.
         match self.buckets.iter_mut().rev().find(|(m, _)| *m <= minute) {
             Some((m, count)) if *m == minute => *count = count.saturating_add(n),
@@ -157,6 +170,32 @@ mod tests {
         c.record("red", T0 + 10);
         c.record("red", T0);
         assert_eq!(c.get("red").unwrap().last_seen_ms, Some(T0 + 10));
+    }
+
+    #[test]
+    fn a_clock_corrected_after_a_forward_jump_does_not_freeze_the_window() {
+        const YEAR_MS: u64 = 365 * 86_400_000;
+        let t0: u64 = 1_700_000_000_000;
+        // Every jump size around the window edge, forward and back.
+        for jump_minutes in [
+            WINDOW_MINUTES - 1,
+            WINDOW_MINUTES,
+            WINDOW_MINUTES + 1,
+            YEAR_MS / MINUTE_MS,
+        ] {
+            let mut w = RollingWindow::default();
+            w.add(t0, 1);
+            w.add(t0 + jump_minutes * MINUTE_MS, 1); // clock ahead
+            let back = t0 + 5 * MINUTE_MS; // corrected
+            w.add(back, 1);
+            assert!(
+                w.sum(back) >= 1,
+                "jump {jump_minutes} min: the new event counts"
+            );
+            w.add(back + MINUTE_MS, 1);
+            assert!(w.sum(back + MINUTE_MS) >= 2, "jump {jump_minutes} min");
+            assert!(w.buckets.len() <= WINDOW_MINUTES as usize + 1);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure logic: no I/O, no tokio, time passed in as milliseconds.
 
 pub mod buttons;
+pub mod clockcheck;
 pub mod color;
 pub mod counters;
 pub mod dedupe;
