@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
+use crate::core::loglimit::{LogLimit, LogNow};
 use crate::store::{Store, StoreError, StoredEvent};
 
 /// Largest batch committed at once.
@@ -19,8 +20,9 @@ const MAX_BATCH: usize = 1024;
 /// a dozen busy servers replay at once, in about 3 MB.
 const DEDUPE_CAPACITY: usize = 65_536;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// The event cap is enforced after this many new events.
-const CAP_EVERY_EVENTS: u64 = 10_000;
+/// The event cap is enforced after every commit, so `max_events` holds
+/// exactly (a rowid range delete: nothing to do costs one index probe).
+const CAP_EVERY_EVENTS: u64 = 1;
 
 /// Is the kernel's clock synchronised (NTP/chrony/timesyncd)? On Linux,
 /// `adjtimex` answers TIME_ERROR or sets STA_UNSYNC until it is.
@@ -163,6 +165,7 @@ pub struct Ledger {
     retention_ms: u64,
     max_events: u64,
     events_since_cap: u64,
+    cap_log: LogLimit,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     last_prune: std::time::Instant,
@@ -204,6 +207,7 @@ impl Ledger {
             retention_ms,
             max_events,
             events_since_cap: 0,
+            cap_log: LogLimit::new(60_000),
             stats: Arc::default(),
             on_counted,
             last_prune: std::time::Instant::now(),
@@ -367,11 +371,17 @@ impl Ledger {
                     self.events_since_cap = 0;
                     match self.store.cap_events(self.max_events) {
                         Ok(0) => {}
-                        Ok(n) => tracing::warn!(
-                            deleted = n,
-                            max_events = self.max_events,
-                            "event log full: oldest events deleted (counts kept)"
-                        ),
+                        // Full log: every commit deletes a few; say so once a minute.
+                        Ok(n) => {
+                            if let LogNow::Log { suppressed } = self.cap_log.hit(wall_ms()) {
+                                tracing::warn!(
+                                    deleted = n,
+                                    times_since_last_line = suppressed,
+                                    max_events = self.max_events,
+                                    "event log full: oldest events deleted (counts kept)"
+                                );
+                            }
+                        }
                         Err(e) => tracing::warn!("capping the event log failed: {e}"),
                     }
                 }
@@ -462,6 +472,44 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.count("red").unwrap(), 2);
         assert_eq!(store.events(0, None, 10).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn max_events_holds_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            5,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        for i in 0..12 {
+            handle
+                .hook(hook("red", Some(&format!("203.0.113.{i}"))))
+                .await
+                .unwrap();
+            let stored = Store::open(dir.path())
+                .unwrap()
+                .events(0, None, 100)
+                .unwrap()
+                .len();
+            assert!(stored <= 5, "after hook {i}: {stored} events stored");
+        }
+        assert_eq!(counters.lock().unwrap().count("red"), 12, "counts are kept");
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        assert_eq!(
+            Store::open(dir.path())
+                .unwrap()
+                .events(0, None, 100)
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[tokio::test]
