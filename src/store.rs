@@ -20,7 +20,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The file exists but is not a usable banlight database. We never replace it.
-    #[error("{path} is not a usable banlight database ({source}). It was left untouched: move it aside (e.g. `mv {path} {path}.broken`) to start with empty counters, or restore a backup")]
+    #[error("{path} is not a usable banlight database. It was left untouched: move it aside (e.g. `mv {path} {path}.broken`) to start with empty counters, or restore a backup. SQLite says: {}", first_lines(.source, 3))]
     Corrupt {
         path: PathBuf,
         source: rusqlite::Error,
@@ -63,6 +63,9 @@ fn to_i64(v: u64) -> i64 {
 
 impl Store {
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        if let Some(warning) = empty_database_warning(&state_dir.join(DB_FILE)) {
+            tracing::error!("{warning}");
+        }
         std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
             path: state_dir.to_path_buf(),
             source,
@@ -384,6 +387,37 @@ impl Store {
     }
 }
 
+/// The first `n` lines of an error (integrity checks can list thousands).
+fn first_lines(e: &rusqlite::Error, n: usize) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= n {
+        text
+    } else {
+        format!(
+            "{} ... ({} more lines)",
+            lines[..n].join("; "),
+            lines.len() - n
+        )
+    }
+}
+
+/// An existing 0-byte database with no WAL beside it is not a fresh start:
+/// something truncated it (a bad restore, a full disk, a mistaken `>`).
+/// SQLite would silently treat it as empty, so say so loudly.
+pub fn empty_database_warning(db: &Path) -> Option<String> {
+    let len = std::fs::metadata(db).ok()?.len();
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    (len == 0 && wal_len == 0).then(|| {
+        format!(
+            "{} exists but is EMPTY (0 bytes, no WAL): the stored counts are gone, banlight starts from zero. \
+             If this is unexpected, stop banlight and restore a backup of that file",
+            db.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +469,43 @@ mod tests {
         let events = s.events(0, Some("red"), 10).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].ts_ms, T0 + 1, "newest first");
+    }
+
+    #[test]
+    fn an_empty_database_file_is_called_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DB_FILE);
+        assert_eq!(empty_database_warning(&db), None, "no file: a fresh start");
+        std::fs::write(&db, b"").unwrap();
+        let w = empty_database_warning(&db).expect("warned");
+        assert!(
+            w.contains("EMPTY") && w.contains(&db.display().to_string()),
+            "{w}"
+        );
+        drop(Store::open(dir.path()).unwrap());
+        assert_eq!(empty_database_warning(&db), None, "a real database now");
+    }
+
+    #[test]
+    fn the_corruption_message_gives_the_advice_first_and_few_lines() {
+        let long = (0..50)
+            .map(|i| format!("row {i} missing from index"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let e = StoreError::Corrupt {
+            path: "/var/lib/banlight/banlight.db".into(),
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(long),
+            ),
+        }
+        .to_string();
+        assert!(
+            e.find("move it aside").unwrap() < e.find("row 0").unwrap(),
+            "{e}"
+        );
+        assert!(!e.contains("row 10"), "{e}");
+        assert!(e.contains("more lines"), "{e}");
     }
 
     #[test]
