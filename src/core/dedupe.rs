@@ -52,7 +52,7 @@ impl Dedupe {
             return true;
         }
         if let Some(&at) = self.seen.get(&self.digest(key)) {
-            if now_ms.saturating_sub(at) < self.window_ms {
+            if live(at, now_ms, self.window_ms) {
                 return false;
             }
         }
@@ -88,8 +88,22 @@ impl Dedupe {
     }
 
     fn expire(&mut self, now_ms: u64) {
+        // Entries stamped by a clock that ran ahead (more than a window in
+        // the future) are not at the front of `order`; drop them wherever
+        // they are, or they would suppress their key until that future date.
+        if self
+            .order
+            .back()
+            .is_some_and(|(at, _)| *at > now_ms.saturating_add(self.window_ms))
+        {
+            let window = self.window_ms;
+            self.order
+                .retain(|(at, _)| *at <= now_ms.saturating_add(window));
+            self.seen
+                .retain(|_, at| *at <= now_ms.saturating_add(window));
+        }
         while let Some((at, _)) = self.order.front() {
-            if now_ms.saturating_sub(*at) < self.window_ms {
+            if live(*at, now_ms, self.window_ms) {
                 break;
             }
             let (at, key) = self.order.pop_front().expect("front exists");
@@ -108,6 +122,16 @@ impl Dedupe {
     }
 }
 
+/// Was a key seen at `at` still within the window at `now`? A time more
+/// than a window in the future came from a wrong clock: not live.
+fn live(at: u64, now: u64, window: u64) -> bool {
+    if at > now {
+        at - now <= window
+    } else {
+        now - at < window
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +143,41 @@ mod tests {
             route: route.into(),
             jail: jail.into(),
             ip: ip.into(),
+        }
+    }
+
+    #[test]
+    fn a_clock_that_jumped_ahead_and_back_does_not_freeze_dedupe() {
+        const YEAR: u64 = 365 * 86_400_000;
+        let w = 600_000;
+        let t0 = 1_700_000_000_000;
+        for jump in [w - 1, w, w + 1, 86_400_000, YEAR] {
+            let mut d = Dedupe::new(w, 1000);
+            let before = key("red", "sshd", "203.0.113.1");
+            let ahead = key("red", "sshd", "203.0.113.2");
+            assert!(d.first_seen(&before, t0));
+            // The clock runs ahead, then is corrected.
+            assert!(d.first_seen(&ahead, t0 + jump));
+            let back = t0 + 1_000;
+            // A jump shorter than the window keeps the earlier key; a longer
+            // one expired it while the clock was ahead (known limit: a replay
+            // of that ban right after the correction counts once more).
+            if jump < w {
+                assert!(!d.first_seen(&before, back), "jump {jump}: still deduped");
+            }
+            // A key seen "ahead" counts again a window after the correction,
+            // or (a small jump, still within a window) a window after its stamp.
+            let again = if t0 + jump > back + w {
+                back + w + 1
+            } else {
+                t0 + jump + w
+            };
+            assert!(
+                d.first_seen(&ahead, again),
+                "jump {jump}: the future entry does not freeze its key"
+            );
+            assert!(!d.first_seen(&ahead, again + 1), "jump {jump}");
+            assert!(d.len() <= 3);
         }
     }
 

@@ -65,7 +65,10 @@ impl RateLimiter {
         // per_minute tokens per 60_000 ms = per_minute milli-tokens per 60 ms
         let gained = elapsed.saturating_mul(u64::from(self.limit.per_minute)) / 60;
         b.milli_tokens = (b.milli_tokens.saturating_add(gained)).min(self.full());
-        b.updated_ms = b.updated_ms.max(now_ms);
+        // A clock set back restarts the refill from now (no tokens for the
+        // backward step); keeping the future time would freeze the refill
+        // until that date.
+        b.updated_ms = now_ms;
     }
 
     /// May this client be served now? (A client with no failures always may.)
@@ -126,6 +129,29 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_freeze_the_refill() {
+        const YEAR: u64 = 365 * 86_400_000;
+        for jump in [1, 60_000, 86_400_000, YEAR] {
+            let mut r = RateLimiter::new(LIMIT, 100);
+            let a = ip("127.0.0.2");
+            let t0 = 1_700_000_000_000;
+            for _ in 0..5 {
+                r.charge(a, t0 + jump); // clock ahead
+            }
+            assert!(!r.allowed(a, t0 + jump));
+            assert!(
+                !r.allowed(a, t0),
+                "corrected: no free tokens for the step back"
+            );
+            assert!(
+                r.allowed(a, t0 + 1_000),
+                "jump {jump}: refills from the correction"
+            );
+            assert!(r.allowed(a, t0 + 60_000), "jump {jump}");
+        }
     }
 
     #[test]
