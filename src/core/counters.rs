@@ -95,7 +95,16 @@ impl Counters {
     pub fn record(&mut self, route: &str, ts_ms: u64) -> u64 {
         let entry = self.routes.entry(route.to_string()).or_default();
         entry.count = entry.count.saturating_add(1);
-        entry.last_seen_ms = Some(entry.last_seen_ms.map_or(ts_ms, |t| t.max(ts_ms)));
+        // Out-of-order events within a day keep the newest time; a last_seen
+        // more than a day ahead of a new event was written by a clock that
+        // ran ahead and has been corrected: the new event's time replaces it.
+        entry.last_seen_ms = Some(entry.last_seen_ms.map_or(ts_ms, |t| {
+            if t > ts_ms.saturating_add(WINDOW_MINUTES * MINUTE_MS) {
+                ts_ms
+            } else {
+                t.max(ts_ms)
+            }
+        }));
         entry.window.add(ts_ms, 1);
         entry.count
     }
@@ -170,6 +179,23 @@ mod tests {
         c.record("red", T0 + 10);
         c.record("red", T0);
         assert_eq!(c.get("red").unwrap().last_seen_ms, Some(T0 + 10));
+    }
+
+    #[test]
+    fn last_seen_from_a_clock_that_ran_ahead_is_replaced_after_the_correction() {
+        let day = WINDOW_MINUTES * MINUTE_MS;
+        for (ahead, kept) in [
+            (10, true),
+            (day, true),
+            (day + 1, false),
+            (365 * day, false),
+        ] {
+            let mut c = Counters::default();
+            c.record("red", T0 + ahead);
+            c.record("red", T0);
+            let expect = if kept { T0 + ahead } else { T0 };
+            assert_eq!(c.get("red").unwrap().last_seen_ms, Some(expect), "{ahead}");
+        }
     }
 
     #[test]
