@@ -2,6 +2,7 @@
 //! the two attacks of issue 10, full size (default `max_connections` 512):
 //!   * 200 source addresses x 4 connections trickling headers a byte a second;
 //!   * 20 addresses x 32 keep-alive holders sending `GET /api/status` every 4 s;
+//!
 //! attackers bound to 127.0.x.y, legitimate hooks by real `curl --max-time 3`
 //! from 127.1.0.1. At least 95 % of the hooks must succeed, and the daemon's
 //! descriptors and memory stay bounded.
