@@ -26,7 +26,7 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
     std::fs::write(
         &config,
         format!(
-            "listen = \"0.0.0.0:0\"\nstate_dir = \"{}\"\n[rate_limit]\nburst = 1000\nper_minute = 6000\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[rate_limit]\nburst = 1000\nper_minute = 6000\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
             dir.join("state").display(),
             dir.join("frames.jsonl").display()
         ),
