@@ -475,6 +475,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_locked_by_someone_else_fails_the_hook_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            100,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let side = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
+        side.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // busy_timeout is 2 s; the generous bound only guards against a hang.
+        let r = tokio::time::timeout(
+            Duration::from_secs(20),
+            handle.hook(hook("red", Some("203.0.113.9"))),
+        )
+        .await
+        .expect("answers, does not wait for the lock forever");
+        assert!(
+            r.is_err(),
+            "not stored, so not answered as counted (HTTP 503)"
+        );
+        side.execute_batch("ROLLBACK").unwrap();
+        let ok = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
+        assert!(ok.counted, "counts once the lock is gone");
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+    }
+
+    #[tokio::test]
     async fn max_events_holds_exactly() {
         let dir = tempfile::tempdir().unwrap();
         let (ledger, counters) = Ledger::open(
