@@ -223,7 +223,8 @@ fn check(kind: &str, f: &Figures, counter: &str) {
         f.ok
     );
     // 512 slots, plus evicted or over-cap connections whose close is still
-    // queued on a loaded machine (measured here: up to ~90), listener, log, database, control socket and the runtime.
+    // queued on a loaded machine (measured here: up to ~90), listener, log,
+    // database, control socket and the runtime.
     assert!(f.max_fds < 512 + 256, "{kind}: {} descriptors", f.max_fds);
     assert!(
         f.max_rss_kb < 128 * 1024,
