@@ -408,7 +408,15 @@ mod tests {
         })
         .unwrap();
         assert_eq!(p.time, Some(1_763_800_000));
-        for bad in ["", "-5", "%2B5", "1.5", "1e9", "0x10", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-5",
+            "%2B5",
+            "1.5",
+            "1e9",
+            "0x10",
+            "99999999999999999999",
+        ] {
             match parse_hook(&HookInput {
                 query: Some(&format!("time={bad}")),
                 ..Default::default()
