@@ -113,9 +113,14 @@ impl HookSnippet<'_> {
             .line(format!("         {}", self.action_line())),
         );
         steps.push(
-            Step::new("apply it (a reload does not add an action to a running jail):").line(
-                format!("fail2ban-client -t && fail2ban-client restart {jail}"),
-            ),
+            Step::new(format!(
+                "apply it: restart the jail (a reload does not add an action to a\n\
+                 running jail; norestored keeps the restart from resending its bans).\n\
+                 If {jail} was not running yet, use fail2ban-client reload instead:"
+            ))
+            .line(format!(
+                "fail2ban-client -t && fail2ban-client restart {jail}"
+            )),
         );
         steps.push(
             Step::new("check: the first command must list banlight; the ban lights the panel")
@@ -253,7 +258,7 @@ mod tests {
     fn snippet_restarts_the_jail_and_ends_with_a_check() {
         let s = snippet(None, None);
         assert!(s.contains("fail2ban-client -t && fail2ban-client restart sshd\n"));
-        assert!(!s.contains("reload fail2ban") && !s.contains("fail2ban-client reload"));
+        assert!(!s.contains("reload fail2ban") && !s.contains("&& fail2ban-client reload"));
         let check = s
             .find("fail2ban-client get sshd actions")
             .expect("check step");
