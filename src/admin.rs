@@ -2,6 +2,7 @@
 //! control socket and prints aligned text for people or JSON for scripts.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -9,7 +10,7 @@ use serde_json::Value;
 use crate::cli::Command;
 use crate::config::{Config, Millis};
 use crate::control::{call, since_ms, ControlRequest};
-use crate::hook::HookSnippet;
+use crate::hook::{HookSnippet, Reach};
 
 /// Where the daemon's socket is: --socket, else the config's.
 pub fn socket_path(explicit: Option<&Path>, config: &Config) -> PathBuf {
@@ -225,10 +226,12 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
             host,
             source,
         } => {
-            print!(
-                "{}",
-                hook_snippet(config, &route, &jail, host, source.as_deref())?
-            );
+            let (snippet, warnings) = hook_snippet(config, &route, &jail, host, source.as_deref())?;
+            // Warnings go to stderr: stdout stays a clean snippet to paste.
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{snippet}");
         }
         Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
             unreachable!("not a maintenance command")
@@ -249,14 +252,60 @@ fn hostname() -> String {
     }
 }
 
-/// The snippet for `banlight hook`, from the config (no daemon needed).
+/// This machine's addresses that servers could use: not loopback, not IPv6
+/// link-local (unusable in a URL without an interface name).
+/// Written with getifaddrs(3) from libc, already a dependency, rather than a
+/// crate for these few lines.
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we only read, and
+    // free once with freeifaddrs; each ifa_addr is null or points at a
+    // sockaddr whose family says which struct it is.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut cur = list;
+        while !cur.is_null() {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let a = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(a.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(a.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out.retain(|a| match a {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+    });
+    out.sort_by_key(|a| (a.is_ipv6(), *a));
+    out.dedup();
+    out
+}
+
+/// The snippet for `banlight hook`, from the config (no daemon needed), and
+/// warnings about what would keep it from working.
 pub fn hook_snippet(
     config: &Config,
     route: &str,
     jail: &str,
     host: Option<String>,
     source: Option<&str>,
-) -> Result<String, String> {
+) -> Result<(String, Vec<String>), String> {
     if config.route_index(route).is_none() {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         return Err(format!(
@@ -296,7 +345,7 @@ pub fn hook_snippet(
             ));
         }
     };
-    let host = host.unwrap_or_else(|| {
+    let host_used = host.clone().unwrap_or_else(|| {
         let ip = config.listen.ip();
         if ip.is_unspecified() || ip.is_loopback() {
             hostname()
@@ -304,13 +353,25 @@ pub fn hook_snippet(
             ip.to_string()
         }
     });
-    Ok(HookSnippet {
+    let snippet = HookSnippet {
         route,
         jail,
-        host: &host,
+        host: &host_used,
         port: config.listen.port(),
         token: chosen.map(|s| s.token.as_str()),
         source: chosen.map(|s| s.name.as_str()),
     }
-    .render())
+    .render();
+    let addresses = if host.is_none() {
+        local_addresses()
+    } else {
+        Vec::new()
+    };
+    let warnings = crate::hook::warnings(&Reach {
+        listen: config.listen,
+        host_given: host.as_deref(),
+        host_used: &host_used,
+        addresses: &addresses,
+    });
+    Ok((snippet, warnings))
 }

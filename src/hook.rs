@@ -1,7 +1,22 @@
-//! `banlight hook`: the jail.d snippet a server owner pastes on a server.
+//! `banlight hook`: the jail.d snippet a server owner pastes on a server, and
+//! the warnings about this appliance's setup that would keep it from working.
+//! Pure text: `admin.rs` gathers the config, host name and addresses.
 
-/// Where the snippet tells the server to keep the token (root-only).
-pub const TOKEN_FILE: &str = "/etc/fail2ban/banlight.token";
+use std::net::{IpAddr, SocketAddr};
+
+/// Where the appliance's package keeps the server-side files.
+pub const SHARE_DIR: &str = "/usr/share/banlight/fail2ban";
+/// Where the snippet has the server keep the delivery script (the action's
+/// default `deliver`).
+pub const DELIVER_PATH: &str = "/usr/local/libexec/banlight-deliver";
+/// A documentation address (RFC 5737): banning it to test harms nobody.
+pub const TEST_IP: &str = "203.0.113.9";
+
+/// The server's root-only token file for a source. Named after the source, so
+/// two sources used on one server (say, `ssh-1` and `web-1`) keep two files.
+pub fn token_file(source: &str) -> String {
+    format!("/etc/fail2ban/banlight-{source}.token")
+}
 
 pub struct HookSnippet<'a> {
     pub route: &'a str,
@@ -12,82 +27,252 @@ pub struct HookSnippet<'a> {
     pub source: Option<&'a str>,
 }
 
+/// One numbered step of the instructions: a title and indented lines.
+struct Step {
+    title: String,
+    lines: Vec<String>,
+}
+
+impl Step {
+    fn new(title: impl Into<String>) -> Self {
+        Step {
+            title: title.into(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn line(mut self, line: impl Into<String>) -> Self {
+        self.lines.push(line.into());
+        self
+    }
+}
+
 impl HookSnippet<'_> {
-    pub fn render(&self) -> String {
-        let host = if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]", self.host) // a bare IPv6 address in a URL needs brackets
+    /// The host as it goes into a URL (a bare IPv6 address needs brackets).
+    fn url_host(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
         } else {
             self.host.to_string()
-        };
-        let mut out = String::new();
-        out.push_str(&format!(
+        }
+    }
+
+    fn token_file(&self) -> Option<String> {
+        self.token?;
+        Some(token_file(self.source.unwrap_or("default")))
+    }
+
+    /// The action's parameters, in the order they are written.
+    fn action_args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("host=\"{}\"", self.url_host()),
+            format!("port=\"{}\"", self.port),
+            format!("route={}", self.route),
+        ];
+        if let Some(file) = self.token_file() {
+            args.push(format!("token_file=\"{file}\""));
+        }
+        args
+    }
+
+    fn action_line(&self) -> String {
+        format!("banlight[{}]", self.action_args().join(", "))
+    }
+
+    fn steps(&self) -> Vec<Step> {
+        let jail = self.jail;
+        let mut steps = vec![Step::new(format!(
+            "copy this appliance's {SHARE_DIR}/ (fail2ban/ in the\n\
+             banlight sources) to the server; in that folder, install the action and\n\
+             the delivery script it runs:"
+        ))
+        .line("install -m 0644 action.d/banlight.conf /etc/fail2ban/action.d/banlight.conf")
+        .line(format!("install -m 0755 banlight-deliver {DELIVER_PATH}"))];
+        if let (Some(token), Some(file)) = (self.token, self.token_file()) {
+            let whose = self
+                .source
+                .map(|s| format!(" of source \"{s}\""))
+                .unwrap_or_default();
+            steps.push(
+                Step::new(format!(
+                    "store the token{whose} where only root can read it:"
+                ))
+                .line(format!(
+                    "(umask 077; echo 'Authorization: Bearer {token}' > {file})"
+                )),
+            );
+        }
+        steps.push(
+            Step::new(format!(
+                "save the [{jail}] section below as /etc/fail2ban/jail.d/banlight-{jail}.local.\n\
+                 Its action = line REPLACES the jail's actions from jail.local or other\n\
+                 jail.d files: if you set one there (say %(action_mwl)s), put those lines\n\
+                 here instead of %(action_)s and keep the banlight line last:"
+            ))
+            .line("action = %(action_mwl)s")
+            .line(format!("         {}", self.action_line())),
+        );
+        steps.push(
+            Step::new(format!(
+                "apply it: restart the jail (a reload does not add an action to a\n\
+                 running jail; norestored keeps the restart from resending its bans).\n\
+                 If {jail} was not running yet, use fail2ban-client reload instead:"
+            ))
+            .line(format!(
+                "fail2ban-client -t && fail2ban-client restart {jail}"
+            )),
+        );
+        steps.push(
+            Step::new("check: the first command must list banlight; the ban lights the panel")
+                .line(format!("fail2ban-client get {jail} actions"))
+                .line(format!("fail2ban-client set {jail} banip {TEST_IP}"))
+                .line(format!("fail2ban-client set {jail} unbanip {TEST_IP}")),
+        );
+        steps
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
             "# Send the {jail} jail's bans to banlight route \"{route}\" on {host}:{port}.\n\
-             # On the server, as root:\n\
-             #  1. copy the action: /usr/share/banlight/fail2ban/action.d/banlight.conf (on the\n\
-             #     appliance; fail2ban/action.d/ in the source) to /etc/fail2ban/action.d/\n",
+             # On the server, as root:\n",
             jail = self.jail,
             route = self.route,
+            host = self.url_host(),
             port = self.port,
-        ));
-        let token_arg = match self.token {
-            Some(token) => {
-                out.push_str(&format!(
-                    "#  2. store the token{} where only root can read it:\n\
-                     #       (umask 077; echo 'Authorization: Bearer {token}' > {TOKEN_FILE})\n",
-                    self.source
-                        .map(|s| format!(" of source \"{s}\""))
-                        .unwrap_or_default(),
-                ));
-                format!(", token_file=\"{TOKEN_FILE}\"")
+        );
+        for (i, step) in self.steps().iter().enumerate() {
+            let mut title = step.title.lines();
+            out.push_str(&format!("# {:>2}. {}\n", i + 1, title.next().unwrap_or("")));
+            for more in title {
+                out.push_str(&format!("#     {more}\n"));
             }
-            None => {
-                out.push_str("#  2. (this appliance needs no token)\n");
-                String::new()
+            for line in &step.lines {
+                out.push_str(&format!("#       {line}\n"));
             }
-        };
+        }
         out.push_str(&format!(
-            "#  3. save what follows as /etc/fail2ban/jail.d/banlight-{jail}.local, then:\n\
-             #       fail2ban-client -t && systemctl reload fail2ban\n\
-             #  4. test: fail2ban-client set {jail} banip 203.0.113.9\n\
-             [{jail}]\n\
-             enabled = true\n\
-             action = %(action_)s\n         banlight[host=\"{host}\", port=\"{port}\", route={route}{token_arg}]\n",
+            "[{jail}]\nenabled = true\naction = %(action_)s\n         {action}\n",
             jail = self.jail,
-            route = self.route,
-            port = self.port,
+            action = self.action_line(),
         ));
         out
     }
+}
+
+/// What `banlight hook` knows about how servers would reach this appliance.
+pub struct Reach<'a> {
+    pub listen: SocketAddr,
+    /// `--host`, if given.
+    pub host_given: Option<&'a str>,
+    /// The host the snippet uses when `--host` was not given.
+    pub host_used: &'a str,
+    /// This machine's addresses, loopback excluded.
+    pub addresses: &'a [IpAddr],
+}
+
+/// Warnings for the owner (printed apart from the snippet): set-ups that
+/// would give a snippet that cannot work.
+pub fn warnings(reach: &Reach) -> Vec<String> {
+    let mut out = Vec::new();
+    let listen = reach.listen;
+    if listen.ip().is_loopback() {
+        out.push(format!(
+            "listen = \"{listen}\" accepts connections from this machine only: no server can \
+             reach it. Set listen = \"0.0.0.0:{port}\" (or one of this appliance's addresses) \
+             in the config and restart banlight.",
+            port = listen.port(),
+        ));
+    }
+    if reach.host_given.is_none() {
+        // Only the listening address answers when listen names one (a
+        // loopback one is to be changed, see above).
+        let any = listen.ip().is_unspecified() || listen.ip().is_loopback();
+        let usable: Vec<String> = reach
+            .addresses
+            .iter()
+            .filter(|a| any || **a == listen.ip())
+            .map(IpAddr::to_string)
+            .collect();
+        let known = if usable.is_empty() {
+            "none found besides loopback".to_string()
+        } else {
+            usable.join(", ")
+        };
+        out.push(format!(
+            "no --host given: the snippet uses \"{used}\", a name servers often cannot \
+             resolve. This appliance's addresses: {known}. Run again with --host and the \
+             address your servers reach it at (a VPN address, a DNS name, or one of those).",
+            used = reach.host_used,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn snippet_with_token() {
-        let s = HookSnippet {
+    fn snippet(token: Option<&'static str>, source: Option<&'static str>) -> String {
+        HookSnippet {
             route: "red",
             jail: "sshd",
             host: "pi.example.net",
             port: 8080,
-            token: Some("0123456789abcdef0123"),
-            source: Some("web-1"),
+            token,
+            source,
         }
-        .render();
+        .render()
+    }
+
+    #[test]
+    fn snippet_with_token() {
+        let s = snippet(Some("0123456789abcdef0123"), Some("web-1"));
         assert!(
             s.contains("[sshd]\nenabled = true\naction = %(action_)s\n"),
             "{s}"
         );
         assert!(s.contains(
-            "banlight[host=\"pi.example.net\", port=\"8080\", route=red, token_file=\"/etc/fail2ban/banlight.token\"]"
-        ));
+            "         banlight[host=\"pi.example.net\", port=\"8080\", route=red, token_file=\"/etc/fail2ban/banlight-web-1.token\"]\n"
+        ), "{s}");
         assert!(s.contains(
-            "echo 'Authorization: Bearer 0123456789abcdef0123' > /etc/fail2ban/banlight.token"
+            "echo 'Authorization: Bearer 0123456789abcdef0123' > /etc/fail2ban/banlight-web-1.token"
         ));
-        // every line that is not the jail section is a comment
-        let section_start = s.find("[sshd]").unwrap();
-        assert!(s[..section_start].lines().all(|l| l.starts_with('#')));
+        // every line before the jail section is a comment
+        let section_start = s.find("[sshd]\n").unwrap();
+        assert!(
+            s[..section_start].lines().all(|l| l.starts_with('#')),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn token_files_are_per_source() {
+        let a = snippet(Some("token-a-0123456789"), Some("ssh-1"));
+        let b = snippet(Some("token-b-0123456789"), Some("web-1"));
+        assert!(a.contains("/etc/fail2ban/banlight-ssh-1.token"));
+        assert!(b.contains("/etc/fail2ban/banlight-web-1.token"));
+        assert!(!a.contains("banlight-web-1") && !b.contains("banlight-ssh-1"));
+    }
+
+    #[test]
+    fn snippet_restarts_the_jail_and_ends_with_a_check() {
+        let s = snippet(None, None);
+        assert!(s.contains("fail2ban-client -t && fail2ban-client restart sshd\n"));
+        assert!(!s.contains("reload fail2ban") && !s.contains("&& fail2ban-client reload"));
+        let check = s
+            .find("fail2ban-client get sshd actions")
+            .expect("check step");
+        let ban = s
+            .find("fail2ban-client set sshd banip 203.0.113.9")
+            .unwrap();
+        assert!(
+            s.find("restart sshd").unwrap() < check && check < ban,
+            "{s}"
+        );
+        // installs the delivery script the action runs
+        assert!(s.contains("install -m 0755 banlight-deliver /usr/local/libexec/banlight-deliver"));
+        // says how to keep an existing action = line
+        assert!(s.contains("REPLACES") && s.contains("#       action = %(action_mwl)s\n"));
     }
 
     #[test]
@@ -105,6 +290,48 @@ mod tests {
             s.contains("banlight[host=\"[2001:db8::7]\", port=\"9000\", route=blue]"),
             "{s}"
         );
-        assert!(!s.contains("token_file="));
+        assert!(!s.contains("token_file=") && !s.contains("Bearer"));
+        assert!(s.contains("fail2ban-client restart nginx-http-auth"));
+    }
+
+    #[test]
+    fn warnings_for_loopback_and_a_missing_host() {
+        let addresses: Vec<IpAddr> =
+            vec!["192.168.1.23".parse().unwrap(), "fd00::23".parse().unwrap()];
+        let reach = |listen: &str, host_given| Reach {
+            listen: listen.parse().unwrap(),
+            host_given,
+            host_used: "banlight",
+            addresses: &addresses,
+        };
+        assert!(warnings(&reach("0.0.0.0:8080", Some("pi.lan"))).is_empty());
+
+        let w = warnings(&reach("127.0.0.1:8080", Some("pi.lan")));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("127.0.0.1:8080") && w[0].contains("0.0.0.0:8080"),
+            "{w:?}"
+        );
+
+        let w = warnings(&reach("[::]:8080", None));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("\"banlight\"") && w[0].contains("192.168.1.23, fd00::23"),
+            "{w:?}"
+        );
+
+        // listening on one address: only that one is offered
+        let w = warnings(&reach("192.168.1.23:8080", None));
+        assert!(
+            w[0].contains(": 192.168.1.23.") && !w[0].contains("fd00::23"),
+            "{w:?}"
+        );
+
+        let w = warnings(&Reach {
+            addresses: &[],
+            ..reach("127.0.0.1:8080", None)
+        });
+        assert_eq!(w.len(), 2);
+        assert!(w[1].contains("none found"), "{w:?}");
     }
 }

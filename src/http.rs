@@ -266,6 +266,7 @@ impl App {
             jail: params.jail,
             ip: params.ip,
             source,
+            time: params.time,
         };
         match self.ledger.hook(hook).await {
             Ok(outcome) => json_response(

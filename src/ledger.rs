@@ -76,6 +76,8 @@ pub struct Hook {
     pub jail: Option<String>,
     pub ip: Option<String>,
     pub source: Option<String>,
+    /// The ban's own time (unix seconds) when the sender gave one.
+    pub time: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,12 +333,14 @@ impl Ledger {
                     }
                 };
                 if counted {
+                    // Dedupe above goes by arrival; the event keeps the ban's time.
+                    let ts_ms = crate::request::event_time_ms(h.time, now);
                     let entry = &mut counts[at];
                     entry.1 = entry.1.saturating_add(1);
-                    entry.2 = Some(entry.2.map_or(now, |t| t.max(now)));
+                    entry.2 = Some(entry.2.map_or(ts_ms, |t| t.max(ts_ms)));
                     total = total.saturating_add(1);
                     events.push(StoredEvent {
-                        ts_ms: now,
+                        ts_ms,
                         route: h.route.clone(),
                         kind: "hook".into(),
                         jail: h.jail.clone(),
@@ -420,7 +424,61 @@ mod tests {
             jail: Some("sshd".into()),
             ip: ip.map(str::to_string),
             source: None,
+            time: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_late_ban_keeps_its_time_and_a_replay_is_not_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let banned_s = wall_ms() / 1000 - 3600;
+        let late = Hook {
+            time: Some(banned_s),
+            ..hook("red", Some("203.0.113.9"))
+        };
+        let first = handle.hook(late.clone()).await.unwrap();
+        assert!(first.counted);
+        // A replay from a spool whose answer was lost: deduped by arrival.
+        let replay = handle.hook(late).await.unwrap();
+        assert_eq!((replay.counted, replay.count), (false, 1));
+        // A time in the future is stored at arrival.
+        let before = wall_ms();
+        let ahead = Hook {
+            time: Some(before / 1000 + 86_400),
+            ..hook("red", Some("203.0.113.10"))
+        };
+        assert!(handle.hook(ahead).await.unwrap().counted);
+        let events = handle
+            .events(EventQuery {
+                since_ms: 0,
+                route: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let at = |ip: &str| {
+            let e: Vec<_> = events
+                .iter()
+                .filter(|e| e.ip.as_deref() == Some(ip))
+                .collect();
+            assert_eq!(e.len(), 1, "{ip} stored once: {events:?}");
+            e[0].ts_ms
+        };
+        assert_eq!(at("203.0.113.9"), banned_s * 1000, "the ban's own time");
+        let arrival = at("203.0.113.10");
+        assert!((before..=wall_ms()).contains(&arrival), "{arrival}");
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
     }
 
     #[tokio::test]

@@ -83,6 +83,9 @@ pub struct HookParams {
     pub ip: Option<String>,
     pub source: Option<String>,
     pub failures: Option<u32>,
+    /// When the ban happened (unix seconds), for bans delivered late from a
+    /// server's spool; see [`event_time_ms`].
+    pub time: Option<u64>,
     pub token: Option<String>,
 }
 
@@ -98,7 +101,7 @@ fn shown(v: &str, max: usize) -> String {
     v.chars().take(max).flat_map(char::escape_default).collect()
 }
 
-/// Parses `jail`, `ip`, `source`, `failures` and `token`; other keys are ignored.
+/// Parses `jail`, `ip`, `source`, `failures`, `time` and `token`; other keys are ignored.
 pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), RequestError> {
     let bad = |m: String| RequestError::BadRequest(m);
     for (k, v) in form_urlencoded::parse(input) {
@@ -133,11 +136,43 @@ pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), RequestEr
                         .map_err(|_| bad(format!("invalid failures \"{}\"", shown(v, 20))))?,
                 );
             }
+            "time" => {
+                // Whole unix seconds, as `date +%s` prints them.
+                into.time = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "invalid time \"{}\": use unix seconds",
+                                shown(v, 20)
+                            ))
+                        })?,
+                );
+            }
             "token" => into.token = Some(v.to_string()),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// How old a sent `time` may be: older bans (a spool kept through a month
+/// of outage) are stored at their arrival time instead.
+pub const TIME_AGE_MAX_MS: u64 = 30 * 24 * 3_600_000;
+
+/// The time an event is stored with: the ban's own `time` (unix seconds) when
+/// it is plausible against the appliance's clock (not in the future, at most
+/// [`TIME_AGE_MAX_MS`] old), else the arrival time. An implausible time is
+/// clamped, not refused: a Pi has no RTC and may run behind after a reboot
+/// (exactly when servers deliver their spools), and a ban must not be lost
+/// over a clock disagreement; clamping still keeps a wrong sender clock from
+/// putting events in the future or far in the past.
+pub fn event_time_ms(sent_s: Option<u64>, now_ms: u64) -> u64 {
+    match sent_s.and_then(|s| s.checked_mul(1000)) {
+        Some(t) if t <= now_ms && now_ms - t <= TIME_AGE_MAX_MS => t,
+        _ => now_ms,
+    }
 }
 
 /// Everything about a hook request that matters, gathered from the wire.
@@ -384,6 +419,49 @@ mod tests {
         assert_eq!(p.ip.as_deref(), Some("203.0.113.9"), "the body wins");
         assert_eq!(p.source.as_deref(), Some("web-1"));
         assert_eq!(p.failures, Some(0));
+    }
+
+    #[test]
+    fn time_is_unix_seconds() {
+        let p = parse_hook(&HookInput {
+            query: Some("ip=203.0.113.9&time=1763800000"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.time, Some(1_763_800_000));
+        for bad in [
+            "",
+            "-5",
+            "%2B5",
+            "1.5",
+            "1e9",
+            "0x10",
+            "99999999999999999999",
+        ] {
+            match parse_hook(&HookInput {
+                query: Some(&format!("time={bad}")),
+                ..Default::default()
+            }) {
+                Err(RequestError::BadRequest(m)) => assert!(m.contains("time"), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn event_time_is_the_sent_time_only_when_plausible() {
+        let now = 1_763_800_000_000;
+        assert_eq!(event_time_ms(None, now), now);
+        assert_eq!(event_time_ms(Some(1_763_799_400), now), now - 600_000);
+        assert_eq!(event_time_ms(Some(1_763_800_000), now), now);
+        let oldest = now - TIME_AGE_MAX_MS;
+        assert_eq!(event_time_ms(Some(oldest / 1000), now), oldest);
+        // too old, in the future (by a second or by years), or absurd: arrival time
+        assert_eq!(event_time_ms(Some(oldest / 1000 - 1), now), now);
+        assert_eq!(event_time_ms(Some(1_763_800_001), now), now);
+        assert_eq!(event_time_ms(Some(4_000_000_000), now), now);
+        assert_eq!(event_time_ms(Some(0), now), now);
+        assert_eq!(event_time_ms(Some(u64::MAX), now), now);
     }
 
     #[test]

@@ -451,7 +451,20 @@ fn hook_prints_a_ready_jail_snippet() {
         out.contains("[sshd]\nenabled = true\naction = %(action_)s\n"),
         "{out}"
     );
-    assert!(out.contains("banlight[host=\"pi.lan\", port=\"8080\", route=red, token_file=\"/etc/fail2ban/banlight.token\"]"), "{out}");
+    assert!(out.contains("banlight[host=\"pi.lan\", port=\"8080\", route=red, token_file=\"/etc/fail2ban/banlight-ssh-1.token\"]"), "{out}");
+    assert!(
+        out.contains("fail2ban-client -t && fail2ban-client restart sshd"),
+        "{out}"
+    );
+    assert!(
+        !err.contains("warning"),
+        "--host given, listening on all addresses: {err}"
+    );
+    let (ok, out, err) = run(&["hook", "red"]);
+    assert!(
+        ok && err.contains("warning: no --host given") && out.starts_with('#'),
+        "warnings on stderr, the snippet alone on stdout: {err}"
+    );
     assert!(
         out.contains("Bearer ssh1-token-0123456789abcdef"),
         "the only source allowed on red: {out}"
