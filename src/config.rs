@@ -38,34 +38,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A duration written as `500ms`, `30s`, `10m`, `1h` or `2d`.
+/// A duration such as `500ms`, `10m`, `10 minutes` or `1h30m`
+/// (parsed by jiff, see `core::time::parse_duration_ms`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Millis(pub u64);
 
 impl std::str::FromStr for Millis {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("duration \"{s}\" must be a whole number and a unit, like \"30s\"")
-        })?;
-        let scale = match unit.trim() {
-            "ms" => 1,
-            "s" => 1000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => {
-                return Err(format!(
-                    "duration \"{s}\" needs a unit: ms, s, m, h or d (like \"10m\")"
-                ))
-            }
-        };
-        n.checked_mul(scale)
-            .map(Millis)
-            .ok_or_else(|| format!("duration \"{s}\" is too long"))
+        crate::core::time::parse_duration_ms(s).map(Millis)
     }
 }
 
@@ -956,15 +937,9 @@ marker = 7
         assert_eq!("2h".parse(), Ok(Millis(7_200_000)));
         assert_eq!("1d".parse(), Ok(Millis(86_400_000)));
         assert_eq!("0s".parse(), Ok(Millis(0)));
-        for bad in [
-            "",
-            "10",
-            "s",
-            "1.5s",
-            "-1s",
-            "10 parsecs",
-            "99999999999999999999d",
-        ] {
+        assert_eq!("10 minutes".parse(), Ok(Millis(600_000)));
+        assert_eq!("1h30m".parse(), Ok(Millis(5_400_000)));
+        for bad in ["", "10", "s", "-1s", "10 parsecs", "99999999999999999999d"] {
             assert!(bad.parse::<Millis>().is_err(), "{bad}");
         }
     }
