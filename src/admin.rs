@@ -160,6 +160,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
             since,
             route,
             limit,
+            ignored,
             json,
         } => {
             let ago: Millis = since.parse().map_err(|e| format!("--since: {e}"))?;
@@ -167,6 +168,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                 since_ms: since_ms(ago.0),
                 route,
                 limit,
+                ignored,
             })?;
             let events = v["events"].as_array().cloned().unwrap_or_default();
             if json {

@@ -51,6 +51,9 @@ pub enum Command {
         route: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only the hooks the ignore list kept from counting (not listed otherwise).
+        #[arg(long)]
+        ignored: bool,
         #[arg(long)]
         json: bool,
     },

@@ -50,6 +50,23 @@ impl std::str::FromStr for Millis {
     }
 }
 
+/// One `ignore` entry: a network (`203.0.113.0/24`) or an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IgnoreNet(ipnet::IpNet);
+
+impl std::str::FromStr for IgnoreNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::core::ignore::parse_net(s).map(IgnoreNet)
+    }
+}
+
+impl<'de> Deserialize<'de> for IgnoreNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
 fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -269,6 +286,7 @@ struct RawConfig {
     header_timeout: Millis,
     panel: PanelConfig,
     route: Vec<RouteConfig>,
+    ignore: Vec<IgnoreNet>,
 }
 
 impl Default for RawConfig {
@@ -288,6 +306,7 @@ impl Default for RawConfig {
             header_timeout: Millis(5000),
             panel: PanelConfig::default(),
             route: Vec::new(),
+            ignore: Vec::new(),
         }
     }
 }
@@ -327,6 +346,8 @@ pub struct Config {
     pub header_timeout_ms: u64,
     pub panel: PanelConfig,
     pub routes: Vec<Route>,
+    /// Hooks for addresses in these networks are logged, never counted.
+    pub ignore: crate::core::ignore::IgnoreList,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -587,6 +608,7 @@ impl Config {
             header_timeout_ms: raw.header_timeout.0,
             panel: raw.panel,
             routes,
+            ignore: crate::core::ignore::IgnoreList::new(raw.ignore.iter().map(|n| n.0).collect()),
         })
     }
 
@@ -746,6 +768,18 @@ mod tests {
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.rate_limit, defaults.rate_limit);
         assert_eq!(example.sources, defaults.sources);
+        assert_eq!(example.ignore, defaults.ignore);
+    }
+
+    #[test]
+    fn ignore_list_is_read() {
+        let c =
+            parse("ignore = [\"203.0.113.0/24\", \"2001:db8:1::/48\", \"192.0.2.7\"]\n").unwrap();
+        assert!(c.ignore.contains("203.0.113.9".parse().unwrap()));
+        assert!(c.ignore.contains("::ffff:203.0.113.9".parse().unwrap()));
+        assert!(c.ignore.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(c.ignore.contains("192.0.2.7".parse().unwrap()));
+        assert!(!c.ignore.contains("192.0.2.8".parse().unwrap()));
     }
 
     #[test]
@@ -832,6 +866,8 @@ marker = 7
             ("shutdown_command = \"  \"\n", 1, "shutdown_command", "empty"),
             ("retention_days = -1\n", 1, "retention_days", ""),
             ("[panel]\nbackend = \"gpio\"\n", 2, "panel.backend", "variant"),
+            ("\nignore = [\"10.0.0.0/8\", \"office\"]\n", 2, "ignore", "203.0.113.0/24"),
+            ("dedupe_window = \"10 parsecs\"\n", 1, "dedupe_window", "minutes"),
         ];
         for (text, line, key, msg) in cases {
             expect_error(text, line, key, msg);

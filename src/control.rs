@@ -25,6 +25,9 @@ pub enum ControlRequest {
         since_ms: u64,
         route: Option<String>,
         limit: usize,
+        /// Only the hooks the ignore list kept from counting.
+        #[serde(default)]
+        ignored: bool,
     },
     Test {
         route: String,
@@ -80,11 +83,13 @@ impl Control {
                 since_ms,
                 route,
                 limit,
+                ignored,
             } => {
                 let q = EventQuery {
                     since_ms,
                     route,
                     limit: limit.min(100_000),
+                    ignored,
                 };
                 match self.ledger.events(q).await {
                     Ok(events) => {
@@ -220,6 +225,7 @@ impl Control {
         }
         *self.app.routes.write().expect("routes lock") = Arc::new(new.routes.clone());
         *self.app.sources.write().expect("sources lock") = Arc::new(new.sources.clone());
+        *self.app.ignore.write().expect("ignore lock") = Arc::new(new.ignore.clone());
         self.app
             .limiter
             .lock()

@@ -112,6 +112,7 @@ pub async fn start(
     let app = Arc::new(App {
         routes: RwLock::new(Arc::new(config.routes.clone())),
         sources: RwLock::new(Arc::new(config.sources.clone())),
+        ignore: RwLock::new(Arc::new(config.ignore.clone())),
         limiter: Mutex::new(RateLimiter::new(rate_limit(config), MAX_LIMITED_CLIENTS)),
         stats: Default::default(),
         ledger: ledger.clone(),

@@ -57,6 +57,7 @@ pub struct RequestStats {
 pub struct App {
     pub routes: RwLock<Arc<Vec<Route>>>,
     pub sources: RwLock<Arc<Vec<Source>>>,
+    pub ignore: RwLock<Arc<crate::core::ignore::IgnoreList>>,
     pub limiter: Mutex<RateLimiter>,
     pub stats: RequestStats,
     pub ledger: LedgerHandle,
@@ -250,13 +251,31 @@ impl App {
                 return refusal(e);
             }
         };
+        // The ip was validated by parse_hook; the ignore list is checked after
+        // authorization so an unknown client cannot fill the log.
+        let ignored = params
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| self.ignore.read().expect("ignore lock").contains(ip));
         let hook = Hook {
             route: route.clone(),
             jail: params.jail,
             ip: params.ip,
             source,
+            ignored,
         };
         match self.ledger.hook(hook).await {
+            Ok(outcome) if ignored => json_response(
+                StatusCode::OK,
+                json!({
+                    "route": route,
+                    "count": outcome.count,
+                    "total": outcome.total,
+                    "counted": false,
+                    "reason": "ignored",
+                }),
+            ),
             Ok(outcome) => json_response(
                 StatusCode::OK,
                 json!({

@@ -36,6 +36,8 @@ pub struct Hook {
     pub jail: Option<String>,
     pub ip: Option<String>,
     pub source: Option<String>,
+    /// The ip is on the ignore list: logged as an `ignored` event, not counted.
+    pub ignored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub struct EventQuery {
     pub since_ms: u64,
     pub route: Option<String>,
     pub limit: usize,
+    /// Only `ignored` events (else everything but them).
+    pub ignored: bool,
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -236,7 +240,9 @@ impl Ledger {
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::Events(q, reply) => {
-                let r = self.store.events(q.since_ms, q.route.as_deref(), q.limit);
+                let r = self
+                    .store
+                    .events_of(q.since_ms, q.route.as_deref(), q.limit, q.ignored);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
@@ -261,6 +267,9 @@ impl Ledger {
             let mut total = live.total();
             for (h, _) in hooks.iter() {
                 let counted = match &h.ip {
+                    // Not remembered by dedupe either: the owner may take the
+                    // network off the list and want the next ban counted.
+                    _ if h.ignored => false,
                     None => true, // nothing to tell two bans apart by
                     Some(ip) => {
                         let key = BanKey {
@@ -300,6 +309,15 @@ impl Ledger {
                         ip: h.ip.clone(),
                         source: h.source.clone(),
                     });
+                } else if h.ignored {
+                    events.push(StoredEvent {
+                        ts_ms: now,
+                        route: h.route.clone(),
+                        kind: "ignored".into(),
+                        jail: h.jail.clone(),
+                        ip: h.ip.clone(),
+                        source: h.source.clone(),
+                    });
                 }
                 outcomes.push(HookOutcome {
                     counted,
@@ -309,7 +327,7 @@ impl Ledger {
             }
         }
         // Routes the batch only looked at need no write.
-        counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r));
+        counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r && e.kind == "hook"));
         let result = if events.is_empty() {
             Ok(())
         } else {
@@ -337,7 +355,7 @@ impl Ledger {
                     }
                 }
                 let mut live = self.counters.lock().expect("counters lock");
-                for e in &events {
+                for e in events.iter().filter(|e| e.kind == "hook") {
                     live.record(&e.route, e.ts_ms);
                 }
                 drop(live);
@@ -371,6 +389,7 @@ mod tests {
             jail: Some("sshd".into()),
             ip: ip.map(str::to_string),
             source: None,
+            ignored: false,
         }
     }
 

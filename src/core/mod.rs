@@ -5,6 +5,7 @@ pub mod color;
 pub mod counters;
 pub mod dedupe;
 pub mod display;
+pub mod ignore;
 pub mod larson;
 pub mod ratelimit;
 pub mod scene;
