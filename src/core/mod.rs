@@ -7,6 +7,7 @@ pub mod dedupe;
 pub mod display;
 pub mod ignore;
 pub mod larson;
+pub mod quiet;
 pub mod ratelimit;
 pub mod scene;
 pub mod time;
