@@ -67,6 +67,48 @@ impl<'de> Deserialize<'de> for IgnoreNet {
     }
 }
 
+/// A time of day such as `"22:30"`, for quiet hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TimeOfDay(jiff::civil::Time);
+
+impl std::str::FromStr for TimeOfDay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::core::quiet::parse_time(s).map(TimeOfDay)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+/// `[quiet]`: a window for every day, overridden per weekday.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQuiet {
+    from: Option<Spanned<TimeOfDay>>,
+    to: Option<Spanned<TimeOfDay>>,
+    dim: bool,
+    mon: Option<RawQuietDay>,
+    tue: Option<RawQuietDay>,
+    wed: Option<RawQuietDay>,
+    thu: Option<RawQuietDay>,
+    fri: Option<RawQuietDay>,
+    sat: Option<RawQuietDay>,
+    sun: Option<RawQuietDay>,
+}
+
+/// `[quiet] fri = { from = "23:30", to = "09:00" }` or `sun = { off = true }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQuietDay {
+    from: Option<Spanned<TimeOfDay>>,
+    to: Option<Spanned<TimeOfDay>>,
+    off: bool,
+}
+
 fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -287,6 +329,7 @@ struct RawConfig {
     panel: PanelConfig,
     route: Vec<RouteConfig>,
     ignore: Vec<IgnoreNet>,
+    quiet: RawQuiet,
 }
 
 impl Default for RawConfig {
@@ -307,6 +350,7 @@ impl Default for RawConfig {
             panel: PanelConfig::default(),
             route: Vec::new(),
             ignore: Vec::new(),
+            quiet: RawQuiet::default(),
         }
     }
 }
@@ -348,6 +392,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Hooks for addresses in these networks are logged, never counted.
     pub ignore: crate::core::ignore::IgnoreList,
+    /// `[quiet]`: when the panel stays dark or dim, in local time.
+    pub quiet: crate::core::quiet::QuietHours,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -513,6 +559,45 @@ impl Config {
             }
             routes
         };
+        let window = |from: &Option<Spanned<TimeOfDay>>,
+                      to: &Option<Spanned<TimeOfDay>>|
+         -> Result<Option<crate::core::quiet::Window>, ConfigError> {
+            match (from, to) {
+                (None, None) => Ok(None),
+                (Some(f), Some(t)) if f.get_ref() == t.get_ref() => Err(err_at(
+                    t.span().start,
+                    "quiet hours `from` and `to` are the same time: leave the window out instead"
+                        .into(),
+                )),
+                (Some(f), Some(t)) => Ok(Some(crate::core::quiet::Window {
+                    from: f.get_ref().0,
+                    to: t.get_ref().0,
+                })),
+                (Some(x), None) | (None, Some(x)) => Err(err_at(
+                    x.span().start,
+                    "quiet hours need both `from` and `to` (like from = \"22:30\", to = \"07:00\")"
+                        .into(),
+                )),
+            }
+        };
+        let q = &raw.quiet;
+        let every_day = window(&q.from, &q.to)?;
+        let mut quiet = crate::core::quiet::QuietHours {
+            days: [every_day; 7],
+            dim: q.dim,
+        };
+        for (i, day) in [&q.mon, &q.tue, &q.wed, &q.thu, &q.fri, &q.sat, &q.sun]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(d) = day {
+                quiet.days[i] = if d.off {
+                    None
+                } else {
+                    window(&d.from, &d.to)?.or(every_day)
+                };
+            }
+        }
         let shutdown_command: Vec<String> = raw
             .shutdown_command
             .get_ref()
@@ -609,6 +694,7 @@ impl Config {
             panel: raw.panel,
             routes,
             ignore: crate::core::ignore::IgnoreList::new(raw.ignore.iter().map(|n| n.0).collect()),
+            quiet,
         })
     }
 
@@ -772,6 +858,28 @@ mod tests {
     }
 
     #[test]
+    fn quiet_hours_are_read() {
+        use jiff::civil::time;
+        let c = parse("[quiet]\nfrom = \"22:30\"\nto = \"7:00\"\ndim = true\nfri = { from = \"23:30\", to = \"09:00\" }\nsun = { off = true }\n").unwrap();
+        let w = crate::core::quiet::Window {
+            from: time(22, 30, 0, 0),
+            to: time(7, 0, 0, 0),
+        };
+        assert_eq!(c.quiet.days[0], Some(w));
+        assert_eq!(c.quiet.days[5], Some(w));
+        assert_eq!(c.quiet.days[4].unwrap().from, time(23, 30, 0, 0));
+        assert_eq!(c.quiet.days[6], None);
+        assert!(c.quiet.dim);
+        let c = parse("[quiet]\nsat = { from = \"01:00\", to = \"09:00\" }\n").unwrap();
+        assert_eq!(
+            c.quiet.days.iter().filter(|d| d.is_some()).count(),
+            1,
+            "only Saturday"
+        );
+        assert!(parse("").unwrap().quiet.is_empty());
+    }
+
+    #[test]
     fn ignore_list_is_read() {
         let c =
             parse("ignore = [\"203.0.113.0/24\", \"2001:db8:1::/48\", \"192.0.2.7\"]\n").unwrap();
@@ -868,6 +976,11 @@ marker = 7
             ("[panel]\nbackend = \"gpio\"\n", 2, "panel.backend", "variant"),
             ("\nignore = [\"10.0.0.0/8\", \"office\"]\n", 2, "ignore", "203.0.113.0/24"),
             ("dedupe_window = \"10 parsecs\"\n", 1, "dedupe_window", "minutes"),
+            ("[quiet]\nfrom = \"22:30\"\nto = \"25:00\"\n", 3, "quiet.to", "22:30"),
+            ("[quiet]\nfrom = \"22:30\"\n", 2, "quiet.from", "both"),
+            ("[quiet]\nfrom = \"22:30\"\nto = \"22:30\"\n", 3, "quiet.to", "same"),
+            ("[quiet]\nfri = { from = \"23:00\" }\n", 2, "quiet.fri", "both"),
+            ("[quiet]\nfrom = \"1\"\nto = \"2\"\n", 2, "quiet.from", "time of day"),
         ];
         for (text, line, key, msg) in cases {
             expect_error(text, line, key, msg);

@@ -232,6 +232,8 @@ impl Control {
             .expect("limiter lock")
             .set_limit(rate_limit(&new));
         self.ledger.set_dedupe_window(new.dedupe_window_ms).await;
+        self.engine
+            .send(crate::engine::EngineMsg::Quiet(new.quiet.clone()));
         let mut settings = new.scene_settings();
         // led_count needs a restart (the strip is opened with it)
         settings.sweep.led_count =

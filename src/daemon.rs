@@ -101,6 +101,7 @@ pub async fn start(
         clock,
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
+        quiet: crate::quiet_gate::QuietGate::system(config.quiet.clone()),
     };
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
     let forward = engine.clone();

@@ -110,6 +110,7 @@ impl App {
         let mut panel = serde_json::Map::new();
         panel.insert("backend".into(), json!(p.backend));
         panel.insert("dark".into(), json!(p.dark));
+        panel.insert("quiet".into(), json!(p.quiet));
         panel.insert("display_text".into(), json!(p.display));
         panel.insert("led_brightness".into(), json!(p.led_brightness));
         panel.insert("display_brightness".into(), json!(p.display_brightness));

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ledger;
 pub mod notify;
 pub mod panel;
+pub mod quiet_gate;
 pub mod request;
 pub mod selftest;
 pub mod store;
