@@ -16,3 +16,4 @@ pub mod quiet_gate;
 pub mod request;
 pub mod selftest;
 pub mod store;
+pub mod tls;
