@@ -225,6 +225,32 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                 hook_snippet(config, &route, &jail, host, source.as_deref())?
             );
         }
+        Command::Tls {
+            action: crate::cli::TlsCommand::Rotate { now },
+        } => {
+            let v = ask(ControlRequest::TlsRotate { now })?;
+            let pins: Vec<String> = v["pins"]
+                .as_array()
+                .map(|a| a.iter().map(|p| text(p).to_string()).collect())
+                .unwrap_or_default();
+            if now {
+                println!(
+                    "switched to a new TLS key: {}",
+                    pins.last().map_or("", String::as_str)
+                );
+                println!(
+                    "servers with the old pin fail until their snippet is updated (banlight hook)"
+                );
+            } else {
+                println!(
+                    "new TLS key made; until {} the appliance keeps the current key and",
+                    text(&v["switch_at"])
+                );
+                println!("servers should accept both pins (banlight hook prints them):");
+                println!("  {}", crate::hook::pinned_curl_opts(&pins));
+                println!("update every server's snippet before then; the appliance then switches to the new key");
+            }
+        }
         Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
             unreachable!("not a maintenance command")
         }
@@ -299,13 +325,21 @@ pub fn hook_snippet(
             ip.to_string()
         }
     });
-    Ok(HookSnippet {
+    let snippet = HookSnippet {
         route,
         jail,
         host: &host,
-        port: config.listen.port(),
+        port: config.tls.map_or(config.listen.port(), |t| t.listen.port()),
         token: chosen.map(|s| s.token.as_str()),
         source: chosen.map(|s| s.name.as_str()),
     }
-    .render())
+    .render();
+    match &config.tls {
+        // With [tls], servers use it, pinned to this appliance's key(s).
+        Some(_) => Ok(crate::hook::with_tls(
+            &snippet,
+            &crate::tls::read_pins(&config.state_dir)?,
+        )),
+        None => Ok(snippet),
+    }
 }

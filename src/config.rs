@@ -84,6 +84,20 @@ impl<'de> Deserialize<'de> for TimeOfDay {
     }
 }
 
+/// `[tls]`: a second, TLS listener with the appliance's own pinned key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// How long both pins are accepted after `banlight tls rotate`.
+    #[serde(default = "default_tls_overlap")]
+    pub overlap: Millis,
+}
+
+fn default_tls_overlap() -> Millis {
+    Millis(7 * 86_400_000)
+}
+
 /// `[quiet]`: a window for every day, overridden per weekday.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -330,6 +344,7 @@ struct RawConfig {
     route: Vec<RouteConfig>,
     ignore: Vec<IgnoreNet>,
     quiet: RawQuiet,
+    tls: Option<TlsConfig>,
 }
 
 impl Default for RawConfig {
@@ -351,6 +366,7 @@ impl Default for RawConfig {
             route: Vec::new(),
             ignore: Vec::new(),
             quiet: RawQuiet::default(),
+            tls: None,
         }
     }
 }
@@ -394,6 +410,8 @@ pub struct Config {
     pub ignore: crate::core::ignore::IgnoreList,
     /// `[quiet]`: when the panel stays dark or dim, in local time.
     pub quiet: crate::core::quiet::QuietHours,
+    /// `[tls]`: also serve TLS (the plain `listen` stays).
+    pub tls: Option<TlsConfig>,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -695,6 +713,7 @@ impl Config {
             routes,
             ignore: crate::core::ignore::IgnoreList::new(raw.ignore.iter().map(|n| n.0).collect()),
             quiet,
+            tls: raw.tls,
         })
     }
 
@@ -877,6 +896,11 @@ mod tests {
             "only Saturday"
         );
         assert!(parse("").unwrap().quiet.is_empty());
+        let c = parse("[tls]\nlisten = \"0.0.0.0:8443\"\n").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen.port(), 8443);
+        assert_eq!(tls.overlap, Millis(7 * 86_400_000));
+        assert!(parse("").unwrap().tls.is_none());
     }
 
     #[test]
@@ -978,6 +1002,7 @@ marker = 7
             ("dedupe_window = \"10 parsecs\"\n", 1, "dedupe_window", "minutes"),
             ("[quiet]\nfrom = \"22:30\"\nto = \"25:00\"\n", 3, "quiet.to", "22:30"),
             ("[quiet]\nfrom = \"22:30\"\n", 2, "quiet.from", "both"),
+            ("[tls]\nlisten = \"8443\"\n", 2, "tls.listen", "address"),
             ("[quiet]\nfrom = \"22:30\"\nto = \"22:30\"\n", 3, "quiet.to", "same"),
             ("[quiet]\nfri = { from = \"23:00\" }\n", 2, "quiet.fri", "both"),
             ("[quiet]\nfrom = \"1\"\nto = \"2\"\n", 2, "quiet.from", "time of day"),

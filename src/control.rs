@@ -43,6 +43,11 @@ pub enum ControlRequest {
         mode: String,
     },
     Reload,
+    /// Make the next TLS key; it takes over after the overlap (`now`: at once).
+    TlsRotate {
+        #[serde(default)]
+        now: bool,
+    },
 }
 
 const MAX_REQUEST: usize = 64 * 1024;
@@ -53,6 +58,8 @@ pub struct Control {
     pub ledger: LedgerHandle,
     /// The config in force (reload replaces it).
     pub config: Mutex<Config>,
+    /// With `[tls]`: the key and certificate in use.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 fn ok(mut v: Value) -> Value {
@@ -151,6 +158,24 @@ impl Control {
                 Ok(summary) => ok(json!({ "reloaded": summary })),
                 Err(e) => fail(e),
             },
+            ControlRequest::TlsRotate { now } => {
+                let Some(tls) = &self.tls else {
+                    return fail("TLS is off: add a [tls] table with `listen` to the config");
+                };
+                let overlap = if now {
+                    0
+                } else {
+                    let c = self.config.lock().expect("config lock");
+                    c.tls.map_or(0, |t| t.overlap.0)
+                };
+                match tls.rotate(wall_ms(), overlap) {
+                    Ok((pins, at)) => ok(json!({
+                        "pins": pins,
+                        "switch_at": rfc3339_utc(at),
+                    })),
+                    Err(e) => fail(e),
+                }
+            }
         }
     }
 
@@ -176,6 +201,10 @@ impl Control {
             let (o, n) = (&old.panel, &new.panel);
             let checks = [
                 ("listen", old.listen != new.listen),
+                (
+                    "tls.listen",
+                    old.tls.map(|t| t.listen) != new.tls.map(|t| t.listen),
+                ),
                 ("state_dir", old.state_dir != new.state_dir),
                 ("control_socket", old.control_socket != new.control_socket),
                 ("retention_days", old.retention_days != new.retention_days),

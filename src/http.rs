@@ -382,6 +382,26 @@ impl Drop for ClientSlot {
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    serve_on(listener, app, None, shutdown).await
+}
+
+/// The same over TLS: the handshake runs inside the connection's slot and
+/// timeouts, then the decrypted stream goes to the same connection code.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Arc<crate::tls::TlsState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_on(listener, app, Some(tls), shutdown).await
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<crate::tls::TlsState>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let permits = Arc::new(Semaphore::new(app.max_connections));
     let per_client: PerClient = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -415,37 +435,37 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let header_timeout = app.header_timeout;
+        let watcher = graceful.watcher();
         let app = app.clone();
-        let conn_app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(2 * MAX_HEAD)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let acceptor = tls.as_ref().map(|t| t.acceptor(wall_ms()));
         tokio::spawn(async move {
-            let unanswered = match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                    e.is_timeout()
+            let answered = match acceptor {
+                None => serve_connection(stream, peer, app.clone(), watcher).await,
+                Some(acceptor) => {
+                    // The handshake must finish within the header timeout,
+                    // like a plain request's headers.
+                    match tokio::time::timeout(app.header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(tls_stream, peer, app.clone(), watcher).await
+                        }
+                        Ok(Err(e)) => {
+                            // Plain HTTP to the TLS port, a wrong pin on the
+                            // client side, a scanner: closed, counted, charged.
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            false
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            false
+                        }
+                    }
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
-                    true
-                }
-                Ok(Ok(())) => false,
             };
-            if unanswered {
-                conn_app
-                    .stats
+            if !answered {
+                app.stats
                     .dropped_connections
                     .fetch_add(1, Ordering::Relaxed);
-                conn_app.charge(peer.ip());
+                app.charge(peer.ip());
             }
             drop(slot);
             drop(permit);
@@ -456,4 +476,40 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(GRACEFUL_TIMEOUT) => tracing::warn!("some connections did not finish in {GRACEFUL_TIMEOUT:?}"),
     }
+}
+
+/// Serves HTTP/1 on one accepted stream, plain or TLS. Returns false when
+/// the connection was closed unanswered (timed out).
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Arc<App>,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = app.header_timeout;
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(2 * MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    let conn = watcher.watch(conn);
+    let unanswered = match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "connection ended: {e}");
+            e.is_timeout()
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
+            true
+        }
+        Ok(Ok(())) => false,
+    };
+    !unanswered
 }
