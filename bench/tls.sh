@@ -19,7 +19,7 @@ state_dir = "$work/state"
 # all load comes from 127.0.0.1
 max_connections_per_client = 1024
 [tls]
-listen = "127.0.0.1:$tls_port"
+  listen = "127.0.0.1:$tls_port"   # indented: bench/lib.sh reads the first listen
 [panel]
 backend = "record"
 record_path = "/dev/null"
