@@ -74,6 +74,8 @@ pub fn format_status(s: &Value) -> String {
         text(&s["panel"]["backend"]),
         if s["panel"]["dark"] == Value::Bool(true) {
             " (dark)"
+        } else if s["panel"]["quiet"] == Value::Bool(true) {
+            " (quiet hours)"
         } else {
             ""
         },
