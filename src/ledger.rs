@@ -487,4 +487,55 @@ mod tests {
         drop(handle);
         join.join().unwrap();
     }
+
+    #[tokio::test]
+    async fn ignored_hooks_are_logged_not_counted_nor_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let swept = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = swept.clone();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let mut ignored = hook("red", Some("203.0.113.9"));
+        ignored.ignored = true;
+        let out = handle.hook(ignored.clone()).await.unwrap();
+        assert_eq!((out.counted, out.count, out.total), (false, 0, 0));
+        assert_eq!(counters.lock().unwrap().total(), 0);
+        assert!(swept.lock().unwrap().is_empty(), "no sweep");
+        // not remembered by dedupe: the same ban off the list counts
+        let out = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
+        assert_eq!((out.counted, out.count), (true, 1));
+        let q = |ignored| EventQuery {
+            since_ms: 0,
+            route: None,
+            limit: 10,
+            ignored,
+        };
+        let logged = handle.events(q(true)).await.unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].kind, "ignored");
+        let counted = handle.events(q(false)).await.unwrap();
+        assert_eq!(counted.len(), 1);
+        assert_eq!(counted[0].kind, "hook");
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        // after a restart the counts come back without the ignored event
+        let (_, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        assert_eq!(counters.lock().unwrap().total(), 1);
+        assert_eq!(counters.lock().unwrap().last_24h("red", wall_ms()), 1);
+    }
 }
