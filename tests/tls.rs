@@ -59,7 +59,8 @@ async fn pinned_tls_with_curl() {
     let dir = tempfile::tempdir().unwrap();
     let config = test_config(
         dir.path(),
-        "[tls]\nlisten = \"127.0.0.1:0\"\noverlap = \"1h\"\n",
+        // generous: the handshake must fit in the header timeout, under qemu too
+        "header_timeout = \"5s\"\n[tls]\nlisten = \"127.0.0.1:0\"\noverlap = \"1h\"\n",
     );
     let d = TestDaemon::start(&config).await;
     let daemon = d.daemon.as_ref().unwrap();
