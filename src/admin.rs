@@ -75,6 +75,8 @@ pub fn format_status(s: &Value) -> String {
         text(&s["panel"]["backend"]),
         if s["panel"]["dark"] == Value::Bool(true) {
             " (dark)"
+        } else if s["panel"]["quiet"] == Value::Bool(true) {
+            " (quiet hours)"
         } else {
             ""
         },
@@ -168,6 +170,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
             since,
             route,
             limit,
+            ignored,
             json,
         } => {
             let ago: Millis = since.parse().map_err(|e| format!("--since: {e}"))?;
@@ -175,6 +178,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                 since_ms: since_ms(ago.0),
                 route,
                 limit,
+                ignored,
             })?;
             let events = v["events"].as_array().cloned().unwrap_or_default();
             if json {
@@ -232,6 +236,32 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                 eprintln!("warning: {w}");
             }
             print!("{snippet}");
+        }
+        Command::Tls {
+            action: crate::cli::TlsCommand::Rotate { now },
+        } => {
+            let v = ask(ControlRequest::TlsRotate { now })?;
+            let pins: Vec<String> = v["pins"]
+                .as_array()
+                .map(|a| a.iter().map(|p| text(p).to_string()).collect())
+                .unwrap_or_default();
+            if now {
+                println!(
+                    "switched to a new TLS key: {}",
+                    pins.last().map_or("", String::as_str)
+                );
+                println!(
+                    "servers with the old pin fail until their snippet is updated (banlight hook)"
+                );
+            } else {
+                println!(
+                    "new TLS key made; until {} the appliance keeps the current key and",
+                    text(&v["switch_at"])
+                );
+                println!("servers should accept both pins (banlight hook prints them):");
+                println!("  {}", crate::hook::pinned_curl_opts(&pins));
+                println!("update every server's snippet before then; the appliance then switches to the new key");
+            }
         }
         Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
             unreachable!("not a maintenance command")
@@ -345,8 +375,10 @@ pub fn hook_snippet(
             ));
         }
     };
+    // The listener servers use: the TLS one when configured.
+    let hook_listen = config.tls.map_or(config.listen, |t| t.listen);
     let host_used = host.clone().unwrap_or_else(|| {
-        let ip = config.listen.ip();
+        let ip = hook_listen.ip();
         if ip.is_unspecified() || ip.is_loopback() {
             hostname()
         } else {
@@ -357,18 +389,23 @@ pub fn hook_snippet(
         route,
         jail,
         host: &host_used,
-        port: config.listen.port(),
+        port: hook_listen.port(),
         token: chosen.map(|s| s.token.as_str()),
         source: chosen.map(|s| s.name.as_str()),
     }
     .render();
+    // With [tls], servers use it, pinned to this appliance's key(s).
+    let snippet = match &config.tls {
+        Some(_) => crate::hook::with_tls(&snippet, &crate::tls::read_pins(&config.state_dir)?),
+        None => snippet,
+    };
     let addresses = if host.is_none() {
         local_addresses()
     } else {
         Vec::new()
     };
     let warnings = crate::hook::warnings(&Reach {
-        listen: config.listen,
+        listen: hook_listen,
         host_given: host.as_deref(),
         host_used: &host_used,
         addresses: &addresses,

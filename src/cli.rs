@@ -51,6 +51,9 @@ pub enum Command {
         route: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only the hooks the ignore list kept from counting (not listed otherwise).
+        #[arg(long)]
+        ignored: bool,
         #[arg(long)]
         json: bool,
     },
@@ -72,6 +75,11 @@ pub enum Command {
     },
     /// Re-read the config file (as SIGHUP does); a bad file changes nothing.
     Reload,
+    /// TLS key management (with [tls] in the config).
+    Tls {
+        #[command(subcommand)]
+        action: TlsCommand,
+    },
     /// Print a fail2ban jail.d snippet that sends a jail's bans to ROUTE.
     Hook {
         route: String,
@@ -98,5 +106,16 @@ pub enum Command {
         /// How long each LED colour and segment stays lit.
         #[arg(long, value_name = "DURATION", default_value = "300ms")]
         step: crate::config::Millis,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TlsCommand {
+    /// Make a new key; both pins are accepted for [tls] overlap (7d), then
+    /// the appliance switches to the new key.
+    Rotate {
+        /// Switch at once (a leaked key): servers with the old pin fail until updated.
+        #[arg(long)]
+        now: bool,
     },
 }

@@ -38,35 +38,89 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A duration written as `500ms`, `30s`, `10m`, `1h` or `2d`.
+/// A duration such as `500ms`, `10m`, `10 minutes` or `1h30m`
+/// (parsed by jiff, see `core::time::parse_duration_ms`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Millis(pub u64);
 
 impl std::str::FromStr for Millis {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("duration \"{s}\" must be a whole number and a unit, like \"30s\"")
-        })?;
-        let scale = match unit.trim() {
-            "ms" => 1,
-            "s" => 1000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => {
-                return Err(format!(
-                    "duration \"{s}\" needs a unit: ms, s, m, h or d (like \"10m\")"
-                ))
-            }
-        };
-        n.checked_mul(scale)
-            .map(Millis)
-            .ok_or_else(|| format!("duration \"{s}\" is too long"))
+        crate::core::time::parse_duration_ms(s).map(Millis)
     }
+}
+
+/// One `ignore` entry: a network (`203.0.113.0/24`) or an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IgnoreNet(ipnet::IpNet);
+
+impl std::str::FromStr for IgnoreNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::core::ignore::parse_net(s).map(IgnoreNet)
+    }
+}
+
+impl<'de> Deserialize<'de> for IgnoreNet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+/// A time of day such as `"22:30"`, for quiet hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TimeOfDay(jiff::civil::Time);
+
+impl std::str::FromStr for TimeOfDay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::core::quiet::parse_time(s).map(TimeOfDay)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
+/// `[tls]`: a second, TLS listener with the appliance's own pinned key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// How long both pins are accepted after `banlight tls rotate`.
+    #[serde(default = "default_tls_overlap")]
+    pub overlap: Millis,
+}
+
+fn default_tls_overlap() -> Millis {
+    Millis(7 * 86_400_000)
+}
+
+/// `[quiet]`: a window for every day, overridden per weekday.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQuiet {
+    from: Option<Spanned<TimeOfDay>>,
+    to: Option<Spanned<TimeOfDay>>,
+    dim: bool,
+    mon: Option<RawQuietDay>,
+    tue: Option<RawQuietDay>,
+    wed: Option<RawQuietDay>,
+    thu: Option<RawQuietDay>,
+    fri: Option<RawQuietDay>,
+    sat: Option<RawQuietDay>,
+    sun: Option<RawQuietDay>,
+}
+
+/// `[quiet] fri = { from = "23:30", to = "09:00" }` or `sun = { off = true }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawQuietDay {
+    from: Option<Spanned<TimeOfDay>>,
+    to: Option<Spanned<TimeOfDay>>,
+    off: bool,
 }
 
 fn from_str_de<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -288,6 +342,9 @@ struct RawConfig {
     header_timeout: Millis,
     panel: PanelConfig,
     route: Vec<RouteConfig>,
+    ignore: Vec<IgnoreNet>,
+    quiet: RawQuiet,
+    tls: Option<TlsConfig>,
 }
 
 impl Default for RawConfig {
@@ -307,6 +364,9 @@ impl Default for RawConfig {
             header_timeout: Millis(5000),
             panel: PanelConfig::default(),
             route: Vec::new(),
+            ignore: Vec::new(),
+            quiet: RawQuiet::default(),
+            tls: None,
         }
     }
 }
@@ -346,6 +406,12 @@ pub struct Config {
     pub header_timeout_ms: u64,
     pub panel: PanelConfig,
     pub routes: Vec<Route>,
+    /// Hooks for addresses in these networks are logged, never counted.
+    pub ignore: crate::core::ignore::IgnoreList,
+    /// `[quiet]`: when the panel stays dark or dim, in local time.
+    pub quiet: crate::core::quiet::QuietHours,
+    /// `[tls]`: also serve TLS (the plain `listen` stays).
+    pub tls: Option<TlsConfig>,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -511,6 +577,45 @@ impl Config {
             }
             routes
         };
+        let window = |from: &Option<Spanned<TimeOfDay>>,
+                      to: &Option<Spanned<TimeOfDay>>|
+         -> Result<Option<crate::core::quiet::Window>, ConfigError> {
+            match (from, to) {
+                (None, None) => Ok(None),
+                (Some(f), Some(t)) if f.get_ref() == t.get_ref() => Err(err_at(
+                    t.span().start,
+                    "quiet hours `from` and `to` are the same time: leave the window out instead"
+                        .into(),
+                )),
+                (Some(f), Some(t)) => Ok(Some(crate::core::quiet::Window {
+                    from: f.get_ref().0,
+                    to: t.get_ref().0,
+                })),
+                (Some(x), None) | (None, Some(x)) => Err(err_at(
+                    x.span().start,
+                    "quiet hours need both `from` and `to` (like from = \"22:30\", to = \"07:00\")"
+                        .into(),
+                )),
+            }
+        };
+        let q = &raw.quiet;
+        let every_day = window(&q.from, &q.to)?;
+        let mut quiet = crate::core::quiet::QuietHours {
+            days: [every_day; 7],
+            dim: q.dim,
+        };
+        for (i, day) in [&q.mon, &q.tue, &q.wed, &q.thu, &q.fri, &q.sat, &q.sun]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(d) = day {
+                quiet.days[i] = if d.off {
+                    None
+                } else {
+                    window(&d.from, &d.to)?.or(every_day)
+                };
+            }
+        }
         let shutdown_command: Vec<String> = raw
             .shutdown_command
             .get_ref()
@@ -619,6 +724,9 @@ impl Config {
             header_timeout_ms: raw.header_timeout.0,
             panel: raw.panel,
             routes,
+            ignore: crate::core::ignore::IgnoreList::new(raw.ignore.iter().map(|n| n.0).collect()),
+            quiet,
+            tls: raw.tls,
         })
     }
 
@@ -814,6 +922,45 @@ mod tests {
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.rate_limit, defaults.rate_limit);
         assert_eq!(example.sources, defaults.sources);
+        assert_eq!(example.ignore, defaults.ignore);
+    }
+
+    #[test]
+    fn quiet_hours_are_read() {
+        use jiff::civil::time;
+        let c = parse("[quiet]\nfrom = \"22:30\"\nto = \"7:00\"\ndim = true\nfri = { from = \"23:30\", to = \"09:00\" }\nsun = { off = true }\n").unwrap();
+        let w = crate::core::quiet::Window {
+            from: time(22, 30, 0, 0),
+            to: time(7, 0, 0, 0),
+        };
+        assert_eq!(c.quiet.days[0], Some(w));
+        assert_eq!(c.quiet.days[5], Some(w));
+        assert_eq!(c.quiet.days[4].unwrap().from, time(23, 30, 0, 0));
+        assert_eq!(c.quiet.days[6], None);
+        assert!(c.quiet.dim);
+        let c = parse("[quiet]\nsat = { from = \"01:00\", to = \"09:00\" }\n").unwrap();
+        assert_eq!(
+            c.quiet.days.iter().filter(|d| d.is_some()).count(),
+            1,
+            "only Saturday"
+        );
+        assert!(parse("").unwrap().quiet.is_empty());
+        let c = parse("[tls]\nlisten = \"0.0.0.0:8443\"\n").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen.port(), 8443);
+        assert_eq!(tls.overlap, Millis(7 * 86_400_000));
+        assert!(parse("").unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn ignore_list_is_read() {
+        let c =
+            parse("ignore = [\"203.0.113.0/24\", \"2001:db8:1::/48\", \"192.0.2.7\"]\n").unwrap();
+        assert!(c.ignore.contains("203.0.113.9".parse().unwrap()));
+        assert!(c.ignore.contains("::ffff:203.0.113.9".parse().unwrap()));
+        assert!(c.ignore.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(c.ignore.contains("192.0.2.7".parse().unwrap()));
+        assert!(!c.ignore.contains("192.0.2.8".parse().unwrap()));
     }
 
     #[test]
@@ -922,6 +1069,14 @@ marker = 7
             ("shutdown_command = \"  \"\n", 1, "shutdown_command", "empty"),
             ("retention_days = -1\n", 1, "retention_days", ""),
             ("[panel]\nbackend = \"gpio\"\n", 2, "panel.backend", "variant"),
+            ("\nignore = [\"10.0.0.0/8\", \"office\"]\n", 2, "ignore", "203.0.113.0/24"),
+            ("dedupe_window = \"10 parsecs\"\n", 1, "dedupe_window", "minutes"),
+            ("[quiet]\nfrom = \"22:30\"\nto = \"25:00\"\n", 3, "quiet.to", "22:30"),
+            ("[quiet]\nfrom = \"22:30\"\n", 2, "quiet.from", "both"),
+            ("[tls]\nlisten = \"8443\"\n", 2, "tls.listen", "address"),
+            ("[quiet]\nfrom = \"22:30\"\nto = \"22:30\"\n", 3, "quiet.to", "same"),
+            ("[quiet]\nfri = { from = \"23:00\" }\n", 2, "quiet.fri", "both"),
+            ("[quiet]\nfrom = \"1\"\nto = \"2\"\n", 2, "quiet.from", "time of day"),
         ];
         for (text, line, key, msg) in cases {
             expect_error(text, line, key, msg);
@@ -1027,15 +1182,9 @@ marker = 7
         assert_eq!("2h".parse(), Ok(Millis(7_200_000)));
         assert_eq!("1d".parse(), Ok(Millis(86_400_000)));
         assert_eq!("0s".parse(), Ok(Millis(0)));
-        for bad in [
-            "",
-            "10",
-            "s",
-            "1.5s",
-            "-1s",
-            "10 parsecs",
-            "99999999999999999999d",
-        ] {
+        assert_eq!("10 minutes".parse(), Ok(Millis(600_000)));
+        assert_eq!("1h30m".parse(), Ok(Millis(5_400_000)));
+        for bad in ["", "10", "s", "-1s", "10 parsecs", "99999999999999999999d"] {
             assert!(bad.parse::<Millis>().is_err(), "{bad}");
         }
     }

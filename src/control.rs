@@ -25,6 +25,9 @@ pub enum ControlRequest {
         since_ms: u64,
         route: Option<String>,
         limit: usize,
+        /// Only the hooks the ignore list kept from counting.
+        #[serde(default)]
+        ignored: bool,
     },
     Test {
         route: String,
@@ -40,6 +43,11 @@ pub enum ControlRequest {
         mode: String,
     },
     Reload,
+    /// Make the next TLS key; it takes over after the overlap (`now`: at once).
+    TlsRotate {
+        #[serde(default)]
+        now: bool,
+    },
 }
 
 const MAX_REQUEST: usize = 64 * 1024;
@@ -50,6 +58,8 @@ pub struct Control {
     pub ledger: LedgerHandle,
     /// The config in force (reload replaces it).
     pub config: Mutex<Config>,
+    /// With `[tls]`: the key and certificate in use.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 fn ok(mut v: Value) -> Value {
@@ -80,11 +90,13 @@ impl Control {
                 since_ms,
                 route,
                 limit,
+                ignored,
             } => {
                 let q = EventQuery {
                     since_ms,
                     route,
                     limit: limit.min(100_000),
+                    ignored,
                 };
                 match self.ledger.events(q).await {
                     Ok(events) => {
@@ -146,6 +158,24 @@ impl Control {
                 Ok(summary) => ok(json!({ "reloaded": summary })),
                 Err(e) => fail(e),
             },
+            ControlRequest::TlsRotate { now } => {
+                let Some(tls) = &self.tls else {
+                    return fail("TLS is off: add a [tls] table with `listen` to the config");
+                };
+                let overlap = if now {
+                    0
+                } else {
+                    let c = self.config.lock().expect("config lock");
+                    c.tls.map_or(0, |t| t.overlap.0)
+                };
+                match tls.rotate(wall_ms(), overlap) {
+                    Ok((pins, at)) => ok(json!({
+                        "pins": pins,
+                        "switch_at": rfc3339_utc(at),
+                    })),
+                    Err(e) => fail(e),
+                }
+            }
         }
     }
 
@@ -171,6 +201,10 @@ impl Control {
             let (o, n) = (&old.panel, &new.panel);
             let checks = [
                 ("listen", old.listen != new.listen),
+                (
+                    "tls.listen",
+                    old.tls.map(|t| t.listen) != new.tls.map(|t| t.listen),
+                ),
                 ("state_dir", old.state_dir != new.state_dir),
                 ("control_socket", old.control_socket != new.control_socket),
                 ("retention_days", old.retention_days != new.retention_days),
@@ -220,12 +254,15 @@ impl Control {
         }
         *self.app.routes.write().expect("routes lock") = Arc::new(new.routes.clone());
         *self.app.sources.write().expect("sources lock") = Arc::new(new.sources.clone());
+        *self.app.ignore.write().expect("ignore lock") = Arc::new(new.ignore.clone());
         self.app
             .limiter
             .lock()
             .expect("limiter lock")
             .set_limit(rate_limit(&new));
         self.ledger.set_dedupe_window(new.dedupe_window_ms).await;
+        self.engine
+            .send(crate::engine::EngineMsg::Quiet(new.quiet.clone()));
         let mut settings = new.scene_settings();
         // led_count needs a restart (the strip is opened with it)
         settings.sweep.led_count =

@@ -60,6 +60,9 @@ pub struct Daemon {
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
     server: tokio::task::JoinHandle<()>,
+    /// With `[tls]`: where the TLS listener is bound.
+    pub tls_addr: Option<SocketAddr>,
+    tls_server: Option<tokio::task::JoinHandle<()>>,
     engine_task: tokio::task::JoinHandle<()>,
     ledger_thread: std::thread::JoinHandle<()>,
 }
@@ -103,6 +106,7 @@ pub async fn start(
         clock,
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
+        quiet: crate::quiet_gate::QuietGate::system(config.quiet.clone()),
     };
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
     let forward = engine.clone();
@@ -114,6 +118,7 @@ pub async fn start(
     let app = Arc::new(App {
         routes: RwLock::new(Arc::new(config.routes.clone())),
         sources: RwLock::new(Arc::new(config.sources.clone())),
+        ignore: RwLock::new(Arc::new(config.ignore.clone())),
         limiter: Mutex::new(RateLimiter::new(rate_limit(config), MAX_LIMITED_CLIENTS)),
         stats: Default::default(),
         ledger: ledger.clone(),
@@ -126,15 +131,57 @@ pub async fn start(
         slots: crate::slots::Slots::new(config.max_connections),
         commit_stats,
     });
+    let tls = match &config.tls {
+        Some(t) => {
+            let state = crate::tls::TlsState::open(&config.state_dir, crate::ledger::wall_ms())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let listener = TcpListener::bind(t.listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {} (set [tls] listen in the config)",
+                    t.listen
+                )
+            })?;
+            Some((Arc::new(state), listener))
+        }
+        None => None,
+    };
     let control = Arc::new(Control {
         app: app.clone(),
         engine: engine.clone(),
         ledger: ledger.clone(),
         config: Mutex::new(config.clone()),
+        tls: tls.as_ref().map(|(state, _)| state.clone()),
     });
     let control_task = tokio::spawn(crate::control::serve(control_listener, control.clone()));
     tracing::info!(socket = %config.control_socket.display(), "control socket ready");
-    let server = tokio::spawn(crate::http::serve(listener, app.clone(), shutdown));
+    // Both listeners stop on the same shutdown.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        app.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let (tls_addr, tls_server) = match tls {
+        Some((state, listener)) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "banlight listening with TLS");
+            let task = tokio::spawn(crate::http::serve_tls(
+                listener,
+                app.clone(),
+                state,
+                stopped(stop_rx),
+            ));
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
     Ok(Daemon {
         addr,
@@ -146,6 +193,8 @@ pub async fn start(
         engine,
         ledger,
         server,
+        tls_addr,
+        tls_server,
         engine_task,
         ledger_thread,
     })
@@ -156,6 +205,9 @@ impl Daemon {
     /// drains the store and blanks the panel.
     pub async fn wait(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server task")?;
+        if let Some(t) = self.tls_server {
+            t.await.context("TLS server task")?;
+        }
         self.control_task.abort();
         self.engine.stop().await;
         let _ = self.engine_task.await;

@@ -30,6 +30,8 @@ pub enum EngineMsg {
     Stop(oneshot::Sender<()>),
     /// Answer at once (the systemd watchdog's liveness check).
     Ping(oneshot::Sender<()>),
+    /// New quiet hours (reload).
+    Quiet(crate::core::quiet::QuietHours),
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -44,6 +46,8 @@ pub struct PanelStatus {
     pub display_brightness: u8,
     pub frames_shown: u64,
     pub display: String,
+    /// Quiet hours hold the panel dark or dim right now.
+    pub quiet: bool,
 }
 
 #[derive(Clone)]
@@ -85,6 +89,8 @@ pub struct Engine {
     pub clock: Clock,
     pub ledger: LedgerHandle,
     pub shutdown_command: Vec<String>,
+    /// Quiet hours: an output filter, the scene runs on underneath.
+    pub quiet: crate::quiet_gate::QuietGate,
 }
 
 impl Engine {
@@ -121,7 +127,12 @@ impl Engine {
                 self.act(action, now, &handle);
             }
             self.scene.advance(now);
-            let frame = self.scene.render(now, &self.numbers());
+            let numbers = self.numbers();
+            let frame = self.scene.render(now, &numbers);
+            let count = mode_count(self.scene.mode(), &numbers);
+            let frame = self
+                .quiet
+                .filter(frame, now, self.scene.sweeps_pending() > 0, count);
             let retry = self.panel.wake_at().is_some_and(|at| at <= now);
             if last.as_ref() != Some(&frame) || retry {
                 match self.panel.show(&frame, now) {
@@ -145,6 +156,7 @@ impl Engine {
                 self.scene.next_wake(now),
                 self.buttons.next_deadline(),
                 self.panel.wake_at(),
+                self.quiet.next_wake(now),
             ]
             .into_iter()
             .flatten()
@@ -182,7 +194,7 @@ impl Engine {
         }
     }
 
-    fn publish(&self, frame: &Frame) {
+    fn publish(&mut self, frame: &Frame) {
         let mut s = self.status.lock().expect("status lock");
         s.mode = self.scene.mode_name();
         s.dark = self.scene.is_dark();
@@ -193,6 +205,7 @@ impl Engine {
         s.display_brightness = self.scene.settings().display_brightness;
         s.frames_shown += 1;
         s.display = frame.display.to_string();
+        s.quiet = self.quiet.holds(self.clock.now_ms());
     }
 
     /// Returns the reply channel when the engine must stop.
@@ -205,10 +218,15 @@ impl Engine {
                 }
             }
             EngineMsg::Button(edge) => {
+                let only_wakes = self.quiet.on_button(edge.pressed, now);
                 for action in self.buttons.edge(edge.button, edge.pressed, edge.t_ms) {
+                    if only_wakes && action != ButtonAction::Shutdown {
+                        continue;
+                    }
                     self.act(action, now, handle);
                 }
             }
+            EngineMsg::Quiet(hours) => self.quiet.set_hours(hours),
             EngineMsg::SetMode(name, reply) => {
                 let mode = match name.as_str() {
                     "next" => None,
@@ -298,4 +316,13 @@ impl Engine {
             }
         }
     }
+}
+
+/// The count the display mode shows (quiet hours' dim display).
+fn mode_count(mode: DisplayMode, numbers: &Numbers) -> crate::core::display::DisplayText {
+    crate::core::display::format_count(match mode {
+        DisplayMode::Total => numbers.total,
+        DisplayMode::Last24h => numbers.last_24h,
+        DisplayMode::Route(i) => numbers.per_route.get(i).copied().unwrap_or(0),
+    })
 }

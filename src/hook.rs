@@ -335,3 +335,71 @@ mod tests {
         assert!(w[1].contains("none found"), "{w:?}");
     }
 }
+
+/// curl options that make a server talk only to this appliance's key:
+/// `--pinnedpubkey` with every pin accepted (several during a key rotation).
+/// `--insecure` only switches off the CA and host-name check, which a
+/// self-signed certificate cannot pass; curl checks the pin regardless
+/// (CURLOPT_PINNEDPUBLICKEY is independent of CURLOPT_SSL_VERIFYPEER).
+pub fn pinned_curl_opts(pins: &[String]) -> String {
+    format!("--insecure --pinnedpubkey '{}'", pins.join(";"))
+}
+
+/// Turns a plain snippet (rendered with the TLS port) into one for the TLS
+/// listener: `scheme = https` and the pinned key on the action line.
+pub fn with_tls(snippet: &str, pins: &[String]) -> String {
+    let mut out = String::new();
+    for line in snippet.lines() {
+        if line.trim_start().starts_with("banlight[") && line.ends_with(']') {
+            out.push_str(&format!(
+                "{}, scheme=\"https\", curl_opts=\"{}\"]\n",
+                &line[..line.len() - 1],
+                pinned_curl_opts(pins)
+            ));
+        } else if line.starts_with('[') && !out.contains("# TLS:") {
+            out.push_str(&format!(
+                "# TLS: curl accepts only this appliance's key ({}); no CA is involved.\n",
+                if pins.len() > 1 {
+                    "current and rotated key, until the switch"
+                } else {
+                    "pinned"
+                }
+            ));
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    #[test]
+    fn tls_snippet_pins_every_key() {
+        let plain = HookSnippet {
+            route: "red",
+            jail: "sshd",
+            host: "pi.example.net",
+            port: 8443,
+            token: Some("0123456789abcdef0123"),
+            source: None,
+        }
+        .render();
+        let pins = vec!["sha256//AAAA".to_string(), "sha256//BBB+/=".to_string()];
+        let s = with_tls(&plain, &pins);
+        assert!(s.contains(
+            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey 'sha256//AAAA;sha256//BBB+/='\"]\n"
+        ), "{s}");
+        let section_start = s.find("[sshd]").unwrap();
+        assert!(
+            s[..section_start].lines().all(|l| l.starts_with('#')),
+            "{s}"
+        );
+        assert!(s.contains("until the switch"));
+    }
+}

@@ -57,6 +57,7 @@ pub struct RequestStats {
 pub struct App {
     pub routes: RwLock<Arc<Vec<Route>>>,
     pub sources: RwLock<Arc<Vec<Source>>>,
+    pub ignore: RwLock<Arc<crate::core::ignore::IgnoreList>>,
     pub limiter: Mutex<RateLimiter>,
     pub stats: RequestStats,
     pub ledger: LedgerHandle,
@@ -111,6 +112,7 @@ impl App {
         let mut panel = serde_json::Map::new();
         panel.insert("backend".into(), json!(p.backend));
         panel.insert("dark".into(), json!(p.dark));
+        panel.insert("quiet".into(), json!(p.quiet));
         panel.insert("display_text".into(), json!(p.display));
         panel.insert("led_brightness".into(), json!(p.led_brightness));
         panel.insert("display_brightness".into(), json!(p.display_brightness));
@@ -261,14 +263,32 @@ impl App {
                 return refusal(e);
             }
         };
+        // The ip was validated by parse_hook; the ignore list is checked after
+        // authorization so an unknown client cannot fill the log.
+        let ignored = params
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| self.ignore.read().expect("ignore lock").contains(ip));
         let hook = Hook {
             route: route.clone(),
             jail: params.jail,
             ip: params.ip,
             source,
             time: params.time,
+            ignored,
         };
         match self.ledger.hook(hook).await {
+            Ok(outcome) if ignored => json_response(
+                StatusCode::OK,
+                json!({
+                    "route": route,
+                    "count": outcome.count,
+                    "total": outcome.total,
+                    "counted": false,
+                    "reason": "ignored",
+                }),
+            ),
             Ok(outcome) => json_response(
                 StatusCode::OK,
                 json!({
@@ -389,6 +409,26 @@ impl Drop for ClientSlot {
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    serve_on(listener, app, None, shutdown).await
+}
+
+/// The same over TLS: the handshake runs inside the connection's slot and
+/// timeouts, then the decrypted stream goes to the same connection code.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Arc<crate::tls::TlsState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_on(listener, app, Some(tls), shutdown).await
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<crate::tls::TlsState>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let per_client: PerClient = Arc::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -424,50 +464,51 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let header_timeout = app.header_timeout;
+        let watcher = graceful.watcher();
         let app = app.clone();
-        let conn_app = app.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor(wall_ms()));
         let marker = conn_slot.marker();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            let marker = marker.clone();
-            async move {
-                marker.busy();
-                let resp = app.handle(req, peer).await;
-                marker.idle();
-                Ok::<_, Infallible>(resp)
-            }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(2 * MAX_HEAD)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let unanswered = tokio::select! {
-                r = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match r {
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "connection ended: {e}");
-                        e.is_timeout()
+            let work = async {
+                match acceptor {
+                    None => serve_connection(stream, peer, app.clone(), marker, watcher).await,
+                    // The handshake must finish within the header timeout, like
+                    // a plain request's headers; meanwhile the slot counts as
+                    // idle, so a handshake trickler is evicted like a header one.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(app.header_timeout, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                serve_connection(tls_stream, peer, app.clone(), marker, watcher)
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                // Plain HTTP to the TLS port, a wrong pin on the
+                                // client side, a scanner: closed, counted, charged.
+                                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                                false
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                false
+                            }
+                        }
                     }
-                    Err(_) => {
-                        tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
-                        true
-                    }
-                    Ok(Ok(())) => false,
-                },
-                _ = conn_slot.closed() => {
-                    tracing::debug!(%peer, "connection evicted to make room");
-                    false
                 }
             };
-            if unanswered {
-                conn_app
-                    .stats
+            let answered = tokio::select! {
+                answered = work => answered,
+                _ = conn_slot.closed() => {
+                    tracing::debug!(%peer, "connection evicted to make room");
+                    true
+                }
+            };
+            if !answered {
+                app.stats
                     .dropped_connections
                     .fetch_add(1, Ordering::Relaxed);
-                conn_app.charge(peer.ip());
+                app.charge(peer.ip());
             }
             drop(slot);
             drop(conn_slot);
@@ -478,4 +519,48 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(GRACEFUL_TIMEOUT) => tracing::warn!("some connections did not finish in {GRACEFUL_TIMEOUT:?}"),
     }
+}
+
+/// Serves HTTP/1 on one accepted stream, plain or TLS. Returns false when
+/// the connection was closed unanswered (timed out).
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Arc<App>,
+    marker: crate::slots::SlotMarker,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = app.header_timeout;
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        let marker = marker.clone();
+        async move {
+            // Busy while a request is handled: never evicted mid-answer.
+            marker.busy();
+            let resp = app.handle(req, peer).await;
+            marker.idle();
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(2 * MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    let conn = watcher.watch(conn);
+    let unanswered = match tokio::time::timeout(CONNECTION_LIFETIME, conn).await {
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "connection ended: {e}");
+            e.is_timeout()
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "connection closed after {CONNECTION_LIFETIME:?}");
+            true
+        }
+        Ok(Ok(())) => false,
+    };
+    !unanswered
 }

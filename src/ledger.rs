@@ -78,6 +78,8 @@ pub struct Hook {
     pub source: Option<String>,
     /// The ban's own time (unix seconds) when the sender gave one.
     pub time: Option<u64>,
+    /// The ip is on the ignore list: logged as an `ignored` event, not counted.
+    pub ignored: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,8 @@ pub struct EventQuery {
     pub since_ms: u64,
     pub route: Option<String>,
     pub limit: usize,
+    /// Only `ignored` events (else everything but them).
+    pub ignored: bool,
 }
 
 pub type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -281,7 +285,9 @@ impl Ledger {
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::Events(q, reply) => {
-                let r = self.store.events(q.since_ms, q.route.as_deref(), q.limit);
+                let r = self
+                    .store
+                    .events_of(q.since_ms, q.route.as_deref(), q.limit, q.ignored);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
@@ -306,6 +312,9 @@ impl Ledger {
             let mut total = live.total();
             for (h, _) in hooks.iter() {
                 let counted = match &h.ip {
+                    // Not remembered by dedupe either: the owner may take the
+                    // network off the list and want the next ban counted.
+                    _ if h.ignored => false,
                     None => true, // nothing to tell two bans apart by
                     Some(ip) => {
                         let key = BanKey {
@@ -347,6 +356,15 @@ impl Ledger {
                         ip: h.ip.clone(),
                         source: h.source.clone(),
                     });
+                } else if h.ignored {
+                    events.push(StoredEvent {
+                        ts_ms: now,
+                        route: h.route.clone(),
+                        kind: "ignored".into(),
+                        jail: h.jail.clone(),
+                        ip: h.ip.clone(),
+                        source: h.source.clone(),
+                    });
                 }
                 outcomes.push(HookOutcome {
                     counted,
@@ -356,7 +374,7 @@ impl Ledger {
             }
         }
         // Routes the batch only looked at need no write.
-        counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r));
+        counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r && e.kind == "hook"));
         let result = if events.is_empty() {
             Ok(())
         } else {
@@ -390,7 +408,7 @@ impl Ledger {
                     }
                 }
                 let mut live = self.counters.lock().expect("counters lock");
-                for e in &events {
+                for e in events.iter().filter(|e| e.kind == "hook") {
                     live.record(&e.route, e.ts_ms);
                 }
                 drop(live);
@@ -425,6 +443,7 @@ mod tests {
             ip: ip.map(str::to_string),
             source: None,
             time: None,
+            ignored: false,
         }
     }
 
@@ -462,6 +481,7 @@ mod tests {
                 since_ms: 0,
                 route: None,
                 limit: 10,
+                ignored: false,
             })
             .await
             .unwrap();
@@ -645,5 +665,56 @@ mod tests {
         handle.close().await;
         drop(handle);
         join.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn ignored_hooks_are_logged_not_counted_nor_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let swept = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = swept.clone();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let mut ignored = hook("red", Some("203.0.113.9"));
+        ignored.ignored = true;
+        let out = handle.hook(ignored.clone()).await.unwrap();
+        assert_eq!((out.counted, out.count, out.total), (false, 0, 0));
+        assert_eq!(counters.lock().unwrap().total(), 0);
+        assert!(swept.lock().unwrap().is_empty(), "no sweep");
+        // not remembered by dedupe: the same ban off the list counts
+        let out = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
+        assert_eq!((out.counted, out.count), (true, 1));
+        let q = |ignored| EventQuery {
+            since_ms: 0,
+            route: None,
+            limit: 10,
+            ignored,
+        };
+        let logged = handle.events(q(true)).await.unwrap();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].kind, "ignored");
+        let counted = handle.events(q(false)).await.unwrap();
+        assert_eq!(counted.len(), 1);
+        assert_eq!(counted[0].kind, "hook");
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        // after a restart the counts come back without the ignored event
+        let (_, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        assert_eq!(counters.lock().unwrap().total(), 1);
+        assert_eq!(counters.lock().unwrap().last_24h("red", wall_ms()), 1);
     }
 }

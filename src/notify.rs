@@ -155,6 +155,7 @@ pub async fn alive(engine: &EngineHandle, ledger: &LedgerHandle) -> Result<(), S
         since_ms: u64::MAX,
         route: None,
         limit: 0,
+        ..Default::default()
     };
     ledger
         .events(nothing)

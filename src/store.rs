@@ -305,24 +305,35 @@ impl Store {
             .map_err(self.sqlite())
     }
 
-    /// The newest events first.
+    /// The newest events first, without `ignored` ones.
     pub fn events(
         &self,
         since_ms: u64,
         route: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.events_of(since_ms, route, limit, false)
+    }
+
+    /// The newest events first: only `ignored` ones, or all but them.
+    pub fn events_of(
+        &self,
+        since_ms: u64,
+        route: Option<&str>,
+        limit: usize,
+        ignored: bool,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT ts_ms, route, kind, jail, ip, source FROM events
-                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR route = ?2)
+                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR route = ?2) AND (kind = 'ignored') = ?4
                  ORDER BY ts_ms DESC, id DESC LIMIT ?3",
             )
             .map_err(self.sqlite())?;
         let rows = stmt
             .query_map(
-                params![to_i64(since_ms), route, to_i64(limit as u64)],
+                params![to_i64(since_ms), route, to_i64(limit as u64), ignored],
                 |r| {
                     Ok(StoredEvent {
                         ts_ms: r.get::<_, i64>(0)?.max(0) as u64,

@@ -282,6 +282,7 @@ async fn tokens_gate_hooks_and_name_the_source() {
         since_ms: 0,
         route: None,
         limit: 10,
+        ..Default::default()
     };
     let events = d.daemon.as_ref().unwrap().ledger.events(q).await.unwrap();
     let sources: Vec<_> = events.iter().map(|e| e.source.clone().unwrap()).collect();

@@ -61,6 +61,7 @@ async fn hooks_count_and_status_reports_them() {
         since_ms: 0,
         route: Some("blue".into()),
         limit: 10,
+        ..Default::default()
     };
     let events = d.daemon.as_ref().unwrap().ledger.events(q).await.unwrap();
     assert_eq!(events.len(), 1);

@@ -1,33 +1,48 @@
-//! Wall-clock formatting without a date library.
+//! Wall-clock formatting and duration strings, done by jiff.
+
+use jiff::{Span, SpanRelativeTo, Timestamp};
 
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-21T23:48:00.123Z`.
 pub fn rfc3339_utc(ms_since_epoch: u64) -> String {
-    let secs = ms_since_epoch / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms_since_epoch % 1000
-    )
+    match i64::try_from(ms_since_epoch)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+    {
+        // Fixed precision: every line of a listing has the same width.
+        Some(ts) => format!("{ts:.3}"),
+        // Past 9999-12-31: jiff's range ends there, so does any sane clock.
+        None => format!("@{ms_since_epoch}ms"),
+    }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's well-known algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The units a duration string may use, for error messages.
+pub const DURATION_UNITS: &str =
+    "ms/msec/milliseconds, s/sec/seconds, m/min/minutes, h/hr/hours, d/days";
+
+/// Parses a duration in jiff's "friendly" format: `500ms`, `10m`,
+/// `10 minutes`, `1h30m`, `1.5s`, `2d`. A day is 24 hours here (a config
+/// window, not a calendar date). Returns whole milliseconds; a bare number,
+/// a negative value or an unknown unit is an error naming the accepted units.
+pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "duration \"{t}\" needs a unit ({DURATION_UNITS}), like \"10m\" or \"10 minutes\""
+        ));
+    }
+    let span: Span = t.parse().map_err(|_| {
+        format!(
+            "duration \"{t}\" is not a number with a unit; accepted units: {DURATION_UNITS} \
+             (like \"500ms\", \"10 minutes\" or \"1h30m\")"
+        )
+    })?;
+    if span.is_negative() {
+        return Err(format!("duration \"{t}\" must not be negative"));
+    }
+    let d = span
+        .to_duration(SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| format!("duration \"{t}\" is too long"))?;
+    u64::try_from(d.as_millis()).map_err(|_| format!("duration \"{t}\" is too long"))
 }
 
 #[cfg(test)]
@@ -40,5 +55,48 @@ mod tests {
         assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_utc(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(rfc3339_utc(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_utc(u64::MAX), format!("@{}ms", u64::MAX));
+    }
+
+    #[test]
+    fn durations_in_friendly_forms() {
+        for (s, ms) in [
+            ("500ms", 500),
+            ("1200ms", 1200),
+            ("30s", 30_000),
+            ("10m", 600_000),
+            ("10min", 600_000),
+            ("10 minutes", 600_000),
+            ("1 minute", 60_000),
+            ("1h30m", 5_400_000),
+            ("1h 30m", 5_400_000),
+            ("2 hours", 7_200_000),
+            ("1.5s", 1500),
+            ("1d", 86_400_000),
+            ("2 days", 172_800_000),
+            ("0s", 0),
+            (" 5s ", 5000),
+        ] {
+            assert_eq!(parse_duration_ms(s), Ok(ms), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_name_the_units() {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999d",
+            "1y",
+        ] {
+            let e = parse_duration_ms(bad).unwrap_err();
+            assert!(e.contains("duration"), "{bad}: {e}");
+            if bad != "-1s" && bad != "99999999999999999999d" && bad != "1y" {
+                assert!(e.contains("minutes"), "{bad}: {e}");
+            }
+        }
     }
 }

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""End-to-end over TLS: the real fail2ban runs the repository's action with
+exactly the jail line `banlight hook` prints for a [tls] appliance (https,
+curl --pinnedpubkey with the appliance's key), and the ban is counted; the
+same line with a wrong pin counts nothing. Standalone (stdlib only), so it
+does not depend on tests/fail2ban_e2e.py's internals.
+
+Run:  python3 tests/fail2ban_tls_e2e.py   (BANLIGHT_BIN, CI, KEEP_TMP as there)
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ACTION_FILE = REPO / "fail2ban" / "action.d" / "banlight.conf"
+STOCK_FILTERS = Path("/etc/fail2ban/filter.d")
+CI = os.environ.get("CI", "").lower() == "true"
+DEADLINE = 30.0
+WRONG_PIN = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+failed = 0
+
+
+def check(what, ok, detail=""):
+    global failed
+    print(f"{'ok  ' if ok else 'FAIL'} {what}" + ("" if ok else f"\n     {detail}"), flush=True)
+    failed += 0 if ok else 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout=DEADLINE):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if fn():
+            return True
+        time.sleep(0.2)
+    return fn()
+
+
+def main():
+    missing = [t for t in ("fail2ban-server", "fail2ban-client", "curl") if shutil.which(t) is None]
+    if missing or not (STOCK_FILTERS / "sshd.conf").exists():
+        msg = f"missing: {missing or STOCK_FILTERS / 'sshd.conf'}"
+        if CI:
+            print(f"FAIL {msg} (required under CI=true)")
+            sys.exit(1)
+        print(f"skipping: {msg}")
+        sys.exit(0)
+    binary = Path(os.environ.get("BANLIGHT_BIN", REPO / "target" / "debug" / "banlight"))
+    if not binary.exists():
+        subprocess.run(["cargo", "build"], cwd=REPO, check=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bltls-", dir="/tmp"))
+    port, tls_port = free_port(), free_port()
+    state = tmp / "state"
+    config = tmp / "banlight.toml"
+    config.write_text(
+        f'listen = "127.0.0.1:{port}"\nstate_dir = "{state}"\n'
+        f'control_socket = "{tmp}/control.sock"\n'
+        f'[tls]\nlisten = "127.0.0.1:{tls_port}"\n'
+        '[panel]\nbackend = "record"\n' f'record_path = "{tmp}/frames.jsonl"\n'
+    )
+    daemon = f2b = None
+    f2b_dir, sock = tmp / "f2b", tmp / "f2b.sock"
+    try:
+        log = open(tmp / "banlight.log", "ab")
+        daemon = subprocess.Popen([str(binary), "--config", str(config)], stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+
+        def status():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2) as r:
+                    return json.load(r)
+            except (OSError, ValueError):
+                return None
+
+        if not wait_for(lambda: status() is not None):
+            raise SystemExit("banlight did not start:\n" + (tmp / "banlight.log").read_text())
+        snippet = subprocess.run(
+            [str(binary), "--config", str(config), "hook", "red", "--jail", "sshd", "--host", "127.0.0.1"],
+            capture_output=True, text=True, check=True).stdout
+        line = next((l.strip() for l in snippet.splitlines() if l.strip().startswith("banlight[")), "")
+        check("banlight hook prints an https line with the pinned key",
+              'scheme="https"' in line and "--pinnedpubkey 'sha256//" in line and f'port="{tls_port}"' in line,
+              snippet)
+        wrong = re.sub(r"sha256//[A-Za-z0-9+/=]+", WRONG_PIN, line)
+        wrong = wrong.replace("banlight[", "banlight[actname=wrongpin, ", 1).replace("route=red", "route=blue")
+
+        (f2b_dir / "action.d").mkdir(parents=True)
+        shutil.copytree(STOCK_FILTERS, f2b_dir / "filter.d")
+        shutil.copy(ACTION_FILE, f2b_dir / "action.d" / "banlight.conf")
+        authlog = tmp / "auth.log"
+        authlog.touch()
+        (f2b_dir / "fail2ban.conf").write_text(
+            "[Definition]\nloglevel = INFO\n"
+            f"logtarget = {tmp}/fail2ban.log\nsocket = {sock}\npidfile = {tmp}/f2b.pid\n"
+            f"dbfile = {tmp}/f2b.sqlite3\n")
+        (f2b_dir / "jail.conf").write_text(
+            "[DEFAULT]\nbackend = polling\nusedns = no\nignoreself = false\n"
+            "\n[sshd]\nenabled = true\nfilter = sshd\n"
+            f"logpath = {authlog}\naction = {line}\n         {wrong}\n")
+        out = open(tmp / "fail2ban.out", "ab")
+        f2b = subprocess.Popen(["fail2ban-server", "-c", str(f2b_dir), "-s", str(sock), "-p",
+                                str(tmp / "f2b.pid"), "-x", "-f"], stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+
+        def client(*args):
+            return subprocess.run(["fail2ban-client", "-c", str(f2b_dir), "-s", str(sock), *args],
+                                  capture_output=True, text=True, timeout=30)
+
+        check("fail2ban comes up with the snippet's line",
+              wait_for(lambda: client("status", "sshd").returncode == 0),
+              (tmp / "fail2ban.out").read_text()[-2000:])
+        r = client("set", "sshd", "banip", "203.0.113.9")
+        check("banip succeeds", r.returncode == 0, r.stdout + r.stderr)
+
+        def red():
+            s = status() or {}
+            return s.get("routes", {}).get("red", {}).get("count")
+
+        check("the ban arrives over TLS with the right pin and is counted",
+              wait_for(lambda: red() == 1), f"status: {status()}")
+
+        def pin_failure_logged():
+            text = (tmp / "fail2ban.log").read_text(errors="replace")
+            return "wrongpin" in text and "ERROR" in text
+
+        check("the wrong-pin action fails in fail2ban's log", wait_for(pin_failure_logged),
+              (tmp / "fail2ban.log").read_text(errors="replace")[-2000:])
+        s = status() or {}
+        check("and counts nothing", s.get("routes", {}).get("blue", {}).get("count") == 0, f"{s}")
+    finally:
+        if f2b:
+            subprocess.run(["fail2ban-client", "-c", str(f2b_dir), "-s", str(sock), "stop"],
+                           capture_output=True, timeout=30)
+            try:
+                f2b.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(f2b.pid, signal.SIGKILL)
+        if daemon:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+        if failed or os.environ.get("KEEP_TMP"):
+            print(f"temp dir kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{'FAILED' if failed else 'passed'}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
