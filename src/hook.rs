@@ -350,7 +350,9 @@ pub fn pinned_curl_opts(pins: &[String]) -> String {
 pub fn with_tls(snippet: &str, pins: &[String]) -> String {
     let mut out = String::new();
     for line in snippet.lines() {
-        if line.trim_start().starts_with("banlight[") && line.ends_with(']') {
+        // Also the commented example in the instructions, so a pasted
+        // "append to your own actions" line carries the pin too.
+        if line.trim_start_matches(['#', ' ']).starts_with("banlight[") && line.ends_with(']') {
             out.push_str(&format!(
                 "{}, scheme=\"https\", curl_opts=\"{}\"]\n",
                 &line[..line.len() - 1],
@@ -393,8 +395,13 @@ mod tls_tests {
         let pins = vec!["sha256//AAAA".to_string(), "sha256//BBB+/=".to_string()];
         let s = with_tls(&plain, &pins);
         assert!(s.contains(
-            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey 'sha256//AAAA;sha256//BBB+/='\"]\n"
+            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight-default.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey 'sha256//AAAA;sha256//BBB+/='\"]\n"
         ), "{s}");
+        assert_eq!(
+            s.matches("scheme=\"https\"").count(),
+            2,
+            "the action line and the commented append example: {s}"
+        );
         let section_start = s.find("[sshd]").unwrap();
         assert!(
             s[..section_start].lines().all(|l| l.starts_with('#')),
