@@ -342,7 +342,10 @@ mod tests {
 /// self-signed certificate cannot pass; curl checks the pin regardless
 /// (CURLOPT_PINNEDPUBLICKEY is independent of CURLOPT_SSL_VERIFYPEER).
 pub fn pinned_curl_opts(pins: &[String]) -> String {
-    format!("--insecure --pinnedpubkey '{}'", pins.join(";"))
+    // No quotes around the pins: the action passes curl_opts single-quoted
+    // to banlight-deliver, which splits it on blanks only; base64 pins and
+    // the `;` between them contain none.
+    format!("--insecure --pinnedpubkey {}", pins.join(";"))
 }
 
 /// Turns a plain snippet (rendered with the TLS port) into one for the TLS
@@ -395,7 +398,7 @@ mod tls_tests {
         let pins = vec!["sha256//AAAA".to_string(), "sha256//BBB+/=".to_string()];
         let s = with_tls(&plain, &pins);
         assert!(s.contains(
-            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight-default.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey 'sha256//AAAA;sha256//BBB+/='\"]\n"
+            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight-default.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey sha256//AAAA;sha256//BBB+/=\"]\n"
         ), "{s}");
         assert_eq!(
             s.matches("scheme=\"https\"").count(),

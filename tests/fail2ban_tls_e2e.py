@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ACTION_FILE = REPO / "fail2ban" / "action.d" / "banlight.conf"
+DELIVER = REPO / "fail2ban" / "banlight-deliver"
 STOCK_FILTERS = Path("/etc/fail2ban/filter.d")
 CI = os.environ.get("CI", "").lower() == "true"
 DEADLINE = 30.0
@@ -94,8 +95,12 @@ def main():
             capture_output=True, text=True, check=True).stdout
         line = next((l.strip() for l in snippet.splitlines() if l.strip().startswith("banlight[")), "")
         check("banlight hook prints an https line with the pinned key",
-              'scheme="https"' in line and "--pinnedpubkey 'sha256//" in line and f'port="{tls_port}"' in line,
+              'scheme="https"' in line and "--pinnedpubkey sha256//" in line and f'port="{tls_port}"' in line,
               snippet)
+        # As on a server, but with the repository's delivery script and a
+        # test spool instead of /usr/local/libexec and /var/spool.
+        line = line.replace("banlight[", f"banlight[deliver={DELIVER}, spool_dir={tmp}/spool, "
+                            "retry_min=1, retry_max=2, ", 1)
         wrong = re.sub(r"sha256//[A-Za-z0-9+/=]+", WRONG_PIN, line)
         wrong = wrong.replace("banlight[", "banlight[actname=wrongpin, ", 1).replace("route=red", "route=blue")
 
@@ -112,10 +117,17 @@ def main():
             "[DEFAULT]\nbackend = polling\nusedns = no\nignoreself = false\n"
             "\n[sshd]\nenabled = true\nfilter = sshd\n"
             f"logpath = {authlog}\naction = {line}\n         {wrong}\n")
+        # syslog stand-in: banlight-deliver reports failures with `logger -t banlight`
+        bindir = tmp / "bin"
+        bindir.mkdir()
+        loggerfile = tmp / "logger.out"
+        (bindir / "logger").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{loggerfile}'\n")
+        (bindir / "logger").chmod(0o755)
+        env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
         out = open(tmp / "fail2ban.out", "ab")
         f2b = subprocess.Popen(["fail2ban-server", "-c", str(f2b_dir), "-s", str(sock), "-p",
                                 str(tmp / "f2b.pid"), "-x", "-f"], stdout=out,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+                               stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
         def client(*args):
             return subprocess.run(["fail2ban-client", "-c", str(f2b_dir), "-s", str(sock), *args],
@@ -135,11 +147,13 @@ def main():
               wait_for(lambda: red() == 1), f"status: {status()}")
 
         def pin_failure_logged():
-            text = (tmp / "fail2ban.log").read_text(errors="replace")
-            return "wrongpin" in text and "ERROR" in text
+            text = loggerfile.read_text(errors="replace") if loggerfile.exists() else ""
+            # curl exit 90: the key does not match the pin (per appliance, not route)
+            return "(90)" in text and "pinned public key" in text
 
-        check("the wrong-pin action fails in fail2ban's log", wait_for(pin_failure_logged),
-              (tmp / "fail2ban.log").read_text(errors="replace")[-2000:])
+        check("the wrong-pin delivery fails and is logged with logger -t banlight",
+              wait_for(pin_failure_logged),
+              loggerfile.read_text(errors="replace") if loggerfile.exists() else "(nothing logged)")
         s = status() or {}
         check("and counts nothing", s.get("routes", {}).get("blue", {}).get("count") == 0, f"{s}")
     finally:
@@ -150,6 +164,10 @@ def main():
                 f2b.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(f2b.pid, signal.SIGKILL)
+        # The delivery process outlives fail2ban (it owns the spool); the
+        # wrong-pin one would retry for ever.
+        subprocess.run(["pkill", "-f", f"banlight-deliver run --spool {tmp}/spool"],
+                       capture_output=True)
         if daemon:
             daemon.send_signal(signal.SIGTERM)
             try:
