@@ -94,6 +94,10 @@ pub async fn start(
     )?;
     let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
+    let wake = ledger.clone();
+    if !crate::clockwake::spawn(move || wake.clock_set()) {
+        tracing::debug!("clock steps are noticed at the next hook only");
+    }
     let status = Arc::new(Mutex::new(PanelStatus::default()));
     let panel_name = panel.name();
     let scene = Scene::new(config.scene_settings(), config.route_looks());

@@ -154,7 +154,7 @@ impl App {
             .limiter
             .lock()
             .expect("limiter lock")
-            .allowed(ip, wall_ms());
+            .allowed(ip, self.mono_ms());
         // A server with a valid token is never locked out by its own earlier
         // mistakes (a typo'd route, say): its real bans must still count.
         if !allowed && !self.carries_known_token(&req) {
@@ -173,9 +173,15 @@ impl App {
             self.limiter
                 .lock()
                 .expect("limiter lock")
-                .charge(ip, wall_ms());
+                .charge(ip, self.mono_ms());
         }
         resp
+    }
+
+    /// Rate limits go by real elapsed time, so a wall clock that jumps or
+    /// is set back neither frees nor locks out anyone.
+    fn mono_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn carries_known_token(&self, req: &Request<Incoming>) -> bool {
@@ -196,7 +202,7 @@ impl App {
         self.limiter
             .lock()
             .expect("limiter lock")
-            .charge(ip, wall_ms());
+            .charge(ip, self.mono_ms());
     }
 
     async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {

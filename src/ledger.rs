@@ -5,10 +5,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::core::clockcheck::{ClockStep, ClockWatch, PruneHorizon};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
 use crate::core::loglimit::{LogLimit, LogNow};
@@ -19,7 +20,7 @@ const MAX_BATCH: usize = 1024;
 /// Distinct (route, jail, ip) keys remembered for dedupe: more than the bans
 /// a dozen busy servers replay at once, in about 3 MB.
 const DEDUPE_CAPACITY: usize = 65_536;
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_EVERY_MS: u64 = 3_600_000;
 /// The event cap is enforced after every commit, so `max_events` holds
 /// exactly (a rowid range delete: nothing to do costs one index probe).
 const CAP_EVERY_EVENTS: u64 = 1;
@@ -42,11 +43,47 @@ pub fn clock_synchronised() -> bool {
     true
 }
 
-/// Deletes by age only when the clock can be trusted (see core::clockcheck).
+/// Where the ledger reads the time: the system in the daemon, a clock the
+/// test moves in tests (a Pi has no RTC: jumps and corrections happen).
+pub trait Clock: Send + Sync {
+    /// Wall-clock time, ms since the epoch: what events are stamped with.
+    fn wall_ms(&self) -> u64;
+    /// Monotonic ms since some fixed point: what real elapsed time is.
+    fn mono_ms(&self) -> u64;
+    /// Whether the wall clock is NTP-synchronised.
+    fn synchronised(&self) -> bool;
+}
+
+pub struct SystemClock {
+    start: std::time::Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        SystemClock {
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn wall_ms(&self) -> u64 {
+        wall_ms()
+    }
+    fn mono_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    fn synchronised(&self) -> bool {
+        clock_synchronised()
+    }
+}
+
+/// Deletes by age only when the clock can be trusted (see core::clockcheck),
+/// and never past `cutoff_ms`.
 fn prune_checked(
     store: &mut Store,
     now_ms: u64,
-    retention_ms: u64,
+    cutoff_ms: u64,
     synced: bool,
 ) -> Result<usize, StoreError> {
     let newest = store.newest_event_ms()?;
@@ -59,7 +96,7 @@ fn prune_checked(
         );
         return Ok(0);
     }
-    store.prune(now_ms.saturating_sub(retention_ms))
+    store.prune(cutoff_ms)
 }
 
 pub fn wall_ms() -> u64 {
@@ -107,6 +144,8 @@ pub enum LedgerMsg {
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
     SetDedupeWindow(u64),
+    /// The wall clock was set: look at it now, not only at the next hook.
+    ClockSet,
     /// Commit what is queued and stop.
     Close,
 }
@@ -152,6 +191,24 @@ impl LedgerHandle {
     pub async fn set_dedupe_window(&self, ms: u64) {
         let _ = self.tx.send(LedgerMsg::SetDedupeWindow(ms)).await;
     }
+
+    /// Tells the ledger the wall clock was set. Never blocks: with a full
+    /// queue the ledger is busy and looks at the clock after that batch anyway.
+    pub fn clock_set(&self) {
+        let _ = self.tx.try_send(LedgerMsg::ClockSet);
+    }
+
+    /// Waits until every message sent before has been handled.
+    pub async fn sync(&self) -> Result<(), String> {
+        self.events(EventQuery {
+            since_ms: u64::MAX,
+            route: None,
+            limit: 1,
+            ignored: false,
+        })
+        .await
+        .map(|_| ())
+    }
 }
 
 /// Commit figures, for status and the benchmark's events-per-sync.
@@ -161,6 +218,18 @@ pub struct CommitStats {
     pub commits: AtomicU64,
     /// Events stored by them.
     pub events: AtomicU64,
+}
+
+/// Dedupe as of `now`, remembering the bans stored within its window: a
+/// restart (or a clock correction) must not let a replayed ban count twice.
+fn seeded_dedupe(store: &Store, now: u64, window_ms: u64) -> Result<Dedupe, StoreError> {
+    let mut dedupe = Dedupe::new(window_ms, DEDUPE_CAPACITY);
+    for (ts, route, jail, ip) in store.recent_bans(now.saturating_sub(window_ms))? {
+        if ts <= now {
+            dedupe.remember(BanKey { route, jail, ip }, ts);
+        }
+    }
+    Ok(dedupe)
 }
 
 pub struct Ledger {
@@ -174,7 +243,12 @@ pub struct Ledger {
     cap_log: LogLimit,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
-    last_prune: std::time::Instant,
+    clock: Arc<dyn Clock>,
+    /// Notices steps of the wall clock (see `check_clock`).
+    clock_watch: ClockWatch,
+    horizon: PruneHorizon,
+    dedupe_window_ms: u64,
+    last_prune_mono_ms: u64,
 }
 
 impl Ledger {
@@ -186,10 +260,31 @@ impl Ledger {
         max_events: u64,
         on_counted: Box<dyn FnMut(&str) + Send>,
     ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
-        let now = wall_ms();
+        Self::open_with_clock(
+            store,
+            dedupe_window_ms,
+            retention_days,
+            max_events,
+            on_counted,
+            Arc::new(SystemClock::default()),
+        )
+    }
+
+    /// The same, reading the time from `clock`.
+    pub fn open_with_clock(
+        store: Store,
+        dedupe_window_ms: u64,
+        retention_days: u64,
+        max_events: u64,
+        on_counted: Box<dyn FnMut(&str) + Send>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
+        let now = clock.wall_ms();
+        let mono = clock.mono_ms();
         let mut store = store;
         let retention_ms = retention_days.saturating_mul(86_400_000);
-        let pruned = prune_checked(&mut store, now, retention_ms, clock_synchronised())?;
+        let cutoff = now.saturating_sub(retention_ms);
+        let pruned = prune_checked(&mut store, now, cutoff, clock.synchronised())?;
         let capped = store.cap_events(max_events)?;
         if pruned + capped > 0 {
             tracing::info!(
@@ -201,11 +296,9 @@ impl Ledger {
             );
         }
         let counters = Arc::new(Mutex::new(store.load_counters(now)?));
-        let mut dedupe = Dedupe::new(dedupe_window_ms, DEDUPE_CAPACITY);
-        // A restart of banlight must not let a replayed ban count twice.
-        for (ts, route, jail, ip) in store.recent_bans(now.saturating_sub(dedupe_window_ms))? {
-            dedupe.remember(BanKey { route, jail, ip }, ts);
-        }
+        let dedupe = seeded_dedupe(&store, now, dedupe_window_ms)?;
+        let mut clock_watch = ClockWatch::default();
+        clock_watch.observe(now, mono);
         let ledger = Ledger {
             store,
             counters: counters.clone(),
@@ -216,7 +309,11 @@ impl Ledger {
             cap_log: LogLimit::new(60_000),
             stats: Arc::default(),
             on_counted,
-            last_prune: std::time::Instant::now(),
+            clock,
+            clock_watch,
+            horizon: PruneHorizon::new(cutoff, mono),
+            dedupe_window_ms,
+            last_prune_mono_ms: mono,
         };
         Ok((ledger, counters))
     }
@@ -254,16 +351,63 @@ impl Ledger {
                 }
             }
             self.commit_hooks(&mut hooks);
-            if self.last_prune.elapsed() >= PRUNE_EVERY {
-                self.last_prune = std::time::Instant::now();
-                let synced = clock_synchronised();
-                if let Err(e) = prune_checked(&mut self.store, wall_ms(), self.retention_ms, synced)
-                {
-                    tracing::warn!("pruning old events failed: {e}");
+            self.check_clock();
+            self.prune_if_due();
+        }
+        tracing::debug!("ledger stopped");
+    }
+
+    fn prune_if_due(&mut self) {
+        let mono = self.clock.mono_ms();
+        if mono.saturating_sub(self.last_prune_mono_ms) < PRUNE_EVERY_MS {
+            return;
+        }
+        self.last_prune_mono_ms = mono;
+        let now = self.clock.wall_ms();
+        let cutoff = self.horizon.cutoff(now, mono, self.retention_ms);
+        let synced = self.clock.synchronised();
+        match prune_checked(&mut self.store, now, cutoff, synced) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned old events"),
+            Err(e) => tracing::warn!("pruning old events failed: {e}"),
+        }
+    }
+
+    /// Notices a step of the wall clock. A clock set back (it had run ahead:
+    /// a Pi without RTC, a bad NTP answer, a typo in `date -s`) left events
+    /// stamped in the future; they are moved back by the measured step, so
+    /// the history shows when they happened, and the 24 h window, last-seen
+    /// times and dedupe are rebuilt from the store. Called after every batch
+    /// and when the kernel reports the clock was set (see `clockwake`).
+    fn check_clock(&mut self) {
+        let (now, mono) = (self.clock.wall_ms(), self.clock.mono_ms());
+        match self.clock_watch.observe(now, mono) {
+            None => {}
+            Some(ClockStep::Forward(by)) => {
+                tracing::warn!(
+                    by_s = by / 1000,
+                    "the wall clock stepped forward; pruning still goes by real elapsed time"
+                );
+            }
+            Some(ClockStep::Back(by)) => {
+                tracing::warn!(
+                    by_s = by / 1000,
+                    "the wall clock was set back; re-dating the events stamped while it ran ahead"
+                );
+                if let Err(e) = self.after_clock_set_back(now, by) {
+                    tracing::error!("could not re-date events after the clock was set back: {e}");
                 }
             }
         }
-        tracing::debug!("ledger stopped");
+    }
+
+    fn after_clock_set_back(&mut self, now: u64, by: u64) -> Result<(), StoreError> {
+        let moved = self.store.redate_future_events(now, by)?;
+        tracing::info!(events = moved, "events re-dated");
+        let fresh = self.store.load_counters(now)?;
+        *self.counters.lock().expect("counters lock") = fresh;
+        self.dedupe = seeded_dedupe(&self.store, now, self.dedupe_window_ms)?;
+        Ok(())
     }
 
     fn handle_other(&mut self, msg: LedgerMsg) {
@@ -274,7 +418,9 @@ impl Ledger {
                 let _ = reply.send(r);
             }
             LedgerMsg::Reset(route, source, reply) => {
-                let r = self.store.reset(route.as_deref(), wall_ms(), &source);
+                let r = self
+                    .store
+                    .reset(route.as_deref(), self.clock.wall_ms(), &source);
                 if r.is_ok() {
                     let mut c = self.counters.lock().expect("counters lock");
                     match &route {
@@ -290,7 +436,11 @@ impl Ledger {
                     .events_of(q.since_ms, q.route.as_deref(), q.limit, q.ignored);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
-            LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
+            LedgerMsg::SetDedupeWindow(ms) => {
+                self.dedupe_window_ms = ms;
+                self.dedupe.set_window(ms)
+            }
+            LedgerMsg::ClockSet => self.check_clock(),
         }
     }
 
@@ -298,7 +448,9 @@ impl Ledger {
         if hooks.is_empty() {
             return;
         }
-        let now = wall_ms();
+        // A step of the clock is dealt with before events are stamped by it.
+        self.check_clock();
+        let now = self.clock.wall_ms();
         // Decide against the live counters without changing them: what the
         // batch adds is applied only once it is durable, so a failed commit
         // changes nothing (and no per-batch copy of the counters is made).
@@ -395,7 +547,9 @@ impl Ledger {
                         Ok(0) => {}
                         // Full log: every commit deletes a few; say so once a minute.
                         Ok(n) => {
-                            if let LogNow::Log { suppressed } = self.cap_log.hit(wall_ms()) {
+                            if let LogNow::Log { suppressed } =
+                                self.cap_log.hit(self.clock.mono_ms())
+                            {
                                 tracing::warn!(
                                     deleted = n,
                                     times_since_last_line = suppressed,
@@ -568,7 +722,7 @@ mod tests {
         side.execute_batch("BEGIN IMMEDIATE").unwrap();
         // busy_timeout is 2 s; the generous bound only guards against a hang.
         let r = tokio::time::timeout(
-            Duration::from_secs(20),
+            std::time::Duration::from_secs(20),
             handle.hook(hook("red", Some("203.0.113.9"))),
         )
         .await
@@ -716,5 +870,148 @@ mod tests {
         .unwrap();
         assert_eq!(counters.lock().unwrap().total(), 1);
         assert_eq!(counters.lock().unwrap().last_24h("red", wall_ms()), 1);
+    }
+
+    /// A clock the test sets.
+    #[derive(Default)]
+    struct ManualClock {
+        wall: AtomicU64,
+        mono: AtomicU64,
+    }
+
+    impl ManualClock {
+        fn set(&self, wall: u64, mono: u64) {
+            self.wall.store(wall, Ordering::SeqCst);
+            self.mono.store(mono, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn wall_ms(&self) -> u64 {
+            self.wall.load(Ordering::SeqCst)
+        }
+        fn mono_ms(&self) -> u64 {
+            self.mono.load(Ordering::SeqCst)
+        }
+        fn synchronised(&self) -> bool {
+            // Even a clock that claims to be synchronised may be a year off.
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_clock_a_year_ahead_and_back_loses_nothing_and_heals_the_windows() {
+        const MIN: u64 = 60_000;
+        const DAY: u64 = 1440 * MIN;
+        const YEAR: u64 = 365 * DAY;
+        let t0: u64 = 1_800_000_000_000;
+        let clock = Arc::new(ManualClock::default());
+        clock.set(t0, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, counters) = Ledger::open_with_clock(
+            Store::open(dir.path()).unwrap(),
+            10 * MIN,
+            30,
+            1_000_000,
+            Box::new(|_| {}),
+            clock.clone(),
+        )
+        .unwrap();
+        let (handle, join) = ledger.spawn();
+        let ban = |ip: &str| hook("red", Some(ip));
+        // 20 days old (a spooled ban with its own time), and one now
+        let old = Hook {
+            time: Some((t0 - 20 * DAY) / 1000),
+            ..ban("198.51.100.1")
+        };
+        assert!(handle.hook(old).await.unwrap().counted);
+        assert!(handle.hook(ban("198.51.100.2")).await.unwrap().counted);
+        clock.set(t0 + 10 * MIN, 10 * MIN);
+        assert!(handle.hook(ban("198.51.100.3")).await.unwrap().counted);
+        // The clock jumps a year ahead (and says it is synchronised).
+        clock.set(t0 + YEAR + 20 * MIN, 20 * MIN);
+        handle.clock_set();
+        assert!(handle.hook(ban("198.51.100.4")).await.unwrap().counted);
+        // Two hours later a prune is due: it goes by real elapsed time.
+        clock.set(t0 + YEAR + 140 * MIN, 140 * MIN);
+        assert!(handle.hook(ban("198.51.100.5")).await.unwrap().counted);
+        handle.sync().await.unwrap();
+        let all = |h: LedgerHandle| async move {
+            h.events(EventQuery {
+                since_ms: 0,
+                route: None,
+                limit: 100,
+                ignored: false,
+            })
+            .await
+            .unwrap()
+        };
+        assert_eq!(
+            all(handle.clone()).await.len(),
+            5,
+            "nothing pruned while ahead"
+        );
+        // Corrected: back to the real time.
+        let now = t0 + 145 * MIN;
+        clock.set(now, 145 * MIN);
+        handle.clock_set();
+        handle.sync().await.unwrap();
+        let events = all(handle.clone()).await;
+        assert_eq!(events.len(), 5, "{events:?}");
+        let at = |ip: &str| {
+            events
+                .iter()
+                .find(|e| e.ip.as_deref() == Some(ip))
+                .unwrap_or_else(|| panic!("{ip} in {events:?}"))
+                .ts_ms
+        };
+        assert_eq!(at("198.51.100.1"), t0 - 20 * DAY, "a ban's own time stays");
+        assert_eq!(at("198.51.100.2"), t0);
+        assert_eq!(at("198.51.100.3"), t0 + 10 * MIN);
+        assert_eq!(at("198.51.100.4"), t0 + 20 * MIN, "re-dated by the step");
+        assert_eq!(at("198.51.100.5"), t0 + 140 * MIN, "re-dated by the step");
+        {
+            let c = counters.lock().unwrap();
+            assert_eq!(c.last_24h("red", now), 4, "the window counts again");
+            assert_eq!(c.get("red").unwrap().count, 5);
+            assert_eq!(c.get("red").unwrap().last_seen_ms, Some(t0 + 140 * MIN));
+        }
+        // Dedupe goes by the corrected times: 5 minutes ago is a replay,
+        // 2 hours ago is outside the 10-minute window.
+        assert!(!handle.hook(ban("198.51.100.5")).await.unwrap().counted);
+        assert!(handle.hook(ban("198.51.100.4")).await.unwrap().counted);
+        // A restart sees the same.
+        handle.close().await;
+        join.join().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let c = store.load_counters(now).unwrap();
+        assert_eq!(c.last_24h("red", now), 5);
+        assert_eq!(c.get("red").unwrap().last_seen_ms, Some(now));
+    }
+
+    #[test]
+    fn a_last_seen_left_in_the_future_is_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let t0: u64 = 1_800_000_000_000;
+        let ev = |ts_ms| StoredEvent {
+            ts_ms,
+            route: "red".into(),
+            kind: "hook".into(),
+            jail: None,
+            ip: None,
+            source: None,
+        };
+        // stamped by a clock a year ahead; banlight was stopped, the clock fixed
+        let ahead = t0 + 365 * 86_400_000;
+        store
+            .commit(
+                &[ev(t0 - 1000), ev(ahead)],
+                &[("red".into(), 2, Some(ahead))],
+            )
+            .unwrap();
+        let c = store.load_counters(t0).unwrap();
+        assert_eq!(c.get("red").unwrap().last_seen_ms, Some(t0 - 1000));
+        assert_eq!(c.get("red").unwrap().count, 2);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clockwake;
 pub mod config;
 pub mod control;
 pub mod core;

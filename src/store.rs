@@ -171,9 +171,28 @@ impl Store {
                 ))
             })
             .map_err(self.sqlite())?;
+        // A last-seen time more than a minute ahead was written by a clock
+        // that ran ahead and was corrected while banlight was not running
+        // (else it re-dates them): show the newest event not in the future.
+        let ahead = now_ms.saturating_add(crate::core::clockcheck::STEP_TOLERANCE_MS);
+        let mut newest_past = self
+            .conn
+            .prepare(
+                "SELECT MAX(ts_ms) FROM events WHERE route = ?1 AND kind = 'hook' AND ts_ms <= ?2",
+            )
+            .map_err(self.sqlite())?;
         for row in rows {
             let (route, count, last) = row.map_err(self.sqlite())?;
-            counters.restore(&route, count.max(0) as u64, last.map(|t| t.max(0) as u64));
+            let mut last = last.map(|t| t.max(0) as u64);
+            if last.is_some_and(|t| t > ahead) {
+                last = newest_past
+                    .query_row(params![route, to_i64(now_ms)], |r| {
+                        r.get::<_, Option<i64>>(0)
+                    })
+                    .map_err(self.sqlite())?
+                    .map(|t| t.max(0) as u64);
+            }
+            counters.restore(&route, count.max(0) as u64, last);
         }
         let since = now_ms.saturating_sub(24 * 3_600_000);
         let mut stmt = self
@@ -381,6 +400,28 @@ impl Store {
         )
         .map_err(sqlite)?;
         tx.commit().map_err(sqlite)
+    }
+
+    /// Moves events stamped after `now_ms` back by `by_ms`, in one
+    /// transaction: the clock that stamped them ran ahead by that much and
+    /// was set back (see `Ledger::check_clock`). Last-seen times too.
+    pub fn redate_future_events(&mut self, now_ms: u64, by_ms: u64) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let sqlite = sqlite_error(&path);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let moved = tx
+            .execute(
+                "UPDATE events SET ts_ms = MAX(ts_ms - ?2, 0) WHERE ts_ms > ?1",
+                params![to_i64(now_ms), to_i64(by_ms)],
+            )
+            .map_err(sqlite)?;
+        tx.execute(
+            "UPDATE route_counts SET last_seen_ms = MAX(last_seen_ms - ?2, 0) WHERE last_seen_ms > ?1",
+            params![to_i64(now_ms), to_i64(by_ms)],
+        )
+        .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(moved)
     }
 
     /// The stored count of one route (for checks and tests).
