@@ -320,11 +320,15 @@ impl Default for RateLimitConfig {
 }
 
 pub const MIN_TOKEN_LEN: usize = 16;
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+    8080,
+);
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawConfig {
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     state_dir: Option<PathBuf>,
     control_socket: Option<PathBuf>,
     rate_limit: RateLimitConfig,
@@ -350,7 +354,7 @@ struct RawConfig {
 impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: None,
             state_dir: None,
             control_socket: None,
             rate_limit: RateLimitConfig::default(),
@@ -385,7 +389,11 @@ pub struct Route {
 pub struct Config {
     /// Where it was read from (`None`: built-in defaults).
     pub source: Option<PathBuf>,
+    /// The plain HTTP listener's address (default 127.0.0.1:8080).
     pub listen: SocketAddr,
+    /// Whether plain HTTP is served: always without `[tls]`; with it only
+    /// when the file sets `listen`.
+    pub plain_http: bool,
     pub state_dir: PathBuf,
     /// Unix socket for the maintenance CLI.
     pub control_socket: PathBuf,
@@ -410,7 +418,7 @@ pub struct Config {
     pub ignore: crate::core::ignore::IgnoreList,
     /// `[quiet]`: when the panel stays dark or dim, in local time.
     pub quiet: crate::core::quiet::QuietHours,
-    /// `[tls]`: also serve TLS (the plain `listen` stays).
+    /// `[tls]`: serve TLS (and plain HTTP only if `listen` is set).
     pub tls: Option<TlsConfig>,
 }
 
@@ -709,7 +717,8 @@ impl Config {
         }
         Ok(Config {
             source: path.map(Path::to_path_buf),
-            listen: raw.listen,
+            listen: raw.listen.unwrap_or(DEFAULT_LISTEN),
+            plain_http: raw.listen.is_some() || raw.tls.is_none(),
             control_socket,
             rate_limit: raw.rate_limit,
             sources,
@@ -946,8 +955,13 @@ mod tests {
         );
         assert!(parse("").unwrap().quiet.is_empty());
         let c = parse("[tls]\nlisten = \"0.0.0.0:8443\"\n").unwrap();
+        assert!(!c.plain_http, "[tls] alone: no plain HTTP");
         let tls = c.tls.unwrap();
         assert_eq!(tls.listen.port(), 8443);
+        let both =
+            parse("listen = \"127.0.0.1:8080\"\n[tls]\nlisten = \"0.0.0.0:8443\"\n").unwrap();
+        assert!(both.plain_http, "plain HTTP kept because it is configured");
+        assert!(parse("").unwrap().plain_http, "without [tls]: plain HTTP");
         assert_eq!(tls.overlap, Millis(7 * 86_400_000));
         assert!(parse("").unwrap().tls.is_none());
     }

@@ -200,7 +200,10 @@ impl Control {
             let old = self.config.lock().expect("config lock");
             let (o, n) = (&old.panel, &new.panel);
             let checks = [
-                ("listen", old.listen != new.listen),
+                (
+                    "listen",
+                    old.listen != new.listen || old.plain_http != new.plain_http,
+                ),
                 (
                     "tls.listen",
                     old.tls.map(|t| t.listen) != new.tls.map(|t| t.listen),

@@ -51,6 +51,7 @@ pub fn shutdown_command(config: &Config, panel_name: &str) -> Vec<String> {
 
 /// A running daemon, for `main` and for tests.
 pub struct Daemon {
+    /// The plain HTTP listener's address (the TLS one's when plain HTTP is off).
     pub addr: SocketAddr,
     pub control: Arc<Control>,
     control_task: tokio::task::JoinHandle<()>,
@@ -59,7 +60,7 @@ pub struct Daemon {
     pub app: Arc<App>,
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
-    server: tokio::task::JoinHandle<()>,
+    server: Option<tokio::task::JoinHandle<()>>,
     /// With `[tls]`: where the TLS listener is bound.
     pub tls_addr: Option<SocketAddr>,
     tls_server: Option<tokio::task::JoinHandle<()>>,
@@ -67,17 +68,18 @@ pub struct Daemon {
     ledger_thread: std::thread::JoinHandle<()>,
 }
 
-/// Opens the store, binds nothing itself (the caller owns the listener), and
-/// starts serving. `buttons` receives edges from the panel backend.
+/// Opens the store, binds nothing itself (the caller owns the plain
+/// listener, `None` when `[tls]` runs alone), and starts serving. `buttons`
+/// receives edges from the panel backend.
 pub async fn start(
     config: &Config,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     panel: Box<dyn PanelOutput>,
     clock: Clock,
     mut buttons: mpsc::Receiver<ButtonEdge>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Daemon> {
-    let addr = listener.local_addr()?;
+    let plain_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
     let state_lock = crate::statelock::StateLock::acquire(&config.state_dir)?;
     let store = Store::open(&config.state_dir)?;
     let control_listener = crate::control::bind(&config.control_socket).await?;
@@ -167,11 +169,13 @@ pub async fn start(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = tokio::spawn(crate::http::serve(
-        listener,
-        app.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let server = listener.map(|listener| {
+        tokio::spawn(crate::http::serve(
+            listener,
+            app.clone(),
+            stopped(stop_rx.clone()),
+        ))
+    });
     let (tls_addr, tls_server) = match tls {
         Some((state, listener)) => {
             let addr = listener.local_addr()?;
@@ -186,7 +190,15 @@ pub async fn start(
         }
         None => (None, None),
     };
-    tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
+    let addr = match (plain_addr, tls_addr) {
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => anyhow::bail!("no listener: set `listen` or [tls] listen"),
+    };
+    if plain_addr.is_some() {
+        tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
+    } else {
+        tracing::info!("plain HTTP is off ([tls] without `listen`)");
+    }
     Ok(Daemon {
         addr,
         control,
@@ -208,7 +220,9 @@ impl Daemon {
     /// Waits for the server to stop (its shutdown future resolved), then
     /// drains the store and blanks the panel.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.server.await.context("HTTP server task")?;
+        if let Some(server) = self.server {
+            server.await.context("HTTP server task")?;
+        }
         if let Some(t) = self.tls_server {
             t.await.context("TLS server task")?;
         }

@@ -33,14 +33,19 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
     // the daemon (the default action); it is handled once serving.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("SIGHUP handler")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (set `listen` in the config)",
-                config.listen
-            )
-        })?;
+    let listener = match config.plain_http {
+        true => Some(
+            tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} (set `listen` in the config)",
+                        config.listen
+                    )
+                })?,
+        ),
+        false => None,
+    };
     let clock = panel::Clock::start();
     let (button_tx, button_rx) = mpsc::channel(64);
     let output = panel::open(&config, clock, button_tx)?;
@@ -66,10 +71,17 @@ fn main() -> ExitCode {
     match command {
         Command::CheckConfig { ref file } => match Config::load(file) {
             Ok(c) => {
+                let mut listen = Vec::new();
+                if c.plain_http {
+                    listen.push(format!("listen {}", c.listen));
+                }
+                if let Some(t) = &c.tls {
+                    listen.push(format!("TLS {}", t.listen));
+                }
                 println!(
-                    "{}: ok (listen {}, {} routes: {}; {} sources)",
+                    "{}: ok ({}, {} routes: {}; {} sources)",
                     file.display(),
-                    c.listen,
+                    listen.join(", "),
                     c.routes.len(),
                     c.routes
                         .iter()

@@ -508,7 +508,7 @@ async fn a_regular_file_at_the_control_socket_path_is_never_removed() {
     let (_tx, rx) = tokio::sync::mpsc::channel(1);
     let err = banlight::daemon::start(
         &config,
-        listener,
+        Some(listener),
         Box::new(banlight::panel::memory::MemoryPanel::new()),
         banlight::panel::Clock::start(),
         rx,

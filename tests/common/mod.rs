@@ -43,8 +43,10 @@ pub fn test_config(dir: &Path, extra: &str) -> Config {
 
 impl TestDaemon {
     pub async fn start(config: &Config) -> TestDaemon {
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = match config.plain_http {
+            true => Some(tokio::net::TcpListener::bind(config.listen).await.unwrap()),
+            false => None,
+        };
         let panel = MemoryPanel::new();
         let clock = Clock::start();
         let (buttons, rx) = mpsc::channel(64);
@@ -61,6 +63,7 @@ impl TestDaemon {
         )
         .await
         .expect("daemon starts");
+        let addr = daemon.addr;
         TestDaemon {
             daemon: Some(daemon),
             addr,
