@@ -122,7 +122,7 @@ async fn pinned_tls_with_curl() {
     let (snippet, _warnings) =
         banlight::admin::hook_snippet(&config, "red", "sshd", Some("pi".into()), None).unwrap();
     assert!(
-        snippet.contains(&format!("--pinnedpubkey '{}'", both.join(";"))),
+        snippet.contains(&format!("--pinnedpubkey {}\"", both.join(";"))),
         "{snippet}"
     );
     assert!(snippet.contains("scheme=\"https\""), "{snippet}");
