@@ -258,9 +258,13 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
                     "new TLS key made; until {} the appliance keeps the current key and",
                     text(&v["switch_at"])
                 );
-                println!("servers should accept both pins (banlight hook prints them):");
-                println!("  {}", crate::hook::pinned_curl_opts(&pins));
-                println!("update every server's snippet before then; the appliance then switches to the new key");
+                println!("servers should trust both keys ({}).", pins.join(", "));
+                println!(
+                    "Before then, run `banlight hook` again and on every server store its certificate"
+                );
+                println!(
+                    "file (both certificates) and its action line (both pins); then the appliance switches."
+                );
             }
         }
         Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
@@ -385,6 +389,14 @@ pub fn hook_snippet(
             ip.to_string()
         }
     });
+    // With [tls], servers use it, trusting and pinning this appliance's key(s).
+    let (pins, certs_pem) = match &config.tls {
+        Some(_) => (
+            crate::tls::read_pins(&config.state_dir)?,
+            crate::tls::read_certs(&config.state_dir)?,
+        ),
+        None => (Vec::new(), String::new()),
+    };
     let snippet = HookSnippet {
         route,
         jail,
@@ -392,13 +404,12 @@ pub fn hook_snippet(
         port: hook_listen.port(),
         token: chosen.map(|s| s.token.as_str()),
         source: chosen.map(|s| s.name.as_str()),
+        tls: config.tls.map(|_| crate::hook::TlsTrust {
+            pins: &pins,
+            certs_pem: &certs_pem,
+        }),
     }
     .render();
-    // With [tls], servers use it, pinned to this appliance's key(s).
-    let snippet = match &config.tls {
-        Some(_) => crate::hook::with_tls(&snippet, &crate::tls::read_pins(&config.state_dir)?),
-        None => snippet,
-    };
     let addresses = if host.is_none() {
         local_addresses()
     } else {

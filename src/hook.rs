@@ -18,6 +18,25 @@ pub fn token_file(source: &str) -> String {
     format!("/etc/fail2ban/banlight-{source}.token")
 }
 
+/// The server's copy of the appliance's TLS certificate(s), per source too.
+pub fn cert_file(source: &str) -> String {
+    format!("/etc/fail2ban/banlight-{source}.pem")
+}
+
+/// The name in the appliance's self-signed certificate (see `tls.rs`).
+/// Servers put it in the URL and `--connect-to` the real address, so curl
+/// verifies the certificate fully against the copy it trusts: no
+/// `--insecure`, no CA, whatever address or DNS name reaches the Pi.
+pub const TLS_NAME: &str = "banlight";
+
+/// What a server needs to talk only to this appliance over TLS.
+pub struct TlsTrust<'a> {
+    /// `sha256//…` pins: the current key first, the rotated one during an overlap.
+    pub pins: &'a [String],
+    /// The matching self-signed certificates, PEM.
+    pub certs_pem: &'a str,
+}
+
 pub struct HookSnippet<'a> {
     pub route: &'a str,
     pub jail: &'a str,
@@ -25,6 +44,8 @@ pub struct HookSnippet<'a> {
     pub port: u16,
     pub token: Option<&'a str>,
     pub source: Option<&'a str>,
+    /// `[tls]`: https to the TLS port, the certificate trusted and pinned.
+    pub tls: Option<TlsTrust<'a>>,
 }
 
 /// One numbered step of the instructions: a title and indented lines.
@@ -62,15 +83,30 @@ impl HookSnippet<'_> {
         Some(token_file(self.source.unwrap_or("default")))
     }
 
+    fn cert_file(&self) -> String {
+        cert_file(self.source.unwrap_or("default"))
+    }
+
     /// The action's parameters, in the order they are written.
     fn action_args(&self) -> Vec<String> {
+        let host = match self.tls {
+            Some(_) => TLS_NAME.to_string(),
+            None => self.url_host(),
+        };
         let mut args = vec![
-            format!("host=\"{}\"", self.url_host()),
+            format!("host=\"{host}\""),
             format!("port=\"{}\"", self.port),
             format!("route={}", self.route),
         ];
         if let Some(file) = self.token_file() {
             args.push(format!("token_file=\"{file}\""));
+        }
+        if let Some(tls) = &self.tls {
+            args.push("scheme=\"https\"".to_string());
+            args.push(format!(
+                "curl_opts=\"{}\"",
+                tls_curl_opts(&self.cert_file(), tls.pins, &self.url_host(), self.port)
+            ));
         }
         args
     }
@@ -88,6 +124,23 @@ impl HookSnippet<'_> {
         ))
         .line("install -m 0644 action.d/banlight.conf /etc/fail2ban/action.d/banlight.conf")
         .line(format!("install -m 0755 banlight-deliver {DELIVER_PATH}"))];
+        if let Some(tls) = &self.tls {
+            let mut step = Step::new(format!(
+                "store this appliance's TLS certificate{s} (public; curl trusts only\n\
+                 {these} and also checks the pinned key):",
+                s = if tls.pins.len() > 1 { "s" } else { "" },
+                these = if tls.pins.len() > 1 {
+                    "these, the current and the rotated one,"
+                } else {
+                    "this one"
+                },
+            ))
+            .line(format!("cat > {} <<'EOF'", self.cert_file()));
+            for l in tls.certs_pem.lines().filter(|l| !l.is_empty()) {
+                step = step.line(l.to_string());
+            }
+            steps.push(step.line("EOF"));
+        }
         if let (Some(token), Some(file)) = (self.token, self.token_file()) {
             let whose = self
                 .source
@@ -220,6 +273,7 @@ mod tests {
             port: 8080,
             token,
             source,
+            tls: None,
         }
         .render()
     }
@@ -284,6 +338,7 @@ mod tests {
             port: 9000,
             token: None,
             source: None,
+            tls: None,
         }
         .render();
         assert!(
@@ -336,48 +391,23 @@ mod tests {
     }
 }
 
-/// curl options that make a server talk only to this appliance's key:
-/// `--pinnedpubkey` with every pin accepted (several during a key rotation).
-/// `--insecure` only switches off the CA and host-name check, which a
-/// self-signed certificate cannot pass; curl checks the pin regardless
-/// (CURLOPT_PINNEDPUBLICKEY is independent of CURLOPT_SSL_VERIFYPEER).
+/// curl's pin option with every pin accepted (several during a rotation).
 pub fn pinned_curl_opts(pins: &[String]) -> String {
     // No quotes around the pins: the action passes curl_opts single-quoted
     // to banlight-deliver, which splits it on blanks only; base64 pins and
     // the `;` between them contain none.
-    format!("--insecure --pinnedpubkey {}", pins.join(";"))
+    format!("--pinnedpubkey {}", pins.join(";"))
 }
 
-/// Turns a plain snippet (rendered with the TLS port) into one for the TLS
-/// listener: `scheme = https` and the pinned key on the action line.
-pub fn with_tls(snippet: &str, pins: &[String]) -> String {
-    let mut out = String::new();
-    for line in snippet.lines() {
-        // Also the commented example in the instructions, so a pasted
-        // "append to your own actions" line carries the pin too.
-        if line.trim_start_matches(['#', ' ']).starts_with("banlight[") && line.ends_with(']') {
-            out.push_str(&format!(
-                "{}, scheme=\"https\", curl_opts=\"{}\"]\n",
-                &line[..line.len() - 1],
-                pinned_curl_opts(pins)
-            ));
-        } else if line.starts_with('[') && !out.contains("# TLS:") {
-            out.push_str(&format!(
-                "# TLS: curl accepts only this appliance's key ({}); no CA is involved.\n",
-                if pins.len() > 1 {
-                    "current and rotated key, until the switch"
-                } else {
-                    "pinned"
-                }
-            ));
-            out.push_str(line);
-            out.push('\n');
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
+/// curl options that make a server talk only to this appliance, with full
+/// verification: the appliance's own certificate is the only trusted one
+/// (`--cacert`), the URL names the certificate's name and `--connect-to`
+/// sends it to the real address, and the key is pinned on top.
+pub fn tls_curl_opts(cert_file: &str, pins: &[String], url_host: &str, port: u16) -> String {
+    format!(
+        "--cacert {cert_file} {} --connect-to {TLS_NAME}:{port}:{url_host}:{port}",
+        pinned_curl_opts(pins)
+    )
 }
 
 #[cfg(test)]
@@ -385,31 +415,54 @@ mod tls_tests {
     use super::*;
 
     #[test]
-    fn tls_snippet_pins_every_key() {
-        let plain = HookSnippet {
+    fn tls_snippet_trusts_and_pins_every_key_without_insecure() {
+        let pins = vec!["sha256//AAAA".to_string(), "sha256//BBB+/=".to_string()];
+        let certs = "-----BEGIN CERTIFICATE-----\nMIIB1\n-----END CERTIFICATE-----\n\
+                     -----BEGIN CERTIFICATE-----\nMIIB2\n-----END CERTIFICATE-----\n";
+        let s = HookSnippet {
             route: "red",
             jail: "sshd",
             host: "pi.example.net",
             port: 8443,
             token: Some("0123456789abcdef0123"),
-            source: None,
+            source: Some("web-1"),
+            tls: Some(TlsTrust {
+                pins: &pins,
+                certs_pem: certs,
+            }),
         }
         .render();
-        let pins = vec!["sha256//AAAA".to_string(), "sha256//BBB+/=".to_string()];
-        let s = with_tls(&plain, &pins);
-        assert!(s.contains(
-            "banlight[host=\"pi.example.net\", port=\"8443\", route=red, token_file=\"/etc/fail2ban/banlight-default.token\", scheme=\"https\", curl_opts=\"--insecure --pinnedpubkey sha256//AAAA;sha256//BBB+/=\"]\n"
-        ), "{s}");
+        let line = "banlight[host=\"banlight\", port=\"8443\", route=red, \
+                    token_file=\"/etc/fail2ban/banlight-web-1.token\", scheme=\"https\", \
+                    curl_opts=\"--cacert /etc/fail2ban/banlight-web-1.pem \
+                    --pinnedpubkey sha256//AAAA;sha256//BBB+/= \
+                    --connect-to banlight:8443:pi.example.net:8443\"]";
+        assert!(s.contains(&format!("         {line}\n")), "{s}");
         assert_eq!(
-            s.matches("scheme=\"https\"").count(),
+            s.matches(line).count(),
             2,
-            "the action line and the commented append example: {s}"
+            "also in the append example: {s}"
+        );
+        assert!(!s.contains("--insecure"), "{s}");
+        // both certificates, in a heredoc to the per-source file
+        assert!(
+            s.contains("#       cat > /etc/fail2ban/banlight-web-1.pem <<'EOF'\n#       -----BEGIN CERTIFICATE-----\n#       MIIB1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("#       MIIB2\n#       -----END CERTIFICATE-----\n#       EOF\n"),
+            "{s}"
         );
         let section_start = s.find("[sshd]").unwrap();
         assert!(
             s[..section_start].lines().all(|l| l.starts_with('#')),
             "{s}"
         );
-        assert!(s.contains("until the switch"));
+        // an IPv6 address is bracketed in --connect-to
+        let v6 = tls_curl_opts("/f.pem", &pins[..1], "[2001:db8::5]", 8443);
+        assert!(
+            v6.ends_with("--connect-to banlight:8443:[2001:db8::5]:8443"),
+            "{v6}"
+        );
     }
 }

@@ -23,6 +23,8 @@ const NEXT_CERT: &str = "next-cert.pem";
 const NEXT_SWITCH: &str = "next-switch";
 /// The pins servers should accept (public; readable by the CLI).
 pub const PINS: &str = "pins";
+/// The certificates servers should trust, PEM, current first (public).
+pub const CERTS: &str = "certs.pem";
 
 pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join("tls")
@@ -55,6 +57,14 @@ fn generate(dir: &Path, key_name: &str, cert_name: &str) -> Result<(), String> {
     let key = KeyPair::generate().map_err(|e| format!("generating a TLS key: {e}"))?;
     let mut params = CertificateParams::new(vec!["banlight".to_string()])
         .map_err(|e| format!("certificate parameters: {e}"))?;
+    // A subject of its own per key: servers trust the current and the
+    // rotated certificate side by side, and OpenSSL finds a self-signed
+    // certificate's issuer by subject name (two equal names: the wrong one).
+    let pin = pin_of_spki(&key.subject_public_key_info());
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("banlight {}", &pin["sha256//".len()..][..16]),
+    );
     // Validity is not what servers check (they pin the key); keep it long.
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2099, 12, 31);
@@ -73,19 +83,41 @@ fn pin_of_key_file(path: &Path) -> Result<String, String> {
     Ok(pin_of_spki(&key.subject_public_key_info()))
 }
 
-/// Rewrites the public pins file: the current key's pin, then the next one's.
+fn write_public(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)
+        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)))
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Rewrites the public files: the pins and the certificates servers trust,
+/// the current key's first, then the next one's.
 fn write_pins(dir: &Path) -> Result<Vec<String>, String> {
     let mut pins = vec![pin_of_key_file(&dir.join(KEY))?];
+    let read = |name: &str| {
+        fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("reading {}: {e}", dir.join(name).display()))
+    };
+    let mut certs = read(CERT)?;
     if dir.join(NEXT_KEY).exists() {
         pins.push(pin_of_key_file(&dir.join(NEXT_KEY))?);
+        certs.push_str(&read(NEXT_CERT)?);
     }
-    let path = dir.join(PINS);
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, pins.join("\n") + "\n")
-        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)))
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    write_public(&dir.join(CERTS), &certs)?;
+    write_public(&dir.join(PINS), &(pins.join("\n") + "\n"))?;
     Ok(pins)
+}
+
+/// The certificates `banlight hook` prints (current first), PEM.
+pub fn read_certs(state_dir: &Path) -> Result<String, String> {
+    let path = dir(state_dir).join(CERTS);
+    fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read {} ({e}): start the daemon with [tls] once, and run this as root or the banlight user",
+            path.display()
+        )
+    })
 }
 
 /// The pins `banlight hook` prints (current first), read from `state_dir`.

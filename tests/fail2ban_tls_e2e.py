@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end over TLS: the real fail2ban runs the repository's action with
 exactly the jail line `banlight hook` prints for a [tls] appliance (https,
-curl --pinnedpubkey with the appliance's key), and the ban is counted; the
-same line with a wrong pin counts nothing. Standalone (stdlib only), so it
+the appliance's certificate stored as the snippet says and trusted with
+--cacert, --connect-to the real address, --pinnedpubkey with its key, no
+--insecure), and the ban is counted; the same line with a wrong pin counts
+nothing. Standalone (stdlib only), so it
 does not depend on tests/fail2ban_e2e.py's internals.
 
 Run:  python3 tests/fail2ban_tls_e2e.py   (BANLIGHT_BIN, CI, KEEP_TMP as there)
@@ -94,9 +96,18 @@ def main():
             [str(binary), "--config", str(config), "hook", "red", "--jail", "sshd", "--host", "127.0.0.1"],
             capture_output=True, text=True, check=True).stdout
         line = next((l.strip() for l in snippet.splitlines() if l.strip().startswith("banlight[")), "")
-        check("banlight hook prints an https line with the pinned key",
-              'scheme="https"' in line and "--pinnedpubkey sha256//" in line and f'port="{tls_port}"' in line,
-              snippet)
+        check("banlight hook prints an https line with the pinned key, trusted certificate, no --insecure",
+              'scheme="https"' in line and "--pinnedpubkey sha256//" in line
+              and f'port="{tls_port}"' in line and "--cacert " in line
+              and "--insecure" not in snippet, snippet)
+        # The certificate step, done as the owner would: the heredoc's lines
+        # into the file the line names (here under the test's directory).
+        m = re.search(r"^#\s+cat > (\S+) <<'EOF'\n(.*?)^#\s+EOF$", snippet, re.S | re.M)
+        check("banlight hook prints the certificate to store", m is not None, snippet)
+        cert_path = m.group(1)
+        pem = "".join(l.lstrip("#").strip() + "\n" for l in m.group(2).splitlines())
+        (tmp / "server.pem").write_text(pem)
+        line = line.replace(cert_path, str(tmp / "server.pem"))
         # As on a server, but with the repository's delivery script and a
         # test spool instead of /usr/local/libexec and /var/spool.
         line = line.replace("banlight[", f"banlight[deliver={DELIVER}, spool_dir={tmp}/spool, "

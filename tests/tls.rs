@@ -1,4 +1,7 @@
-//! The TLS listener with the real curl: the right pin works, a wrong pin
+//! The TLS listener with the real curl, verifying as the snippet makes a
+//! server verify (no --insecure: the appliance's certificate as the only
+//! trusted one, its name in the URL, --connect-to the real address, the key
+//! pinned): the right pin works, a wrong pin or an untrusted certificate
 //! fails, plain HTTP to the TLS port is closed and the daemon keeps serving,
 //! and a key rotation is accepted by both pins until the switch.
 
@@ -23,20 +26,26 @@ fn curl_available() -> bool {
     ok
 }
 
-/// curl over TLS with these pins; (exit code, body).
-async fn curl(addr: std::net::SocketAddr, path: &str, pins: &str) -> (i32, String) {
-    let url = format!("https://{addr}{path}");
+/// curl over TLS trusting the certificates in `cacert`, with these pins;
+/// (exit code, body).
+async fn curl(
+    addr: std::net::SocketAddr,
+    path: &str,
+    pins: &str,
+    cacert: &std::path::Path,
+) -> (i32, String) {
+    let port = addr.port();
+    let url = format!("https://{}:{port}{path}", banlight::hook::TLS_NAME);
+    let connect_to = format!("{}:{port}:{}:{port}", banlight::hook::TLS_NAME, addr.ip());
     let pins = pins.to_string();
+    let cacert = cacert.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = Command::new("curl")
-            .args([
-                "--silent",
-                "--show-error",
-                "--max-time",
-                "20",
-                "--insecure",
-                "--pinnedpubkey",
-            ])
+            .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
+            .arg(&cacert)
+            .arg("--connect-to")
+            .arg(&connect_to)
+            .arg("--pinnedpubkey")
             .arg(&pins)
             .arg(&url)
             .output()
@@ -74,22 +83,44 @@ async fn pinned_tls_with_curl() {
         0o600
     );
 
-    // the right pin
-    let (code, body) = curl(tls_addr, "/red?jail=sshd&ip=198.51.100.1", &pins[0]).await;
+    // The server's copy of the certificate, as the snippet has it stored.
+    let server_copy = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, banlight::tls::read_certs(&config.state_dir).unwrap()).unwrap();
+        path
+    };
+    let first_copy = server_copy("first.pem");
+    let curl = |addr, path: &'static str, pins: String, ca: std::path::PathBuf| async move {
+        curl(addr, path, &pins, &ca).await
+    };
+    let p0 = || pins[0].clone();
+    let ca1 = || first_copy.clone();
+
+    // the right pin, the certificate fully verified
+    let (code, body) = curl(tls_addr, "/red?jail=sshd&ip=198.51.100.1", p0(), ca1()).await;
     assert_eq!(code, 0, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (v["counted"].clone(), v["count"].clone()),
         (true.into(), 1.into())
     );
-    let (code, body) = curl(tls_addr, "/api/status", &pins[0]).await;
+    let (code, body) = curl(tls_addr, "/api/status", p0(), ca1()).await;
     assert_eq!(code, 0, "{body}");
     assert!(body.contains("\"total\":1"), "status over TLS: {body}");
 
     // a wrong pin: curl refuses before sending anything (exit 90)
     let wrong = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
-    let (code, body) = curl(tls_addr, "/red?ip=198.51.100.2", wrong).await;
+    let (code, body) = curl(tls_addr, "/red?ip=198.51.100.2", wrong.into(), ca1()).await;
     assert_eq!(code, 90, "{body}");
+    assert_eq!(d.status().await["total"], 1, "nothing counted");
+    // a certificate the server does not trust (another appliance's): curl
+    // refuses on verification even with the right pin (exit 60)
+    let other = tempfile::tempdir().unwrap();
+    banlight::tls::TlsState::open(other.path(), 0).unwrap();
+    let stranger = dir.path().join("stranger.pem");
+    std::fs::write(&stranger, banlight::tls::read_certs(other.path()).unwrap()).unwrap();
+    let (code, body) = curl(tls_addr, "/red?ip=198.51.100.3", p0(), stranger).await;
+    assert_eq!(code, 60, "{body}");
     assert_eq!(d.status().await["total"], 1, "nothing counted");
 
     // plain HTTP to the TLS port: closed without an HTTP answer
@@ -102,7 +133,7 @@ async fn pinned_tls_with_curl() {
     assert_eq!(d.status().await["total"], 1);
     // ...and both listeners keep serving
     assert_eq!(d.get("/red").await.json()["count"], 2);
-    let (code, body) = curl(tls_addr, "/red", &pins[0]).await;
+    let (code, body) = curl(tls_addr, "/red", p0(), ca1()).await;
     assert_eq!(code, 0, "{body}");
 
     // rotation: both pins accepted, the old key served until the switch
@@ -114,15 +145,18 @@ async fn pinned_tls_with_curl() {
     assert_eq!(both.len(), 2, "{v}");
     assert_eq!(both[0], pins[0]);
     assert_eq!(banlight::tls::read_pins(&config.state_dir).unwrap(), both);
-    let (code, body) = curl(tls_addr, "/red", &both.join(";")).await;
+    let both_copy = server_copy("both.pem");
+    let (code, body) = curl(tls_addr, "/red", both.join(";"), both_copy.clone()).await;
     assert_eq!(code, 0, "both pins: {body}");
-    let (code, _) = curl(tls_addr, "/red", &both[1]).await;
+    let (code, _) = curl(tls_addr, "/red", both[1].clone(), both_copy.clone()).await;
     assert_eq!(code, 90, "the new key is not served yet");
     // the snippet carries both pins
     let (snippet, _warnings) =
         banlight::admin::hook_snippet(&config, "red", "sshd", Some("pi".into()), None).unwrap();
     assert!(
-        snippet.contains(&format!("--pinnedpubkey {}\"", both.join(";"))),
+        snippet.contains(&format!("--pinnedpubkey {} ", both.join(";")))
+            && snippet.contains("--cacert /etc/fail2ban/banlight-")
+            && !snippet.contains("--insecure"),
         "{snippet}"
     );
     assert!(snippet.contains("scheme=\"https\""), "{snippet}");
@@ -135,9 +169,13 @@ async fn pinned_tls_with_curl() {
     let now: Vec<String> = serde_json::from_value(v["pins"].clone()).unwrap();
     let current = banlight::tls::read_pins(&config.state_dir).unwrap();
     assert_eq!(current.len(), 1, "{now:?}");
-    let (code, body) = curl(tls_addr, "/red", &current[0]).await;
+    // (--now makes yet another key: after a leak, nobody keeps the old ones)
+    let now_copy = server_copy("now.pem");
+    let (code, body) = curl(tls_addr, "/red", current[0].clone(), now_copy).await;
     assert_eq!(code, 0, "{body}");
-    let (code, _) = curl(tls_addr, "/red", &pins[0]).await;
-    assert_eq!(code, 90, "the first key is gone");
+    let (code, _) = curl(tls_addr, "/red", both.join(";"), both_copy).await;
+    assert_ne!(code, 0, "a server with the leaked keys is refused");
+    let (code, _) = curl(tls_addr, "/red", p0(), ca1()).await;
+    assert_ne!(code, 0, "a server never updated is refused");
     d.shutdown().await;
 }
