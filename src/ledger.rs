@@ -590,6 +590,45 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    /// A running ledger on the store in `dir` (dedupe window 10 minutes,
+    /// 90 days' retention).
+    struct Running {
+        handle: LedgerHandle,
+        join: std::thread::JoinHandle<()>,
+        counters: Arc<Mutex<Counters>>,
+        /// The routes it told the animation about, in order.
+        routes_counted: Arc<Mutex<Vec<String>>>,
+        stats: Arc<CommitStats>,
+    }
+
+    fn start(dir: &std::path::Path, max_events: u64) -> Running {
+        let routes_counted = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = routes_counted.clone();
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir).unwrap(),
+            600_000,
+            90,
+            max_events,
+            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
+        )
+        .unwrap();
+        let stats = ledger.stats.clone();
+        let (handle, join) = ledger.spawn();
+        Running {
+            handle,
+            join,
+            counters,
+            routes_counted,
+            stats,
+        }
+    }
+
+    async fn stop(handle: LedgerHandle, join: std::thread::JoinHandle<()>) {
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+    }
+
     fn hook(route: &str, ip: Option<&str>) -> Hook {
         Hook {
             route: route.into(),
@@ -604,15 +643,7 @@ mod tests {
     #[tokio::test]
     async fn a_late_ban_keeps_its_time_and_a_replay_is_not_counted_again() {
         let dir = tempfile::tempdir().unwrap();
-        let (ledger, _counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            1_000_000,
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        let (handle, join) = ledger.spawn();
+        let Running { handle, join, .. } = start(dir.path(), 1_000_000);
         let banned_s = wall_ms() / 1000 - 3600;
         let late = Hook {
             time: Some(banned_s),
@@ -650,25 +681,19 @@ mod tests {
         assert_eq!(at("203.0.113.9"), banned_s * 1000, "the ban's own time");
         let arrival = at("203.0.113.10");
         assert!((before..=wall_ms()).contains(&arrival), "{arrival}");
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
     }
 
     #[tokio::test]
     async fn a_failed_commit_changes_nothing_and_the_retry_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let counted = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = counted.clone();
-        let (ledger, counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            1_000_000,
-            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
-        )
-        .unwrap();
-        let (handle, join) = ledger.spawn();
+        let Running {
+            handle,
+            join,
+            counters,
+            routes_counted: counted,
+            ..
+        } = start(dir.path(), 1_000_000);
         let ok = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
         assert_eq!((ok.counted, ok.count, ok.total), (true, 1, 1));
         let dup = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
@@ -698,9 +723,7 @@ mod tests {
             "dedupe forgot the failed one"
         );
         assert_eq!(*counted.lock().unwrap(), ["red", "red"]);
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.count("red").unwrap(), 2);
         assert_eq!(store.events(0, None, 10).unwrap().len(), 2);
@@ -709,15 +732,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_locked_by_someone_else_fails_the_hook_instead_of_hanging() {
         let dir = tempfile::tempdir().unwrap();
-        let (ledger, _counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            100,
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        let (handle, join) = ledger.spawn();
+        let Running { handle, join, .. } = start(dir.path(), 100);
         let side = rusqlite::Connection::open(dir.path().join(crate::store::DB_FILE)).unwrap();
         side.execute_batch("BEGIN IMMEDIATE").unwrap();
         // busy_timeout is 2 s; the generous bound only guards against a hang.
@@ -734,23 +749,18 @@ mod tests {
         side.execute_batch("ROLLBACK").unwrap();
         let ok = handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap();
         assert!(ok.counted, "counts once the lock is gone");
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
     }
 
     #[tokio::test]
     async fn max_events_holds_exactly() {
         let dir = tempfile::tempdir().unwrap();
-        let (ledger, counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            5,
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        let (handle, join) = ledger.spawn();
+        let Running {
+            handle,
+            join,
+            counters,
+            ..
+        } = start(dir.path(), 5);
         for i in 0..12 {
             handle
                 .hook(hook("red", Some(&format!("203.0.113.{i}"))))
@@ -764,9 +774,7 @@ mod tests {
             assert!(stored <= 5, "after hook {i}: {stored} events stored");
         }
         assert_eq!(counters.lock().unwrap().count("red"), 12, "counts are kept");
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
         assert_eq!(
             Store::open(dir.path())
                 .unwrap()
@@ -780,16 +788,13 @@ mod tests {
     #[tokio::test]
     async fn concurrent_hooks_share_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let (ledger, counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            1_000_000,
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        let stats = ledger.stats.clone();
-        let (handle, join) = ledger.spawn();
+        let Running {
+            handle,
+            join,
+            counters,
+            stats,
+            ..
+        } = start(dir.path(), 1_000_000);
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let h = handle.clone();
@@ -816,25 +821,19 @@ mod tests {
             commits < 200,
             "{commits} commits: concurrent hooks were grouped"
         );
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
     }
 
     #[tokio::test]
     async fn ignored_hooks_are_logged_not_counted_nor_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let swept = Arc::new(Mutex::new(Vec::<String>::new()));
-        let seen = swept.clone();
-        let (ledger, counters) = Ledger::open(
-            Store::open(dir.path()).unwrap(),
-            600_000,
-            90,
-            1_000_000,
-            Box::new(move |r: &str| seen.lock().unwrap().push(r.to_string())),
-        )
-        .unwrap();
-        let (handle, join) = ledger.spawn();
+        let Running {
+            handle,
+            join,
+            counters,
+            routes_counted: swept,
+            ..
+        } = start(dir.path(), 1_000_000);
         let mut ignored = hook("red", Some("203.0.113.9"));
         ignored.ignored = true;
         let out = handle.hook(ignored.clone()).await.unwrap();
@@ -856,9 +855,7 @@ mod tests {
         let counted = handle.events(q(false)).await.unwrap();
         assert_eq!(counted.len(), 1);
         assert_eq!(counted[0].kind, "hook");
-        handle.close().await;
-        drop(handle);
-        join.join().unwrap();
+        stop(handle, join).await;
         // after a restart the counts come back without the ignored event
         let (_, counters) = Ledger::open(
             Store::open(dir.path()).unwrap(),
