@@ -347,17 +347,11 @@ async fn scanners_are_rate_limited_per_address_and_counted_in_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_good_config_and_rejects_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("banlight.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
-        dir.path().join("state").display()
+    let (file, config) = config_file(
+        dir.path(),
+        "[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n",
     );
-    std::fs::write(
-        &file,
-        format!("{base}[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n"),
-    )
-    .unwrap();
-    let config = banlight::config::Config::load(&file).unwrap();
+    let base = base_config(dir.path());
     let d = TestDaemon::start(&config).await;
     let sock = socket_of(&d);
     assert_eq!(d.get("/red").await.status, 200);
@@ -528,15 +522,7 @@ async fn a_regular_file_at_the_control_socket_path_is_never_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_control_connections_are_capped_and_hooks_keep_working() {
     // The test process is the daemon too: let it hold the 1,100 client ends.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(8192);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    raise_fd_limit();
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(dir.path(), "")).await;
     let sock = socket_of(&d);

@@ -33,17 +33,11 @@ async fn cli(socket: PathBuf, args: &[&str]) -> (bool, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_networks_are_logged_not_counted_and_reloadable() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("banlight.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
-        dir.path().join("state").display()
+    let (file, config) = config_file(
+        dir.path(),
+        "ignore = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]\n",
     );
-    std::fs::write(
-        &file,
-        format!("{base}ignore = [\"203.0.113.0/24\", \"2001:db8:1::/48\"]\n"),
-    )
-    .unwrap();
-    let config = banlight::config::Config::load(&file).unwrap();
+    let base = base_config(dir.path());
     let d = TestDaemon::start(&config).await;
     let sock = config.control_socket.clone();
 

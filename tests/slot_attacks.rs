@@ -7,6 +7,9 @@
 //! from 127.1.0.1. At least 95 % of the hooks must succeed, and the daemon's
 //! descriptors and memory stay bounded.
 
+mod common;
+use common::raise_fd_limit;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -259,15 +262,7 @@ fn trickling_or_keep_alive_holders_cannot_lock_hooks_out() {
         return;
     }
     // The attackers' sockets live in this process: lift the soft fd limit.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max.min(8192);
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    raise_fd_limit();
     let f = run_attack("trickle", 200, 4);
     check("trickle", &f, "evicted_connections");
     let f = run_attack("keep-alive", 20, 32);

@@ -168,3 +168,35 @@ pub async fn eventually<F: FnMut() -> bool>(secs: u64, what: &str, mut check: F)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Lifts the soft open-file limit to the hard one (at most 8192), for tests
+/// whose process holds many sockets (attackers' ends, idle clients).
+pub fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on a struct we own.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+/// The start of `config_file`'s text, to write changed versions of it.
+pub fn base_config(dir: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+        dir.join("state").display()
+    )
+}
+
+/// A config file `dir/banlight.toml` (an ephemeral loopback port, state in
+/// `dir/state`) with `extra` appended: its path and the loaded config.
+pub fn config_file(dir: &Path, extra: &str) -> (std::path::PathBuf, Config) {
+    let file = dir.join("banlight.toml");
+    std::fs::write(&file, base_config(dir) + extra).unwrap();
+    let config = Config::load(&file).unwrap();
+    (file, config)
+}
