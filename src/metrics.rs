@@ -602,6 +602,52 @@ mod tests {
         assert!(!text.contains("f2b_up{"));
     }
 
+    /// The shipped dashboard asks only for series `/metrics` exports, and
+    /// has the panels the README promises.
+    #[test]
+    fn the_grafana_dashboard_matches_the_metrics() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/grafana-dashboard.json"))
+                .expect("valid JSON");
+        let text = sample().render();
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect();
+        let panels = dash["panels"].as_array().unwrap();
+        let titles: Vec<&str> = panels
+            .iter()
+            .map(|p| p["title"].as_str().unwrap())
+            .collect();
+        for want in [
+            "Events by route",
+            "Heartbeat states",
+            "Rejected requests",
+            "Commit latency (fsync included)",
+        ] {
+            assert!(titles.contains(&want), "no panel {want:?}: {titles:?}");
+        }
+        let mut asked = 0;
+        for p in panels {
+            for t in p["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                // every metric name in the PromQL expression
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("banlight_") || word.starts_with("f2b_") {
+                        asked += 1;
+                        assert!(
+                            exported.contains(word),
+                            "panel {:?} asks for {word}, not exported",
+                            p["title"]
+                        );
+                    }
+                }
+            }
+        }
+        assert!(asked > 20, "{asked} metric references found");
+    }
+
     #[test]
     fn ledger_metrics_count_stored_events_and_follow_resets() {
         let lm = LedgerMetrics::default();
