@@ -86,14 +86,6 @@ impl LedgerMetrics {
         }
     }
 
-    pub fn dedupe_hits(&self) -> u64 {
-        self.dedupe_hits.load(Ordering::Relaxed)
-    }
-
-    pub fn commit_failures(&self) -> u64 {
-        self.commit_failures.load(Ordering::Relaxed)
-    }
-
     /// The counts were reset (one route or all): the metric follows the display.
     pub fn reset(&self, route: Option<&str>) {
         let mut b = self.breakdown.lock().expect("breakdown lock");

@@ -286,6 +286,28 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
     }
     assert_eq!(dark, 1.0, "dark shows in the metrics");
 
+    // a commit that fails (the table taken away behind the daemon's back):
+    // 503, counted as a failure, not in the latency histogram
+    let db = rusqlite::Connection::open(dir.path().join("state").join(banlight::store::DB_FILE))
+        .unwrap();
+    db.execute_batch("ALTER TABLE events RENAME TO events_away")
+        .unwrap();
+    let before = scrape(d.addr).await;
+    let r = from(
+        server,
+        d.addr,
+        &hook("/red?jail=sshd&ip=203.0.113.77", TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let m = scrape(d.addr).await;
+    assert_eq!(m.get("banlight_store_commit_failures_total", &[]), 1.0);
+    let count = "banlight_store_commit_duration_seconds_count";
+    assert_eq!(m.get(count, &[]), before.get(count, &[]));
+    assert_eq!(m.get(BANNED, &ssh_web1()), 1.0, "not counted");
+    db.execute_batch("ALTER TABLE events_away RENAME TO events")
+        .unwrap();
+
     // read-only: no other method
     let r = from(
         [127, 0, 0, 9],
