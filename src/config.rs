@@ -485,6 +485,7 @@ fn valid_route_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32
         && name != "api"
+        && name != "metrics"
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -542,7 +543,7 @@ impl Config {
                 if !valid_route_name(name) {
                     return Err(err_at(
                         r.name.span().start,
-                        format!("route name \"{name}\" must be 1-32 of a-z, 0-9, '-', '_' (and not \"api\"): it becomes the URL path /{name}"),
+                        format!("route name \"{name}\" must be 1-32 of a-z, 0-9, '-', '_' (and not \"api\" or \"metrics\"): it becomes the URL path /{name}"),
                     ));
                 }
                 if routes.iter().any(|x| x.name == *name) {
@@ -1072,6 +1073,7 @@ marker = 7
             ("[[route]]\nname = \"x\"\ncolor = \"#ff0000\"\nlabel = \"wow\"\n", 4, "route[0].label", "7-segment"),
             ("[[route]]\nname = \"Red Route\"\ncolor = \"#ff0000\"\n", 2, "route[0].name", "a-z"),
             ("[[route]]\nname = \"api\"\ncolor = \"#ff0000\"\n", 2, "route[0].name", "api"),
+            ("[[route]]\nname = \"metrics\"\ncolor = \"#ff0000\"\nlabel = \"EtC\"\n", 2, "route[0].name", "metrics"),
             (
                 "[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"a\"\ncolor = \"#ff0000\"\n",
                 5,

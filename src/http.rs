@@ -184,6 +184,23 @@ impl App {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// `GET /metrics`: read-only, no token, like `/api/status`.
+    fn metrics(&self, method: &Method) -> Response<Body> {
+        if method != Method::GET && method != Method::HEAD {
+            return refusal(RequestError::MethodNotAllowed("GET"));
+        }
+        // The lead wires heartbeats here: the heartbeat table's (source,
+        // state, last_ms, fail2ban_up) per source, as /api/status shows them.
+        let heartbeats = Vec::new();
+        let text = crate::metrics::Sample::of(self, heartbeats).render();
+        let mut resp = Response::new(Full::new(Bytes::from(text)));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        );
+        resp
+    }
+
     fn carries_known_token(&self, req: &Request<Incoming>) -> bool {
         let sources = self.sources.read().expect("sources lock").clone();
         if sources.is_empty() {
@@ -222,6 +239,9 @@ impl App {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!("headers larger than {MAX_HEAD} bytes"),
             );
+        }
+        if req.uri().path() == "/metrics" {
+            return self.metrics(req.method());
         }
         let routes = self.routes.read().expect("routes lock").clone();
         let target = match parse_target(req.method().as_str(), req.uri().path(), &routes) {

@@ -218,6 +218,8 @@ pub struct CommitStats {
     pub commits: AtomicU64,
     /// Events stored by them.
     pub events: AtomicU64,
+    /// The ledger's figures for `/metrics` (see metrics.rs).
+    pub metrics: crate::metrics::LedgerMetrics,
 }
 
 /// Dedupe as of `now`, remembering the bans stored within its window: a
@@ -296,6 +298,7 @@ impl Ledger {
             );
         }
         let counters = Arc::new(Mutex::new(store.load_counters(now)?));
+        let store_breakdown = store.load_breakdown()?;
         let dedupe = seeded_dedupe(&store, now, dedupe_window_ms)?;
         let mut clock_watch = ClockWatch::default();
         clock_watch.observe(now, mono);
@@ -307,7 +310,10 @@ impl Ledger {
             max_events,
             events_since_cap: 0,
             cap_log: LogLimit::new(60_000),
-            stats: Arc::default(),
+            stats: Arc::new(CommitStats {
+                metrics: crate::metrics::LedgerMetrics::new(store_breakdown),
+                ..Default::default()
+            }),
             on_counted,
             clock,
             clock_watch,
@@ -427,6 +433,7 @@ impl Ledger {
                         Some(r) => c.reset(r),
                         None => c.reset_all(),
                     }
+                    self.stats.metrics.reset(route.as_deref());
                 }
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
@@ -459,6 +466,7 @@ impl Ledger {
         // (route, count after this batch, last seen) for every route it touches
         let mut counts: Vec<(String, u64, Option<u64>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(hooks.len());
+        let mut dedupe_hits = 0u64;
         {
             let live = self.counters.lock().expect("counters lock");
             let mut total = live.total();
@@ -477,6 +485,8 @@ impl Ledger {
                         let first = self.dedupe.first_seen(&key, now);
                         if first {
                             remembered.push(key);
+                        } else {
+                            dedupe_hits += 1;
                         }
                         first
                     }
@@ -530,7 +540,10 @@ impl Ledger {
         let result = if events.is_empty() {
             Ok(())
         } else {
-            self.store.commit(&events, &counts)
+            let started = std::time::Instant::now();
+            let r = self.store.commit(&events, &counts);
+            self.stats.metrics.commit_done(started.elapsed(), r.is_ok());
+            r
         };
         match result {
             Ok(()) => {
@@ -540,6 +553,7 @@ impl Ledger {
                         .events
                         .fetch_add(events.len() as u64, Ordering::Relaxed);
                 }
+                self.stats.metrics.counted(&events, dedupe_hits);
                 self.events_since_cap += events.len() as u64;
                 if self.events_since_cap >= CAP_EVERY_EVENTS {
                     self.events_since_cap = 0;

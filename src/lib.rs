@@ -11,6 +11,7 @@ pub mod engine;
 pub mod hook;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod notify;
 pub mod panel;
 pub mod quiet_gate;

@@ -437,6 +437,46 @@ impl Store {
             .map_err(self.sqlite())?;
         Ok(v.unwrap_or(0).max(0) as u64)
     }
+
+    /// Counted events per (route, source, jail) still stored, for the
+    /// metrics' starting values (one scan at start).
+    pub fn load_breakdown(&self) -> Result<crate::core::breakdown::Breakdown, StoreError> {
+        let mut b = crate::core::breakdown::Breakdown::default();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT route, source, jail, COUNT(*) FROM events
+                 WHERE kind = 'hook' GROUP BY route, source, jail",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(self.sqlite())?;
+        for row in rows {
+            let (route, source, jail, n) = row.map_err(self.sqlite())?;
+            b.add(&route, source.as_deref(), jail.as_deref(), n.max(0) as u64);
+        }
+        // Pruned or capped events keep their route's count, not their detail.
+        let mut stmt = self
+            .conn
+            .prepare("SELECT route, count FROM route_counts")
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(self.sqlite())?;
+        for row in rows {
+            let (route, count) = row.map_err(self.sqlite())?;
+            b.fill_to(&route, count.max(0) as u64);
+        }
+        Ok(b)
+    }
 }
 
 /// The first `n` lines of an error (integrity checks can list thousands).

@@ -107,6 +107,12 @@ async fn pinned_tls_with_curl() {
     let (code, body) = curl(tls_addr, "/api/status", p0(), ca1()).await;
     assert_eq!(code, 0, "{body}");
     assert!(body.contains("\"total\":1"), "status over TLS: {body}");
+    let (code, body) = curl(tls_addr, "/metrics", p0(), ca1()).await;
+    assert_eq!(code, 0, "{body}");
+    assert!(
+        body.contains(r#"f2b_jail_banned_total{jail="sshd",route="red",source=""} 1"#),
+        "metrics over TLS: {body}"
+    );
 
     // a wrong pin: curl refuses before sending anything (exit 90)
     let wrong = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";

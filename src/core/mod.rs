@@ -1,5 +1,6 @@
 //! Pure logic: no I/O, no tokio, time passed in as milliseconds.
 
+pub mod breakdown;
 pub mod buttons;
 pub mod clockcheck;
 pub mod color;
