@@ -119,7 +119,60 @@ pub fn format_status(s: &Value) -> String {
         text(&s["requests"]["refused_connections_busy"]),
         text(&s["requests"]["dropped_connections"]),
     ));
+    out.push_str(&format_heartbeats(&s["heartbeats"]));
     out
+}
+
+/// The heartbeat table of `banlight status` (nothing when no source is watched).
+pub fn format_heartbeats(h: &Value) -> String {
+    let Some(sources) = h.as_object().filter(|o| !o.is_empty()) else {
+        return String::new();
+    };
+    let mut rows = vec![vec![
+        "source".to_string(),
+        "heartbeat".into(),
+        "last".into(),
+        "every".into(),
+        "fail2ban".into(),
+        "banned".into(),
+    ]];
+    for (name, b) in sources {
+        let secs = |k: &str| {
+            b[k].as_u64()
+                .map_or("-".to_string(), |ms| format!("{}s", ms / 1000))
+        };
+        let last = b["last_ms"]
+            .as_u64()
+            .map_or("never".to_string(), crate::core::time::rfc3339_utc);
+        let fail2ban = match b["fail2ban_up"] {
+            Value::Bool(true) => "up",
+            Value::Bool(false) => "DOWN",
+            _ => "-",
+        };
+        let banned = b["jails"]
+            .as_object()
+            .map(|j| {
+                j.iter()
+                    .map(|(jail, n)| format!("{jail}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let state = text(&b["state"]);
+        rows.push(vec![
+            name.clone(),
+            if state == "down" {
+                "DOWN".into()
+            } else {
+                state
+            },
+            last,
+            format!("{} +{} grace", secs("period_ms"), secs("grace_ms")),
+            fail2ban.into(),
+            banned,
+        ]);
+    }
+    format!("\n{}", table(&rows))
 }
 
 pub fn format_events(events: &[Value]) -> String {

@@ -107,6 +107,8 @@ pub enum LedgerMsg {
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
     SetDedupeWindow(u64),
+    /// Stores an event that counts nothing (a heartbeat transition).
+    Record(StoredEvent, Reply<()>),
     /// Commit what is queued and stop.
     Close,
 }
@@ -147,6 +149,11 @@ impl LedgerHandle {
     /// Commits what is queued and stops the ledger thread.
     pub async fn close(&self) {
         let _ = self.tx.send(LedgerMsg::Close).await;
+    }
+
+    /// Stores an event that counts nothing (a heartbeat transition).
+    pub async fn record(&self, event: StoredEvent) -> Result<(), String> {
+        self.ask(|r| LedgerMsg::Record(event, r)).await
     }
 
     pub async fn set_dedupe_window(&self, ms: u64) {
@@ -291,6 +298,14 @@ impl Ledger {
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
+            LedgerMsg::Record(event, reply) => {
+                let r = self.store.commit(std::slice::from_ref(&event), &[]);
+                if r.is_ok() {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    self.stats.events.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
         }
     }
 

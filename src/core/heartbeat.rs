@@ -240,7 +240,9 @@ mod tests {
     }
 
     fn steps(t: &[Transition]) -> Vec<(State, State, u64, Reason)> {
-        t.iter().map(|x| (x.from, x.to, x.at_ms, x.reason)).collect()
+        t.iter()
+            .map(|x| (x.from, x.to, x.at_ms, x.reason))
+            .collect()
     }
 
     #[test]

@@ -292,7 +292,10 @@ mod tests {
             display_busy: true,
             ..idle()
         };
-        assert_eq!(s.apply(scene_frame("42"), 60_000, busy).display.to_string(), "  42");
+        assert_eq!(
+            s.apply(scene_frame("42"), 60_000, busy).display.to_string(),
+            "  42"
+        );
     }
 
     #[test]
@@ -325,7 +328,11 @@ mod tests {
         let s = alarm(vec![web()], 1000);
         assert_eq!(s.next_wake(1000, idle()), Some(1100));
         assert_eq!(s.next_wake(1150, idle()), Some(1200));
-        assert_eq!(s.next_wake(1999, idle()), Some(2000), "label switch lands on a frame");
+        assert_eq!(
+            s.next_wake(1999, idle()),
+            Some(2000),
+            "label switch lands on a frame"
+        );
     }
 
     #[test]
@@ -365,7 +372,12 @@ mod tests {
         let lit: Vec<usize> = (0..8).filter(|i| !f.leds[*i].is_black()).collect();
         assert_eq!(lit, vec![0], "then only ssh's pixel breathes");
         // the cycle keeps its phase from the first source going down
-        assert_eq!(s.apply(scene_frame("42"), 60_000, idle()).display.to_string(), "SSH ");
+        assert_eq!(
+            s.apply(scene_frame("42"), 60_000, idle())
+                .display
+                .to_string(),
+            "SSH "
+        );
     }
 
     #[test]
