@@ -448,10 +448,38 @@ pub fn hook_snippet(
     }
     .render();
     // With [tls], servers use it, pinned to this appliance's key(s).
-    let snippet = match &config.tls {
-        Some(_) => crate::hook::with_tls(&snippet, &crate::tls::read_pins(&config.state_dir)?),
+    let pins = match &config.tls {
+        Some(_) => Some(crate::tls::read_pins(&config.state_dir)?),
+        None => None,
+    };
+    let mut snippet = match &pins {
+        Some(pins) => crate::hook::with_tls(&snippet, pins),
         None => snippet,
     };
+    // How to install the heartbeat script for this source (issue 11).
+    let url_host = if host_used.contains(':') && !host_used.starts_with('[') {
+        format!("[{host_used}]")
+    } else {
+        host_used.clone()
+    };
+    let heartbeat = match chosen {
+        None => crate::heartbeat_hook::Heartbeat::NoSource,
+        Some(s) => match s.heartbeat {
+            None => crate::heartbeat_hook::Heartbeat::Unwatched { source: &s.name },
+            Some(spec) => crate::heartbeat_hook::Heartbeat::Watched {
+                source: &s.name,
+                base_url: format!(
+                    "{}://{url_host}:{}",
+                    if pins.is_some() { "https" } else { "http" },
+                    hook_listen.port()
+                ),
+                period_ms: spec.period_ms,
+                grace_ms: spec.grace_ms,
+                curl_opts: pins.as_deref().map(crate::hook::pinned_curl_opts),
+            },
+        },
+    };
+    snippet.push_str(&heartbeat.render());
     let addresses = if host.is_none() {
         local_addresses()
     } else {

@@ -449,3 +449,67 @@ async fn from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
     s.read_to_end(&mut buf).await.unwrap();
     parse_response(&buf)
 }
+
+#[test]
+fn hook_prints_how_to_install_the_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banlight.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"0.0.0.0:8080\"\nstate_dir = \"{}\"\n{}",
+            dir.path().display(),
+            sources("30s", "1m")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = bin::command()
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&["hook", "blue", "--host", "pi.lan", "--source", "web-1"]);
+    let section = out.find("[sshd]").unwrap();
+    assert!(
+        out[section..].contains(
+            "# Heartbeat: the appliance expects one from source \"web-1\" every 30s (+1m grace)"
+        ),
+        "{out}"
+    );
+    for want in [
+        "url=http://pi.lan:8080/api/heartbeat",
+        "token_file=/etc/fail2ban/banlight-web-1.token",
+        "install -m 0755 banlight-heartbeat /usr/local/libexec/banlight-heartbeat",
+        "OnUnitActiveSec=15s",
+        "/etc/cron.d/banlight-heartbeat",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // every shipped file the steps name exists in fail2ban/
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fail2ban");
+    for f in [
+        "banlight-heartbeat",
+        "heartbeat/banlight-heartbeat.service",
+        "heartbeat/banlight-heartbeat.timer",
+        "heartbeat/banlight-heartbeat.cron",
+    ] {
+        assert!(out.contains(f), "{f}");
+        assert!(repo.join(f).is_file(), "{f} shipped");
+    }
+    // a source without heartbeat gets a note instead
+    let out = run(&["hook", "red", "--host", "pi.lan", "--source", "ssh-1"]);
+    assert!(
+        out.contains("source \"ssh-1\" has none configured"),
+        "{out}"
+    );
+    assert!(!out.contains("banlight-heartbeat.timer"), "{out}");
+}
