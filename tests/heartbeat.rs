@@ -513,3 +513,40 @@ fn hook_prints_how_to_install_the_heartbeat() {
     );
     assert!(!out.contains("banlight-heartbeat.timer"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_unchanged_heartbeats_and_applies_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banlight.toml");
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+        dir.path().join("state").display()
+    );
+    std::fs::write(&file, format!("{base}{}", sources("1h", "1h"))).unwrap();
+    let config = banlight::config::Config::load(&file).unwrap();
+    let d = TestDaemon::start(&config).await;
+    assert_eq!(beat(&d, Some(WEB), None, "").await.json()["state"], "up");
+    // ssh-1 gets a heartbeat, db loses its own, web-1 is unchanged
+    let text = format!("{base}{}", sources("1h", "1h"))
+        .replace(
+            &format!("token = \"{SSH}\"\n"),
+            &format!("token = \"{SSH}\"\nheartbeat = \"10m\"\n"),
+        )
+        .replace("heartbeat = \"1h\"\n", "");
+    let text = text.replacen(
+        &format!("token = \"{WEB}\"\n"),
+        &format!("token = \"{WEB}\"\nheartbeat = \"1h\"\n"),
+        1,
+    );
+    std::fs::write(&file, text).unwrap();
+    let summary = d.daemon.as_ref().unwrap().control.reload().await.unwrap();
+    assert!(summary.contains("3 sources"), "{summary}");
+    let h = d.status().await["heartbeats"].clone();
+    let names: Vec<&String> = h.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["ssh-1", "web-1"], "{h}");
+    assert_eq!(h["web-1"]["state"], "up", "kept across the reload: {h}");
+    assert_eq!(h["ssh-1"]["state"], "new");
+    assert_eq!(h["ssh-1"]["period_ms"], 600_000);
+    assert_eq!(beat(&d, Some(SSH), None, "").await.json()["state"], "up");
+    d.shutdown().await;
+}
