@@ -133,7 +133,8 @@ impl Engine {
             self.scene.advance(now);
             let numbers = self.numbers();
             let frame = self.scene.render(now, &numbers);
-            let frame = self.silence.apply(frame, now, self.underneath(now));
+            let under = self.underneath(now);
+            let frame = self.silence.apply(frame, now, under);
             let count = mode_count(self.scene.mode(), &numbers);
             let frame = self
                 .quiet
@@ -162,7 +163,14 @@ impl Engine {
                 self.buttons.next_deadline(),
                 self.panel.wake_at(),
                 self.quiet.next_wake(now),
-                self.silence.next_wake(now, self.underneath(now)),
+                // Dark quiet hours hide the alarm: no breathing frames then.
+                self.silence.next_wake(
+                    now,
+                    crate::core::silence::Underneath {
+                        lit: under.lit && !self.quiet.holds_dark(now),
+                        ..under
+                    },
+                ),
             ]
             .into_iter()
             .flatten()

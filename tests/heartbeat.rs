@@ -550,3 +550,44 @@ async fn reload_keeps_unchanged_heartbeats_and_applies_new_ones() {
     assert_eq!(beat(&d, Some(SSH), None, "").await.json()["state"], "up");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dark_quiet_hours_hide_the_alarm_and_a_press_shows_it() {
+    let now = jiff::Zoned::now();
+    let around = |h: i64| {
+        now.checked_add(jiff::SignedDuration::from_hours(h))
+            .unwrap()
+            .strftime("%H:%M")
+            .to_string()
+    };
+    let extra = format!(
+        "{}[quiet]\nfrom = \"{}\"\nto = \"{}\"\n",
+        sources("1h", "1h"),
+        around(-1),
+        around(1)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), &extra)).await;
+    let r = beat(&d, Some(WEB), None, r#"{"fail2ban": false}"#).await;
+    assert_eq!(r.json()["state"], "down");
+    assert_eq!(d.status().await["panel"]["quiet"], true);
+    // let the alarm run underneath for a few of its frames (not a timing assertion)
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let frames = d.panel.frames();
+    assert!(
+        frames
+            .iter()
+            .all(|(_, f)| !f.display_on && f.leds.iter().all(|c| c.is_black())),
+        "nothing of the alarm during dark quiet hours"
+    );
+    // a press lights the panel for a minute: the alarm shows
+    d.press(banlight::core::buttons::Button::Mode, 50).await;
+    eventually(30, "amber on LED 2 after the press", || {
+        d.panel.last().is_some_and(|f| {
+            let c = f.leds[2];
+            c.r > 0 && c.g > 0 && c.g < c.r && c.b == 0
+        })
+    })
+    .await;
+    d.shutdown().await;
+}
