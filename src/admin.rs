@@ -475,7 +475,7 @@ pub fn hook_snippet(
                 ),
                 period_ms: spec.period_ms,
                 grace_ms: spec.grace_ms,
-                curl_opts: pins.as_deref().map(crate::hook::pinned_curl_opts),
+                curl_opts: pins.as_deref().map(crate::heartbeat_hook::pinned_curl_opts),
             },
         },
     };

@@ -11,6 +11,14 @@ pub const CONFIG_PATH: &str = "/etc/fail2ban/banlight-heartbeat.conf";
 /// How often the shipped timer and cron line run the script.
 pub const SHIPPED_INTERVAL_MS: u64 = 60_000;
 
+/// The pinned-key curl options for the script's settings file. Unlike the
+/// action's, without quotes around the pins: the file is read by sh and the
+/// script splits `curl_opts` into words (pins hold no spaces, and globbing is
+/// off), so quotes would reach curl as part of the pin.
+pub fn pinned_curl_opts(pins: &[String]) -> String {
+    format!("--insecure --pinnedpubkey {}", pins.join(";"))
+}
+
 pub enum Heartbeat<'a> {
     /// The source is watched: full install steps.
     Watched {
@@ -158,11 +166,14 @@ mod tests {
     fn short_periods_get_a_faster_timer_and_tls_the_pin() {
         let s = watched(
             30_000,
-            Some("--insecure --pinnedpubkey 'sha256//AAAA'".into()),
+            Some(pinned_curl_opts(&[
+                "sha256//AAAA".into(),
+                "sha256//B+/=".into(),
+            ])),
         );
         assert!(s.contains("OnUnitActiveSec=15s"), "{s}");
         assert!(
-            s.contains("#      curl_opts=\"--insecure --pinnedpubkey 'sha256//AAAA'\""),
+            s.contains("#      curl_opts=\"--insecure --pinnedpubkey sha256//AAAA;sha256//B+/=\""),
             "{s}"
         );
         assert!(s.contains("# 4. start it"), "{s}");

@@ -33,6 +33,7 @@ Environment:
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -703,23 +704,23 @@ def sshguard_hook(bl, f2b, expected):
 def heartbeat_check(bl, f2b):
     """The shipped banlight-heartbeat script (issue 11) against the private
     fail2ban and a second appliance that watches source "srv" (heartbeat and
-    grace 2 s): up with the jails' banned counts, then fail2ban stopped ->
-    down within period + grace. Runs last: it stops fail2ban."""
+    grace 2 s) and serves TLS: the script runs with the settings `banlight
+    hook` prints (https, pinned key), reports up with the jails' banned
+    counts, then fail2ban stopped -> down within period + grace. Runs last:
+    it stops fail2ban."""
     figures = {"heartbeat script run": None, "fail2ban stopped -> down": None}
     log("heartbeat: the shipped script against the private fail2ban")
     hbdir = f2b.tmp / "hb"
     hbdir.mkdir()
     hb = Banlight(bl.binary, hbdir)
     hb.config.write_text(hb.config.read_text() +
+                         f'\n[tls]\nlisten = "127.0.0.1:{free_port()}"\n'
                          f'\n[[source]]\nname = "srv"\ntoken = "{HB_TOKEN}"\n'
                          f'heartbeat = "{HB_PERIOD:g}s"\ngrace = "{HB_PERIOD:g}s"\n')
     token_file = hbdir / "srv.token"  # as the action's: one header line, 0600
     token_file.write_text(f"Authorization: Bearer {HB_TOKEN}\n")
     token_file.chmod(0o600)
     conf = hbdir / "banlight-heartbeat.conf"
-    conf.write_text(f"url={hb.base}/api/heartbeat\n"
-                    f"token_file={token_file}\n"
-                    f"fail2ban_client='fail2ban-client -c {f2b.dir} -s {f2b.sock}'\n")
 
     def send(config=conf):
         return subprocess.run(["sh", str(HEARTBEAT), "-c", str(config)], capture_output=True,
@@ -741,6 +742,27 @@ def heartbeat_check(bl, f2b):
     try:
         hb.start()
         R.check("heartbeat: a watched source starts new", state().get("state") == "new", str(state()))
+        # the settings file exactly as `banlight hook` prints it (the server's
+        # token file path swapped for the test's), plus the private fail2ban
+        r = subprocess.run([str(hb.binary), "--config", str(hb.config), "hook", "red",
+                            "--host", "127.0.0.1", "--source", "srv"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        lines = r.stdout.splitlines()
+        start = next((i for i, ln in enumerate(lines) if "banlight-heartbeat.conf <<'EOF'" in ln), None)
+        settings = []
+        if start is not None:
+            for ln in lines[start + 1:]:
+                ln = ln.lstrip("#").strip()
+                if ln == "EOF":
+                    break
+                settings.append(ln)
+        R.require("heartbeat: banlight hook prints the script's settings (https, pinned key)",
+                  r.returncode == 0 and any(ln.startswith("url=https://127.0.0.1:") for ln in settings)
+                  and any("--pinnedpubkey sha256//" in ln for ln in settings),
+                  r.stdout + r.stderr)
+        settings = [f"token_file={token_file}" if ln.startswith("token_file=") else ln for ln in settings]
+        conf.write_text("\n".join(settings) + "\n"
+                        f"fail2ban_client='fail2ban-client -c {f2b.dir} -s {f2b.sock}'\n")
         t = time.monotonic()
         r = send()
         figures["heartbeat script run"] = time.monotonic() - t
@@ -761,6 +783,13 @@ def heartbeat_check(bl, f2b):
         r = send(bad)
         R.check("heartbeat: a wrong token exits 1 and says 401",
                 r.returncode == 1 and "401" in r.stderr, f"exit {r.returncode}: {r.stderr}")
+        wrong_pin = hbdir / "pin.conf"
+        wrong_pin.write_text(re.sub(r"sha256//[A-Za-z0-9+/=;]+",
+                                    "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                                    conf.read_text()))
+        r = send(wrong_pin)
+        R.check("heartbeat: a wrong pin fails (curl exit 90)",
+                r.returncode == 1 and "curl exit 90" in r.stderr, f"exit {r.returncode}: {r.stderr}")
         missing = hbdir / "missing.conf"
         missing.write_text(conf.read_text().replace(str(token_file), str(hbdir / "nope.token")))
         r = send(missing)
