@@ -92,7 +92,9 @@ impl Heartbeat<'_> {
                 lines.push("#      EOF".into());
                 let mut step = 3;
                 if *period_ms < 2 * SHIPPED_INTERVAL_MS {
-                    // A beat every minute could miss a shorter period.
+                    // A beat every minute could miss a shorter period. The
+                    // empty OnUnitActiveSec= resets the shipped 1min trigger
+                    // (timer settings add up otherwise).
                     let every_s = (period_ms / 2 / 1000).max(1);
                     lines.push(format!(
                         "# {step}. the period is under 2m: run the timer every {every_s}s instead (cron cannot):"
@@ -101,7 +103,7 @@ impl Heartbeat<'_> {
                         "#      mkdir -p /etc/systemd/system/banlight-heartbeat.timer.d".into(),
                     );
                     lines.push(format!(
-                        "#      printf '[Timer]\\nOnUnitActiveSec={every_s}s\\nAccuracySec=1s\\n' > /etc/systemd/system/banlight-heartbeat.timer.d/period.conf"
+                        "#      printf '[Timer]\\nOnUnitActiveSec=\\nOnUnitActiveSec={every_s}s\\nAccuracySec=1s\\n' > /etc/systemd/system/banlight-heartbeat.timer.d/period.conf"
                     ));
                     step += 1;
                 }
@@ -171,7 +173,7 @@ mod tests {
                 "sha256//B+/=".into(),
             ])),
         );
-        assert!(s.contains("OnUnitActiveSec=15s"), "{s}");
+        assert!(s.contains("OnUnitActiveSec=\\nOnUnitActiveSec=15s"), "{s}");
         assert!(
             s.contains("#      curl_opts=\"--insecure --pinnedpubkey sha256//AAAA;sha256//B+/=\""),
             "{s}"
