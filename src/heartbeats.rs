@@ -161,7 +161,7 @@ impl Monitor {
     /// Runs until the daemon stops: sleeps until the nearest deadline or a
     /// heartbeat/reload, stores transitions, tells the engine.
     pub async fn run(self: Arc<Self>, ledger: LedgerHandle, engine: EngineHandle) {
-        let mut shown: Vec<String> = Vec::new();
+        let mut shown: Vec<(String, DownSource)> = Vec::new();
         loop {
             let (transitions, down, deadline) = self.step();
             for t in &transitions {
@@ -199,13 +199,13 @@ impl Monitor {
             let recovered = transitions
                 .iter()
                 .any(|t| t.from == State::Down && t.to == State::Up);
-            let names: Vec<String> = down.iter().map(|(n, _)| n.clone()).collect();
-            if names != shown || recovered {
+            // Also when only a look changed (a reload moved a route's marker).
+            if down != shown || recovered {
                 engine.send(EngineMsg::Silence(
-                    down.into_iter().map(|(_, d)| d).collect(),
+                    down.iter().map(|(_, d)| *d).collect(),
                     recovered,
                 ));
-                shown = names;
+                shown = down;
             }
             match deadline {
                 Some(at) => {
