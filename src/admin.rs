@@ -119,7 +119,60 @@ pub fn format_status(s: &Value) -> String {
         text(&s["requests"]["refused_connections_busy"]),
         text(&s["requests"]["dropped_connections"]),
     ));
+    out.push_str(&format_heartbeats(&s["heartbeats"]));
     out
+}
+
+/// The heartbeat table of `banlight status` (nothing when no source is watched).
+pub fn format_heartbeats(h: &Value) -> String {
+    let Some(sources) = h.as_object().filter(|o| !o.is_empty()) else {
+        return String::new();
+    };
+    let mut rows = vec![vec![
+        "source".to_string(),
+        "heartbeat".into(),
+        "last".into(),
+        "every".into(),
+        "fail2ban".into(),
+        "banned".into(),
+    ]];
+    for (name, b) in sources {
+        let secs = |k: &str| {
+            b[k].as_u64()
+                .map_or("-".to_string(), |ms| format!("{}s", ms / 1000))
+        };
+        let last = b["last_ms"]
+            .as_u64()
+            .map_or("never".to_string(), crate::core::time::rfc3339_utc);
+        let fail2ban = match b["fail2ban_up"] {
+            Value::Bool(true) => "up",
+            Value::Bool(false) => "DOWN",
+            _ => "-",
+        };
+        let banned = b["jails"]
+            .as_object()
+            .map(|j| {
+                j.iter()
+                    .map(|(jail, n)| format!("{jail}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let state = text(&b["state"]);
+        rows.push(vec![
+            name.clone(),
+            if state == "down" {
+                "DOWN".into()
+            } else {
+                state
+            },
+            last,
+            format!("{} +{} grace", secs("period_ms"), secs("grace_ms")),
+            fail2ban.into(),
+            banned,
+        ]);
+    }
+    format!("\n{}", table(&rows))
 }
 
 pub fn format_events(events: &[Value]) -> String {
@@ -410,6 +463,39 @@ pub fn hook_snippet(
         }),
     }
     .render();
+    let mut snippet = snippet;
+    // How to install the heartbeat script for this source (issue 11): the
+    // same URL and trust as the action line.
+    let url_host = if host_used.contains(':') && !host_used.starts_with('[') {
+        format!("[{host_used}]")
+    } else {
+        host_used.clone()
+    };
+    let port = hook_listen.port();
+    let heartbeat = match chosen {
+        None => crate::heartbeat_hook::Heartbeat::NoSource,
+        Some(s) => match s.heartbeat {
+            None => crate::heartbeat_hook::Heartbeat::Unwatched { source: &s.name },
+            Some(spec) => crate::heartbeat_hook::Heartbeat::Watched {
+                source: &s.name,
+                base_url: match config.tls {
+                    Some(_) => format!("https://{}:{port}", crate::hook::TLS_NAME),
+                    None => format!("http://{url_host}:{port}"),
+                },
+                period_ms: spec.period_ms,
+                grace_ms: spec.grace_ms,
+                curl_opts: config.tls.map(|_| {
+                    crate::hook::tls_curl_opts(
+                        &crate::hook::cert_file(&s.name),
+                        &pins,
+                        &url_host,
+                        port,
+                    )
+                }),
+            },
+        },
+    };
+    snippet.push_str(&heartbeat.render());
     let addresses = if host.is_none() {
         local_addresses()
     } else {

@@ -278,6 +278,9 @@ struct RawSource {
     name: Spanned<String>,
     token: Spanned<String>,
     routes: Option<Spanned<Vec<String>>>,
+    /// Heartbeats (issue 11): the expected period, and the slack after it.
+    heartbeat: Option<Spanned<Millis>>,
+    grace: Option<Spanned<Millis>>,
 }
 
 /// A server allowed to post hooks, by its bearer token.
@@ -287,6 +290,9 @@ pub struct Source {
     pub token: String,
     /// Routes it may post to; `None` = all.
     pub routes: Option<Vec<String>>,
+    /// `heartbeat` and `grace`: the server is expected to send
+    /// `POST /api/heartbeat` at least this often (`None`: not watched).
+    pub heartbeat: Option<crate::core::heartbeat::Spec>,
 }
 
 impl fmt::Debug for Source {
@@ -296,6 +302,7 @@ impl fmt::Debug for Source {
             .field("name", &self.name)
             .field("token", &"<redacted>")
             .field("routes", &self.routes)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }
@@ -685,10 +692,12 @@ impl Config {
                     ));
                 }
             }
+            let heartbeat = source_heartbeat(s, name).map_err(|(at, m)| err_at(at, m))?;
             sources.push(Source {
                 name: name.clone(),
                 token: token.clone(),
                 routes: s.routes.as_ref().map(|r| r.get_ref().clone()),
+                heartbeat,
             });
         }
         let state_dir = raw.state_dir.unwrap_or_else(default_state_dir);
@@ -814,6 +823,38 @@ fn socket_over_database(socket: &Path, state_dir: &Path) -> Option<PathBuf> {
     .iter()
     .map(|name| clean(&state_dir.join(name)))
     .find(|file| socket == *file || socket.starts_with(file))
+}
+
+/// Shortest heartbeat period: a server cannot usefully report more often.
+pub const MIN_HEARTBEAT_MS: u64 = 1000;
+
+/// A source's `heartbeat` and `grace` (default: the period), or the offset
+/// and message of what is wrong with them.
+fn source_heartbeat(
+    s: &RawSource,
+    name: &str,
+) -> Result<Option<crate::core::heartbeat::Spec>, (usize, String)> {
+    let Some(period) = &s.heartbeat else {
+        return match &s.grace {
+            Some(g) => Err((
+                g.span().start,
+                format!("source \"{name}\" sets grace without heartbeat; add heartbeat = \"5m\" (the period) or remove grace"),
+            )),
+            None => Ok(None),
+        };
+    };
+    let period_ms = period.get_ref().0;
+    if period_ms < MIN_HEARTBEAT_MS {
+        return Err((
+            period.span().start,
+            format!("the heartbeat of source \"{name}\" must be at least 1s (e.g. \"5m\")"),
+        ));
+    }
+    let grace_ms = s.grace.as_ref().map_or(period_ms, |g| g.get_ref().0);
+    Ok(Some(crate::core::heartbeat::Spec {
+        period_ms,
+        grace_ms,
+    }))
 }
 
 fn line_of_key(text: &str, table: &str, key: &str) -> Option<usize> {
@@ -1133,6 +1174,40 @@ marker = 7
                 !e.to_string().contains("0123456789abcdef0"),
                 "errors never show tokens: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn heartbeats_are_read_with_grace_defaulting_to_the_period() {
+        use crate::core::heartbeat::Spec;
+        let c = parse(
+            "[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nheartbeat = \"5m\"\n[[source]]\nname = \"b\"\ntoken = \"0123456789abcdef1\"\nheartbeat = \"2s\"\ngrace = \"1500ms\"\n[[source]]\nname = \"c\"\ntoken = \"0123456789abcdef2\"\n",
+        )
+        .unwrap();
+        let specs: Vec<Option<Spec>> = c.sources.iter().map(|s| s.heartbeat).collect();
+        assert_eq!(
+            specs,
+            vec![
+                Some(Spec {
+                    period_ms: 300_000,
+                    grace_ms: 300_000
+                }),
+                Some(Spec {
+                    period_ms: 2000,
+                    grace_ms: 1500
+                }),
+                None,
+            ]
+        );
+        let cases = [
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nheartbeat = \"5\"\n", 4, "source[0].heartbeat", "unit"),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nheartbeat = \"5m\"\ngrace = \"soon\"\n", 5, "source[0].grace", ""),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nheartbeat = \"500ms\"\n", 4, "source[0].heartbeat", "at least 1s"),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\ngrace = \"5m\"\n", 4, "source[0].grace", "without heartbeat"),
+            ("[[source]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\nheartbeat = 300\n", 4, "source[0].heartbeat", "string"),
+        ];
+        for (text, line, key, msg) in cases {
+            expect_error(text, line, key, msg);
         }
     }
 

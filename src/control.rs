@@ -258,6 +258,7 @@ impl Control {
         *self.app.routes.write().expect("routes lock") = Arc::new(new.routes.clone());
         *self.app.sources.write().expect("sources lock") = Arc::new(new.sources.clone());
         *self.app.ignore.write().expect("ignore lock") = Arc::new(new.ignore.clone());
+        self.app.heartbeats.configure(&new);
         self.app
             .limiter
             .lock()

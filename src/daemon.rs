@@ -65,6 +65,7 @@ pub struct Daemon {
     pub tls_addr: Option<SocketAddr>,
     tls_server: Option<tokio::task::JoinHandle<()>>,
     engine_task: tokio::task::JoinHandle<()>,
+    heartbeat_task: tokio::task::JoinHandle<()>,
     ledger_thread: std::thread::JoinHandle<()>,
 }
 
@@ -113,6 +114,7 @@ pub async fn start(
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
         quiet: crate::quiet_gate::QuietGate::system(config.quiet.clone()),
+        silence: crate::core::silence::Silence::new(Default::default()),
     };
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
     let forward = engine.clone();
@@ -121,6 +123,8 @@ pub async fn start(
             forward.send(EngineMsg::Button(edge));
         }
     });
+    let heartbeats = crate::heartbeats::Monitor::new(config, clock);
+    let heartbeat_task = tokio::spawn(heartbeats.clone().run(ledger.clone(), engine.clone()));
     let app = Arc::new(App {
         routes: RwLock::new(Arc::new(config.routes.clone())),
         sources: RwLock::new(Arc::new(config.sources.clone())),
@@ -136,6 +140,7 @@ pub async fn start(
         max_connections_per_client: config.max_connections_per_client,
         slots: crate::slots::Slots::new(config.max_connections),
         commit_stats,
+        heartbeats,
     });
     let tls = match &config.tls {
         Some(t) => {
@@ -212,6 +217,7 @@ pub async fn start(
         tls_addr,
         tls_server,
         engine_task,
+        heartbeat_task,
         ledger_thread,
     })
 }
@@ -227,6 +233,7 @@ impl Daemon {
             t.await.context("TLS server task")?;
         }
         self.control_task.abort();
+        self.heartbeat_task.abort();
         self.engine.stop().await;
         let _ = self.engine_task.await;
         // The ledger commits what it holds, then its thread ends.

@@ -32,6 +32,8 @@ pub enum EngineMsg {
     Ping(oneshot::Sender<()>),
     /// New quiet hours (reload).
     Quiet(crate::core::quiet::QuietHours),
+    /// The heartbeat sources down now; `true`: one just recovered.
+    Silence(Vec<crate::core::silence::DownSource>, bool),
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -91,6 +93,8 @@ pub struct Engine {
     pub shutdown_command: Vec<String>,
     /// Quiet hours: an output filter, the scene runs on underneath.
     pub quiet: crate::quiet_gate::QuietGate,
+    /// The silence alarm (heartbeats), laid over the scene.
+    pub silence: crate::core::silence::Silence,
 }
 
 impl Engine {
@@ -129,6 +133,8 @@ impl Engine {
             self.scene.advance(now);
             let numbers = self.numbers();
             let frame = self.scene.render(now, &numbers);
+            let under = self.underneath(now);
+            let frame = self.silence.apply(frame, now, under);
             let count = mode_count(self.scene.mode(), &numbers);
             let frame = self
                 .quiet
@@ -157,6 +163,14 @@ impl Engine {
                 self.buttons.next_deadline(),
                 self.panel.wake_at(),
                 self.quiet.next_wake(now),
+                // Dark quiet hours hide the alarm: no breathing frames then.
+                self.silence.next_wake(
+                    now,
+                    crate::core::silence::Underneath {
+                        lit: under.lit && !self.quiet.holds_dark(now),
+                        ..under
+                    },
+                ),
             ]
             .into_iter()
             .flatten()
@@ -183,6 +197,15 @@ impl Engine {
             }
         }
         self.blank();
+    }
+
+    /// What the scene is doing, for the silence alarm to give way to it.
+    fn underneath(&self, now: u64) -> crate::core::silence::Underneath {
+        crate::core::silence::Underneath {
+            lit: !self.scene.is_dark() && !self.scene.is_shutting_down(),
+            sweeping: self.scene.sweeps_pending() > 0,
+            display_busy: self.scene.display_busy(now),
+        }
     }
 
     fn blank(&mut self) {
@@ -227,6 +250,7 @@ impl Engine {
                 }
             }
             EngineMsg::Quiet(hours) => self.quiet.set_hours(hours),
+            EngineMsg::Silence(down, recovered) => self.silence.set_down(down, recovered, now),
             EngineMsg::SetMode(name, reply) => {
                 let mode = match name.as_str() {
                     "next" => None,

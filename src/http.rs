@@ -70,6 +70,8 @@ pub struct App {
     /// Connection slots shared by every listener (see `slots.rs`).
     pub slots: Arc<crate::slots::Slots>,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
+    /// Heartbeats per source (issue 11).
+    pub heartbeats: Arc<crate::heartbeats::Monitor>,
 }
 
 type Body = Full<Bytes>;
@@ -145,6 +147,7 @@ impl App {
                 "commits": self.commit_stats.commits.load(Ordering::Relaxed),
                 "events": self.commit_stats.events.load(Ordering::Relaxed),
             },
+            "heartbeats": self.heartbeats.status_json(),
         })
     }
 
@@ -254,6 +257,7 @@ impl App {
         let route = match target {
             Target::Status => return json_response(StatusCode::OK, self.status_json()),
             Target::Hook(i) => routes[i].name.clone(),
+            Target::Heartbeat => return self.heartbeat(req, peer).await,
         };
         let (parts, body) = req.into_parts();
         let body = if parts.method == Method::POST {
@@ -344,6 +348,62 @@ impl App {
                     "the event could not be stored; try again",
                 )
             }
+        }
+    }
+}
+
+impl App {
+    /// `POST /api/heartbeat`: a server says it is alive, with its token and
+    /// optionally what it knows of its fail2ban.
+    async fn heartbeat(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let sources = self.sources.read().expect("sources lock").clone();
+        if sources.is_empty() {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "heartbeats need a [[source]] with a token and heartbeat = \"5m\" in the config",
+            );
+        }
+        let token = token_of(
+            parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            parts.uri.query(),
+        );
+        let source = match crate::heartbeats::identify(token.as_deref(), &sources) {
+            Ok(s) => s.name.clone(),
+            Err(e) => {
+                let why = if token.is_some() {
+                    "wrong token"
+                } else {
+                    "no token"
+                };
+                tracing::info!(%peer, "heartbeat refused: {why}");
+                return refusal(e);
+            }
+        };
+        let body = match read_body(&parts.headers, body).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let report = match crate::heartbeats::parse_report(
+            parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+            &body,
+        ) {
+            Ok(r) => r,
+            Err(e) => return refusal(e),
+        };
+        match self.heartbeats.beat(&source, report) {
+            Ok(state) => json_response(
+                StatusCode::OK,
+                json!({ "source": source, "state": state.as_str() }),
+            ),
+            Err(crate::core::heartbeat::NotWatched) => json_response(
+                StatusCode::OK,
+                json!({
+                    "source": source,
+                    "state": null,
+                    "note": "not watched: set heartbeat = \"5m\" in this source's [[source]] table to be told when it goes silent",
+                }),
+            ),
         }
     }
 }

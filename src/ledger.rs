@@ -146,6 +146,8 @@ pub enum LedgerMsg {
     SetDedupeWindow(u64),
     /// The wall clock was set: look at it now, not only at the next hook.
     ClockSet,
+    /// Stores an event that counts nothing (a heartbeat transition).
+    Record(StoredEvent, Reply<()>),
     /// Commit what is queued and stop.
     Close,
 }
@@ -186,6 +188,11 @@ impl LedgerHandle {
     /// Commits what is queued and stops the ledger thread.
     pub async fn close(&self) {
         let _ = self.tx.send(LedgerMsg::Close).await;
+    }
+
+    /// Stores an event that counts nothing (a heartbeat transition).
+    pub async fn record(&self, event: StoredEvent) -> Result<(), String> {
+        self.ask(|r| LedgerMsg::Record(event, r)).await
     }
 
     pub async fn set_dedupe_window(&self, ms: u64) {
@@ -448,6 +455,14 @@ impl Ledger {
                 self.dedupe.set_window(ms)
             }
             LedgerMsg::ClockSet => self.check_clock(),
+            LedgerMsg::Record(event, reply) => {
+                let r = self.store.commit(std::slice::from_ref(&event), &[]);
+                if r.is_ok() {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    self.stats.events.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
         }
     }
 

@@ -8,6 +8,8 @@ pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod engine;
+pub mod heartbeat_hook;
+pub mod heartbeats;
 pub mod hook;
 pub mod http;
 pub mod ledger;

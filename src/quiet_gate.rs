@@ -97,6 +97,12 @@ impl QuietGate {
         self.quiet && self.lit_until.is_none_or(|t| now >= t)
     }
 
+    /// Whether quiet hours hold the panel fully dark at `now` (not dim):
+    /// nothing drawn underneath can show, so nothing needs to wake for it.
+    pub fn holds_dark(&mut self, now: u64) -> bool {
+        self.holds(now) && !self.hours.dim
+    }
+
     /// A button edge: during quiet hours a press lights the panel for a
     /// minute. Returns true when the edge's short-press action must be
     /// dropped (the press only woke the panel; a long press still counts).

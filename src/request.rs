@@ -11,6 +11,8 @@ pub enum Target {
     Status,
     /// Index into the routes.
     Hook(usize),
+    /// `POST /api/heartbeat` (issue 11).
+    Heartbeat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,12 @@ pub fn parse_target(method: &str, path: &str, routes: &[Route]) -> Result<Target
         return match method {
             "GET" | "HEAD" => Ok(Target::Status),
             _ => Err(RequestError::MethodNotAllowed("GET")),
+        };
+    }
+    if path == "/api/heartbeat" {
+        return match method {
+            "POST" => Ok(Target::Heartbeat),
+            _ => Err(RequestError::MethodNotAllowed("POST")),
         };
     }
     let name = path.strip_prefix('/').unwrap_or("");
@@ -288,11 +296,13 @@ pub fn fuzz_one(data: &[u8]) {
                 name: "web-1".into(),
                 token: "web1-token-0123456789".into(),
                 routes: Some(vec!["blue".into()]),
+                heartbeat: None,
             },
             Source {
                 name: "ssh-1".into(),
                 token: "ssh1-token-0123456789".into(),
                 routes: None,
+                heartbeat: None,
             },
         ];
         (config.routes, sources)
@@ -352,6 +362,7 @@ mod tests {
             name: name.into(),
             token: token.into(),
             routes: routes.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            heartbeat: None,
         }
     }
 

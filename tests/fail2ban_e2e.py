@@ -33,6 +33,7 @@ Environment:
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +53,9 @@ REPO = Path(__file__).resolve().parent.parent
 ACTION_FILE = REPO / "fail2ban" / "action.d" / "banlight.conf"
 DELIVER = REPO / "fail2ban" / "banlight-deliver"
 SSHGUARD_HOOK = REPO / "fail2ban" / "sshguard" / "sshg-fw-banlight"
+HEARTBEAT = REPO / "fail2ban" / "banlight-heartbeat"
+HB_TOKEN = "hb-token-5c1e0a9d7b3f"
+HB_PERIOD = 2.0  # s: heartbeat = "2s", grace = "2s" on the second appliance
 STOCK_FILTERS = Path("/etc/fail2ban/filter.d")
 DEADLINE = 20.0  # seconds to wait for anything that should happen
 QUIET = 2.0  # seconds to watch for something that should NOT happen
@@ -697,6 +701,140 @@ def sshguard_hook(bl, f2b, expected):
     expected.extend(("blue", "sshguard", ip) for ip in ips)
 
 
+def heartbeat_check(bl, f2b):
+    """The shipped banlight-heartbeat script (issue 11) against the private
+    fail2ban and a second appliance that watches source "srv" (heartbeat and
+    grace 2 s) and serves TLS: the script runs with the settings `banlight
+    hook` prints (https, pinned key), reports up with the jails' banned
+    counts, then fail2ban stopped -> down within period + grace. Runs last:
+    it stops fail2ban."""
+    figures = {"heartbeat script run": None, "fail2ban stopped -> down": None}
+    log("heartbeat: the shipped script against the private fail2ban")
+    hbdir = f2b.tmp / "hb"
+    hbdir.mkdir()
+    hb = Banlight(bl.binary, hbdir)
+    hb.config.write_text(hb.config.read_text() +
+                         f'\n[tls]\nlisten = "127.0.0.1:{free_port()}"\n'
+                         f'\n[[source]]\nname = "srv"\ntoken = "{HB_TOKEN}"\n'
+                         f'heartbeat = "{HB_PERIOD:g}s"\ngrace = "{HB_PERIOD:g}s"\n')
+    token_file = hbdir / "srv.token"  # as the action's: one header line, 0600
+    token_file.write_text(f"Authorization: Bearer {HB_TOKEN}\n")
+    token_file.chmod(0o600)
+    conf = hbdir / "banlight-heartbeat.conf"
+
+    def send(config=conf):
+        return subprocess.run(["sh", str(HEARTBEAT), "-c", str(config)], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    def state():
+        return ((hb.status() or {}).get("heartbeats") or {}).get("srv") or {}
+
+    def events():
+        con = sqlite3.connect(f"file:{hb.db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT route, source FROM events WHERE kind = 'heartbeat'"
+                               " ORDER BY ts_ms, id").fetchall()
+        finally:
+            con.close()
+
+    stop = threading.Event()
+    timer = None
+    try:
+        hb.start()
+        R.check("heartbeat: a watched source starts new", state().get("state") == "new", str(state()))
+        # the settings file exactly as `banlight hook` prints it (the server's
+        # token file path swapped for the test's), plus the private fail2ban
+        r = subprocess.run([str(hb.binary), "--config", str(hb.config), "hook", "red",
+                            "--host", "127.0.0.1", "--source", "srv"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        lines = r.stdout.splitlines()
+        start = next((i for i, ln in enumerate(lines) if "banlight-heartbeat.conf <<'EOF'" in ln), None)
+        settings = []
+        if start is not None:
+            for ln in lines[start + 1:]:
+                ln = ln.lstrip("#").strip()
+                if ln == "EOF":
+                    break
+                settings.append(ln)
+        R.require("heartbeat: banlight hook prints the script's settings (https, trusted and pinned key)",
+                  r.returncode == 0 and any(ln.startswith("url=https://banlight:") for ln in settings)
+                  and any("--pinnedpubkey sha256//" in ln and "--cacert " in ln
+                          and "--connect-to banlight:" in ln for ln in settings),
+                  r.stdout + r.stderr)
+        # the certificate step, as the owner does it, into the test's directory
+        m = re.search(r"^#\s+cat > (\S+) <<'EOF'\n(#\s+-----BEGIN CERTIFICATE.*?)^#\s+EOF$",
+                      r.stdout, re.S | re.M)
+        R.require("heartbeat: banlight hook prints the certificate to store", m is not None, r.stdout)
+        cert = hbdir / "srv.pem"
+        cert.write_text("".join(ln.lstrip("#").strip() + "\n" for ln in m.group(2).splitlines()))
+        settings = [f"token_file={token_file}" if ln.startswith("token_file=")
+                    else ln.replace(m.group(1), str(cert)) for ln in settings]
+        conf.write_text("\n".join(settings) + "\n"
+                        f"fail2ban_client='fail2ban-client -c {f2b.dir} -s {f2b.sock}'\n")
+        t = time.monotonic()
+        r = send()
+        figures["heartbeat script run"] = time.monotonic() - t
+        R.check("heartbeat: the script exits 0 when the appliance took it",
+                r.returncode == 0, r.stdout + r.stderr)
+        st = state()
+        jails = st.get("jails") or {}
+        R.check("heartbeat: state up, fail2ban answering",
+                st.get("state") == "up" and st.get("fail2ban_up") is True, str(st))
+        R.check("heartbeat: every jail reported with its banned count (sshd's as fail2ban says)",
+                set(jails) == set(f2b.jails) and jails.get("sshd") == len(f2b.banned("sshd")),
+                f"reported {jails}; sshd banned {len(f2b.banned('sshd'))}")
+
+        bad = hbdir / "bad.conf"
+        bad_token = hbdir / "bad.token"
+        bad_token.write_text("Authorization: Bearer not-the-token-0000\n")
+        bad.write_text(conf.read_text().replace(str(token_file), str(bad_token)))
+        r = send(bad)
+        R.check("heartbeat: a wrong token exits 1 and says 401",
+                r.returncode == 1 and "401" in r.stderr, f"exit {r.returncode}: {r.stderr}")
+        wrong_pin = hbdir / "pin.conf"
+        wrong_pin.write_text(re.sub(r"sha256//[A-Za-z0-9+/=;]+",
+                                    "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+                                    conf.read_text()))
+        r = send(wrong_pin)
+        R.check("heartbeat: a wrong pin fails (curl exit 90)",
+                r.returncode == 1 and "curl exit 90" in r.stderr, f"exit {r.returncode}: {r.stderr}")
+        missing = hbdir / "missing.conf"
+        missing.write_text(conf.read_text().replace(str(token_file), str(hbdir / "nope.token")))
+        r = send(missing)
+        R.check("heartbeat: a missing token file is an error naming it",
+                r.returncode == 2 and "nope.token" in r.stderr, f"exit {r.returncode}: {r.stderr}")
+
+        # as the timer would: one run, a pause, the next run
+        def loop():
+            while not stop.is_set():
+                send()
+                stop.wait(1.0)
+
+        timer = threading.Thread(target=loop, daemon=True)
+        timer.start()
+        log("heartbeat: stopping fail2ban")
+        stopped = time.monotonic()  # from the stop command, which also waits for the exit
+        f2b.stop()
+        down = wait_for(lambda: state().get("state") == "down", timeout=DEADLINE)
+        took = time.monotonic() - stopped
+        figures["fail2ban stopped -> down"] = took if down else None
+        st = state()
+        R.check(f"heartbeat: fail2ban stopped -> down within period + grace ({2 * HB_PERIOD:g} s)",
+                down and took <= 2 * HB_PERIOD, f"after {took:.1f} s: {st}")
+        R.check("heartbeat: the script reported fail2ban down (not just silence)",
+                st.get("fail2ban_up") is False, str(st))
+        ev = events()
+        R.check("heartbeat: the transitions are stored as heartbeat events (up ... down)",
+                ev[:1] == [("up", "srv")] and ev[-1:] == [("down", "srv")], str(ev))
+    finally:
+        stop.set()
+        if timer is not None:
+            timer.join(timeout=130)
+        hb.stop()
+        kill_group(hb.proc)
+    return figures
+
+
 def burst(f2b, jail, third_octet):
     """Bans BURST addresses in one fail2ban command; returns the seconds until the
     last of them was in the (stand-in) firewall, or None."""
@@ -1107,11 +1245,15 @@ def _run(bl, cap, hung, lossy, f2b):
     if frames:
         log(f"  {len(frames)} frames recorded, {len(red_frames)} red; last display {frames[-1].get('display')!r}")
 
+    heartbeat_figures = heartbeat_check(bl, f2b)
+
     print("figures:", flush=True)
     for jail in BURST_JAILS:
         v = figures.get(jail)
         print(f"  {BURST}-ban burst fully in the firewall, {jail[6:]:>7}: "
               f"{'n/a' if v is None else f'{v:.2f} s'}", flush=True)
+    for name, v in heartbeat_figures.items():
+        print(f"  {name}: {'n/a' if v is None else f'{v:.2f} s'}", flush=True)
     print(f"  bans made during the outage: 3 spooled, {sum(1 for ip in outage if bl.rows_for(ip))} delivered"
           f" {delivered_after:.1f} s after the appliance came back", flush=True)
 

@@ -165,6 +165,18 @@ impl Scene {
         self.dark
     }
 
+    /// The display shows a mode label or an event's route and count (not
+    /// the mode's number) at `now`: the silence alarm's text waits for it.
+    pub fn display_busy(&self, now: u64) -> bool {
+        match self.overlay {
+            Some(Overlay::Label { until, .. }) => now < until,
+            Some(Overlay::RouteFlash { since, .. }) => {
+                now < since.saturating_add(self.settings.event_display_ms)
+            }
+            None => false,
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown_since.is_some()
     }
@@ -609,6 +621,17 @@ mod tests {
         assert_eq!(s.next_wake(2500), None);
         s.on_event(0, 2600);
         assert_eq!(s.sweeps_pending(), 0);
+    }
+
+    #[test]
+    fn display_is_busy_while_a_label_or_an_event_shows() {
+        let mut s = scene();
+        assert!(!s.display_busy(0));
+        s.on_event(0, 100);
+        assert!(s.display_busy(100) && s.display_busy(3099));
+        assert!(!s.display_busy(3100));
+        s.next_mode(5000);
+        assert!(s.display_busy(5999) && !s.display_busy(6000));
     }
 
     #[test]
