@@ -106,6 +106,8 @@ pub enum LedgerMsg {
     Flush(Reply<()>),
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
+    /// Counted events since a time per route per 5-minute slot (the web chart).
+    Activity(u64, Reply<Vec<crate::core::history::SlotCount>>),
     SetDedupeWindow(u64),
     /// Commit what is queued and stop.
     Close,
@@ -142,6 +144,13 @@ impl LedgerHandle {
 
     pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, String> {
         self.ask(|r| LedgerMsg::Events(query, r)).await
+    }
+
+    pub async fn activity(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<crate::core::history::SlotCount>, String> {
+        self.ask(|r| LedgerMsg::Activity(since_ms, r)).await
     }
 
     /// Commits what is queued and stops the ledger thread.
@@ -288,6 +297,10 @@ impl Ledger {
                 let r = self
                     .store
                     .events_of(q.since_ms, q.route.as_deref(), q.limit, q.ignored);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::Activity(since_ms, reply) => {
+                let r = self.store.activity(since_ms);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),

@@ -5,6 +5,7 @@ pub mod clockcheck;
 pub mod color;
 pub mod counters;
 pub mod dedupe;
+pub mod history;
 pub mod display;
 pub mod ignore;
 pub mod larson;
