@@ -70,12 +70,16 @@ pub struct App {
     /// Connection slots shared by every listener (see `slots.rs`).
     pub slots: Arc<crate::slots::Slots>,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
+    /// The live page at `/` (`None`: `[web] enabled = false`).
+    pub web: Option<Arc<crate::web::Web>>,
 }
 
-type Body = Full<Bytes>;
+/// Responses are whole JSON, or the web page's event stream (`web.rs`).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 fn json_response(status: StatusCode, value: Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+    let body = Full::new(Bytes::from(value.to_string() + "\n")).boxed_unsync();
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -199,7 +203,11 @@ impl App {
             .charge(ip, wall_ms());
     }
 
-    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn respond(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         if req.uri().to_string().len() > MAX_URI {
             return error(
                 StatusCode::URI_TOO_LONG,
@@ -216,6 +224,9 @@ impl App {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!("headers larger than {MAX_HEAD} bytes"),
             );
+        }
+        if let Some(resp) = crate::web::respond(self, &req).await {
+            return resp;
         }
         let routes = self.routes.read().expect("routes lock").clone();
         let target = match parse_target(req.method().as_str(), req.uri().path(), &routes) {

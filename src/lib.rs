@@ -19,3 +19,4 @@ pub mod slots;
 pub mod statelock;
 pub mod store;
 pub mod tls;
+pub mod web;
