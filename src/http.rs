@@ -203,11 +203,7 @@ impl App {
             .charge(ip, wall_ms());
     }
 
-    async fn respond(
-        self: &Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    async fn respond(self: &Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if req.uri().to_string().len() > MAX_URI {
             return error(
                 StatusCode::URI_TOO_LONG,

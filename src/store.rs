@@ -569,7 +569,10 @@ mod tests {
         s.reset(Some("blue"), base + 2 * slot, "test").unwrap();
         let mut a = s.activity(base).unwrap();
         a.sort_by(|x, y| (&x.route, x.slot_ms).cmp(&(&y.route, y.slot_ms)));
-        let got: Vec<(&str, u64, u64)> = a.iter().map(|c| (c.route.as_str(), c.slot_ms, c.n)).collect();
+        let got: Vec<(&str, u64, u64)> = a
+            .iter()
+            .map(|c| (c.route.as_str(), c.slot_ms, c.n))
+            .collect();
         assert_eq!(
             got,
             [("blue", base, 1), ("red", base, 2), ("red", base + slot, 1)],

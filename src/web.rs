@@ -147,7 +147,12 @@ pub async fn respond<B>(app: &Arc<App>, req: &Request<B>) -> Option<Response<Bod
     let path = req.uri().path();
     let known = matches!(
         path,
-        "/" | "/index.html" | "/app.css" | "/app.js" | "/api/stream" | "/api/history" | "/api/recent"
+        "/" | "/index.html"
+            | "/app.css"
+            | "/app.js"
+            | "/api/stream"
+            | "/api/history"
+            | "/api/recent"
     );
     if !known {
         return None;
@@ -218,7 +223,10 @@ fn json_error(status: StatusCode, message: &str) -> Response<Body> {
 
 fn store_error(e: String) -> Response<Body> {
     tracing::warn!("web page: reading the store failed: {e}");
-    json_error(StatusCode::SERVICE_UNAVAILABLE, "the store did not answer; try again")
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the store did not answer; try again",
+    )
 }
 
 /// Events per route: the last 24 h per 10 minutes, the last 30 days per

@@ -98,7 +98,10 @@ mod tests {
         // Exactly on an edge: that bucket is the current one.
         let on_edge = 1_795_350_600_000;
         assert_eq!(on_edge % TEN_MINUTES_MS, 0);
-        assert_eq!(*ten_minute_edges(on_edge).last().unwrap(), on_edge + TEN_MINUTES_MS);
+        assert_eq!(
+            *ten_minute_edges(on_edge).last().unwrap(),
+            on_edge + TEN_MINUTES_MS
+        );
         // Near the epoch nothing underflows.
         assert_eq!(ten_minute_edges(0)[0], 0);
     }
@@ -134,17 +137,23 @@ mod tests {
             slot("red", 1001 * SLOT_MS, 3),
             slot("red", 1002 * SLOT_MS, 1),
             slot("blue", 1003 * SLOT_MS, 7),
-            slot("blue", 999 * SLOT_MS, 100),   // before the first edge
-            slot("blue", 1004 * SLOT_MS, 100),  // at the end edge: after
+            slot("blue", 999 * SLOT_MS, 100), // before the first edge
+            slot("blue", 1004 * SLOT_MS, 100), // at the end edge: after
             slot("green", 1000 * SLOT_MS, 100), // not a listed route
         ];
         assert_eq!(
             bucketize(&slots, &routes, &edges),
             vec![vec![5, 1], vec![0, 7]]
         );
-        assert_eq!(bucketize(&[], &routes, &edges), vec![vec![0, 0], vec![0, 0]]);
+        assert_eq!(
+            bucketize(&[], &routes, &edges),
+            vec![vec![0, 0], vec![0, 0]]
+        );
         assert_eq!(bucketize(&slots, &routes, &[]), vec![Vec::<u64>::new(); 2]);
-        let huge = [slot("red", 1000 * SLOT_MS, u64::MAX), slot("red", 1000 * SLOT_MS, 5)];
+        let huge = [
+            slot("red", 1000 * SLOT_MS, u64::MAX),
+            slot("red", 1000 * SLOT_MS, 5),
+        ];
         assert_eq!(bucketize(&huge, &routes, &edges)[0][0], u64::MAX);
     }
 }
