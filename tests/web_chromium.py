@@ -388,6 +388,20 @@ label_time = "300ms"
         if screenshot:
             browser.screenshot(screenshot)
             log(f"screenshot saved to {screenshot}")
+
+        # On a phone: one column, nothing wider than the screen.
+        browser.call("Emulation.setDeviceMetricsOverride",
+                     {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
+        phone = wait_for(lambda: (lambda p: p if p["width"] == 390 else None)(browser.eval(
+            """(() => ({width: window.innerWidth,
+                        scroll: document.documentElement.scrollWidth,
+                        leds: document.getElementById('leds').getBoundingClientRect().width,
+                        cols: getComputedStyle(document.querySelector('main')).gridTemplateColumns}))()""")),
+            "the phone viewport")
+        check("on a 390 px phone nothing scrolls sideways and the panel fits",
+              phone["scroll"] <= 390 and 0 < phone["leds"] <= 390, phone)
+        check("on a phone the cards stack in one column",
+              len(phone["cols"].split()) == 1, phone["cols"])
     finally:
         # With the page still open: its stream must not hold the shutdown up.
         daemon.send_signal(signal.SIGTERM)

@@ -313,5 +313,7 @@ function connect() {
 buildPanel(8);
 refresh();
 connect();
+// "last seen ... ago" moves on without new data.
+setInterval(() => { if (lastStatus && !document.hidden) renderStatus(lastStatus); }, 30 * 1000);
 // The 24-hour chart slides on even when nothing happens.
 setInterval(() => { if (!document.hidden) refresh(); }, 5 * 60 * 1000);
