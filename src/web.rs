@@ -445,3 +445,59 @@ impl HttpBody for ChannelBody {
         SizeHint::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::color::Rgb;
+    use crate::core::display::DisplayText;
+    use crate::panel::memory::MemoryPanel;
+
+    fn frame(red: u8, text: &str) -> Frame {
+        Frame {
+            leds: vec![Rgb::new(red, 0, 0), Rgb::BLACK],
+            led_brightness: 7,
+            display: DisplayText::parse_right(text).unwrap(),
+            display_on: true,
+            display_brightness: 3,
+        }
+    }
+
+    #[test]
+    fn the_tap_passes_every_frame_on_and_keeps_the_newest_for_the_page() {
+        let web = Web::new();
+        let memory = MemoryPanel::new();
+        let mut tap = TapPanel::new(Box::new(memory.clone()), web.clone());
+        assert_eq!(tap.name(), "memory", "the backend's name, for status");
+        let mut page = web.frames.subscribe();
+        assert!(page.borrow().is_none());
+        tap.show(&frame(255, "rEd"), 10).unwrap();
+        tap.show(&frame(48, "42"), 20).unwrap();
+        assert_eq!(memory.frames().len(), 2, "the hardware gets every frame");
+        assert!(page.has_changed().unwrap());
+        // The page reads only the newest: nothing queues up behind it.
+        let newest = page.borrow_and_update().clone().unwrap();
+        assert_eq!(newest.frame, frame(48, "42"));
+        assert_eq!(newest.t_ms, 20);
+        let json = frame_json(&newest);
+        assert_eq!(json["leds"], json!([[48, 0, 0], [0, 0, 0]]));
+        assert_eq!(
+            json["segments"],
+            json!([0, 0, 0x66, 0x5B]),
+            "the TM1637's bytes"
+        );
+        assert_eq!(json["brightness"], 7);
+        assert_eq!(json["display_brightness"], 3);
+    }
+
+    #[test]
+    fn status_changes_ignore_the_clock() {
+        let a = json!({"total": 1, "time": "x", "uptime_s": 1});
+        let b = json!({"total": 1, "time": "y", "uptime_s": 2});
+        assert_eq!(status_core(a.clone()), status_core(b));
+        assert_ne!(
+            status_core(a),
+            status_core(json!({"total": 2, "time": "x"}))
+        );
+    }
+}
