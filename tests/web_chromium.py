@@ -385,6 +385,22 @@ label_time = "300ms"
               s["events"][0][1:] == ["blue", "web-1", "sshd", "203.0.113.7"]
               and s["events"][1][1:] == ["red", "web-1", "sshd", "203.0.113.6"], s["events"][:2])
 
+        # Heartbeat states as /api/status gives them once sources send
+        # heartbeats (issue 11, part 1): drawn per source with its state.
+        hb = browser.eval("""(() => {
+          const saved = lastStatus;
+          renderStatus(Object.assign({}, saved, {heartbeats: {
+            "web-1": {state: "down", last_ms: Date.now() - 600000},
+            "mail-1": {state: "up", last_ms: Date.now() - 30000}}}));
+          const rows = [...document.querySelectorAll('#heartbeats .hb')].map(
+            r => [r.dataset.source, r.dataset.state, r.textContent]);
+          renderStatus(saved);
+          return rows;
+        })()""")
+        check("heartbeat states are drawn per source",
+              [r[:2] for r in hb] == [["mail-1", "up"], ["web-1", "down"]]
+              and "10 min ago" in hb[1][2], hb)
+
         if screenshot:
             browser.screenshot(screenshot)
             log(f"screenshot saved to {screenshot}")

@@ -169,11 +169,14 @@ function renderHeartbeats(hb) {
     const state = String(h.state || "new");
     const row = el("div", { class: "hb", "data-source": name, "data-state": state });
     const left = el("span", {}, name);
-    const last = typeof h.last_ms === "number"
-      // An absolute time (ms since 1970) or an age in ms.
-      ? (h.last_ms > 1e11 ? ago(Date.now() - h.last_ms) : ago(h.last_ms))
-      : "never heard";
-    left.appendChild(el("span", { class: "muted" }, " · " + last));
+    let last = "never heard";
+    if (typeof h.age_ms === "number") last = ago(h.age_ms);
+    // last_ms: an absolute time (ms since 1970), or an age in ms.
+    else if (typeof h.last_ms === "number") last = h.last_ms > 1e11 ? ago(Date.now() - h.last_ms) : ago(h.last_ms);
+    else if (typeof h.last_seen === "string") last = when(h.last_seen);
+    let extra = "";
+    if (h.fail2ban !== undefined && h.fail2ban !== null) extra += " · fail2ban " + (h.fail2ban === true ? "up" : h.fail2ban === false ? "down" : h.fail2ban);
+    left.appendChild(el("span", { class: "muted" }, " · " + last + extra));
     row.append(left, el("span", { class: "state state-" + state }, state));
     box.appendChild(row);
   }
