@@ -67,7 +67,7 @@ def main():
         wc.wait_for(lambda: wc.get(base, "/api/status"), "the daemon")
         for route in ("red", "blue"):
             wc.get(base, f"/{route}?ip=203.0.113.{len(route)}")
-        time.sleep(3)  # let the sweeps end; the marker hold (10 m) draws nothing more
+        time.sleep(8)  # let both sweeps (2 x 2.4 s) end; the marker then holds, drawing nothing
         window(d.pid, seconds, "page closed")
         browser = wc.Chromium(os.environ.get("CHROMIUM", "chromium"), tmp)
         browser.open(base + "/", 1000, 1400)
