@@ -94,6 +94,19 @@ pub struct TlsConfig {
     pub overlap: Millis,
 }
 
+/// `[web]`: the read-only page at `/` and its JSON and event stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub enabled: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { enabled: true }
+    }
+}
+
 fn default_tls_overlap() -> Millis {
     Millis(7 * 86_400_000)
 }
@@ -356,6 +369,7 @@ struct RawConfig {
     ignore: Vec<IgnoreNet>,
     quiet: RawQuiet,
     tls: Option<TlsConfig>,
+    web: WebConfig,
 }
 
 impl Default for RawConfig {
@@ -378,6 +392,7 @@ impl Default for RawConfig {
             ignore: Vec::new(),
             quiet: RawQuiet::default(),
             tls: None,
+            web: WebConfig::default(),
         }
     }
 }
@@ -427,6 +442,8 @@ pub struct Config {
     pub quiet: crate::core::quiet::QuietHours,
     /// `[tls]`: serve TLS (and plain HTTP only if `listen` is set).
     pub tls: Option<TlsConfig>,
+    /// `[web]`: the live page at `/`.
+    pub web: WebConfig,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -746,6 +763,7 @@ impl Config {
             ignore: crate::core::ignore::IgnoreList::new(raw.ignore.iter().map(|n| n.0).collect()),
             quiet,
             tls: raw.tls,
+            web: raw.web,
         })
     }
 
@@ -974,6 +992,9 @@ mod tests {
         assert_eq!(example.rate_limit, defaults.rate_limit);
         assert_eq!(example.sources, defaults.sources);
         assert_eq!(example.ignore, defaults.ignore);
+        assert_eq!(example.web, defaults.web);
+        assert!(defaults.web.enabled, "the page is on unless switched off");
+        assert!(!parse("[web]\nenabled = false\n").unwrap().web.enabled);
     }
 
     #[test]
@@ -1134,6 +1155,8 @@ marker = 7
             ("[quiet]\nfrom = \"22:30\"\nto = \"22:30\"\n", 3, "quiet.to", "same"),
             ("[quiet]\nfri = { from = \"23:00\" }\n", 2, "quiet.fri", "both"),
             ("[quiet]\nfrom = \"1\"\nto = \"2\"\n", 2, "quiet.from", "time of day"),
+            ("[web]\nenabled = \"yes\"\n", 2, "web.enabled", "boolean"),
+            ("[web]\nenable = true\n", 2, "web.enable", "expected `enabled`"),
         ];
         for (text, line, key, msg) in cases {
             expect_error(text, line, key, msg);

@@ -138,6 +138,10 @@ impl Control {
                             route = route.as_deref().unwrap_or("(all)"),
                             "counters reset from the CLI"
                         );
+                        // Open pages show the new counts now.
+                        if let Some(web) = &self.app.web {
+                            web.changed();
+                        }
                         ok(json!({ "reset": route.unwrap_or_else(|| "all".into()) }))
                     }
                     Err(e) => fail(e),

@@ -88,12 +88,24 @@ pub async fn start(
     tracing::info!(db = %store.path().display(), "store opened");
     let (engine, engine_rx) = Engine::channel();
     let notify = engine.clone();
+    // The page gets the frames the panel gets, and word of every count.
+    let web = config.web.enabled.then(crate::web::Web::new);
+    let web_notify = web.clone();
+    let panel: Box<dyn PanelOutput> = match &web {
+        Some(web) => Box::new(crate::web::TapPanel::new(panel, web.clone())),
+        None => panel,
+    };
     let (ledger, counters) = Ledger::open(
         store,
         config.dedupe_window_ms,
         config.retention_days,
         config.max_events,
-        Box::new(move |route: &str| notify.send(EngineMsg::Counted(route.to_string()))),
+        Box::new(move |route: &str| {
+            notify.send(EngineMsg::Counted(route.to_string()));
+            if let Some(web) = &web_notify {
+                web.changed();
+            }
+        }),
     )?;
     let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
@@ -124,7 +136,17 @@ pub async fn start(
         }
     });
     let heartbeats = crate::heartbeats::Monitor::new(config, clock);
-    let heartbeat_task = tokio::spawn(heartbeats.clone().run(ledger.clone(), engine.clone()));
+    let web_hb = web.clone();
+    let heartbeat_task = tokio::spawn(heartbeats.clone().run(
+        ledger.clone(),
+        engine.clone(),
+        // open pages show a state change at once
+        move || {
+            if let Some(web) = &web_hb {
+                web.changed();
+            }
+        },
+    ));
     let app = Arc::new(App {
         routes: RwLock::new(Arc::new(config.routes.clone())),
         sources: RwLock::new(Arc::new(config.sources.clone())),
@@ -141,6 +163,7 @@ pub async fn start(
         slots: crate::slots::Slots::new(config.max_connections),
         commit_stats,
         heartbeats,
+        web: web.clone(),
     });
     let tls = match &config.tls {
         Some(t) => {
@@ -169,6 +192,10 @@ pub async fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
+        // Open page streams end, or graceful shutdown would wait for them.
+        if let Some(web) = &web {
+            web.close();
+        }
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

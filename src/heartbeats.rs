@@ -143,6 +143,21 @@ impl Monitor {
         Value::Object(out)
     }
 
+    /// Per watched source, what `/metrics` shows.
+    pub fn samples(&self) -> Vec<crate::metrics::HeartbeatSample> {
+        let inner = self.inner.lock().expect("heartbeats lock");
+        inner
+            .machine
+            .iter()
+            .map(|(name, w)| crate::metrics::HeartbeatSample {
+                source: name.to_string(),
+                state: w.state.as_str().to_string(),
+                last_ms: w.last_ms.map(|t| self.wall_at(t)),
+                fail2ban_up: w.report.fail2ban_up,
+            })
+            .collect()
+    }
+
     /// Moves the states on to now: the transitions, the down sources and
     /// the next deadline.
     fn step(&self) -> (Vec<Transition>, Vec<(String, DownSource)>, Option<u64>) {
@@ -160,7 +175,12 @@ impl Monitor {
 
     /// Runs until the daemon stops: sleeps until the nearest deadline or a
     /// heartbeat/reload, stores transitions, tells the engine.
-    pub async fn run(self: Arc<Self>, ledger: LedgerHandle, engine: EngineHandle) {
+    pub async fn run(
+        self: Arc<Self>,
+        ledger: LedgerHandle,
+        engine: EngineHandle,
+        on_change: impl Fn() + Send + 'static,
+    ) {
         let mut shown: Vec<(String, DownSource)> = Vec::new();
         loop {
             let (transitions, down, deadline) = self.step();
@@ -195,6 +215,9 @@ impl Monitor {
                 if let Err(e) = ledger.record(event).await {
                     tracing::error!("could not store the heartbeat transition: {e}");
                 }
+            }
+            if !transitions.is_empty() {
+                on_change();
             }
             let recovered = transitions
                 .iter()

@@ -72,12 +72,16 @@ pub struct App {
     pub commit_stats: Arc<crate::ledger::CommitStats>,
     /// Heartbeats per source (issue 11).
     pub heartbeats: Arc<crate::heartbeats::Monitor>,
+    /// The live page at `/` (`None`: `[web] enabled = false`).
+    pub web: Option<Arc<crate::web::Web>>,
 }
 
-type Body = Full<Bytes>;
+/// Responses are whole JSON, or the web page's event stream (`web.rs`).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 fn json_response(status: StatusCode, value: Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string() + "\n")));
+    let body = Full::new(Bytes::from(value.to_string() + "\n")).boxed_unsync();
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -192,11 +196,8 @@ impl App {
         if method != Method::GET && method != Method::HEAD {
             return refusal(RequestError::MethodNotAllowed("GET"));
         }
-        // The lead wires heartbeats here: the heartbeat table's (source,
-        // state, last_ms, fail2ban_up) per source, as /api/status shows them.
-        let heartbeats = Vec::new();
-        let text = crate::metrics::Sample::of(self, heartbeats).render();
-        let mut resp = Response::new(Full::new(Bytes::from(text)));
+        let text = crate::metrics::Sample::of(self, self.heartbeats.samples()).render();
+        let mut resp = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
         resp.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
@@ -225,7 +226,7 @@ impl App {
             .charge(ip, self.mono_ms());
     }
 
-    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn respond(self: &Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if req.uri().to_string().len() > MAX_URI {
             return error(
                 StatusCode::URI_TOO_LONG,
@@ -245,6 +246,9 @@ impl App {
         }
         if req.uri().path() == "/metrics" {
             return self.metrics(req.method());
+        }
+        if let Some(resp) = crate::web::respond(self, &req).await {
+            return resp;
         }
         let routes = self.routes.read().expect("routes lock").clone();
         let target = match parse_target(req.method().as_str(), req.uri().path(), &routes) {

@@ -143,6 +143,8 @@ pub enum LedgerMsg {
     Flush(Reply<()>),
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
+    /// Counted events since a time per route per 5-minute slot (the web chart).
+    Activity(u64, Reply<Vec<crate::core::history::SlotCount>>),
     SetDedupeWindow(u64),
     /// The wall clock was set: look at it now, not only at the next hook.
     ClockSet,
@@ -183,6 +185,13 @@ impl LedgerHandle {
 
     pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, String> {
         self.ask(|r| LedgerMsg::Events(query, r)).await
+    }
+
+    pub async fn activity(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<crate::core::history::SlotCount>, String> {
+        self.ask(|r| LedgerMsg::Activity(since_ms, r)).await
     }
 
     /// Commits what is queued and stops the ledger thread.
@@ -461,6 +470,10 @@ impl Ledger {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats.events.fetch_add(1, Ordering::Relaxed);
                 }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::Activity(since_ms, reply) => {
+                let r = self.store.activity(since_ms);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
         }

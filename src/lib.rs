@@ -23,3 +23,4 @@ pub mod slots;
 pub mod statelock;
 pub mod store;
 pub mod tls;
+pub mod web;

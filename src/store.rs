@@ -424,6 +424,33 @@ impl Store {
         Ok(moved)
     }
 
+    /// Counted events (also those before a reset) since `since_ms`, per
+    /// route per 5-minute slot, for the web page's chart.
+    pub fn activity(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<crate::core::history::SlotCount>, StoreError> {
+        let slot = crate::core::history::SLOT_MS;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT route, ts_ms / ?2 AS slot, COUNT(*) FROM events
+                 WHERE ts_ms >= ?1 AND kind IN ('hook', 'hook-before-reset')
+                 GROUP BY route, slot",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map(params![to_i64(since_ms), to_i64(slot)], |r| {
+                Ok(crate::core::history::SlotCount {
+                    route: r.get(0)?,
+                    slot_ms: r.get::<_, i64>(1)?.max(0) as u64 * slot,
+                    n: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
     /// The stored count of one route (for checks and tests).
     pub fn count(&self, route: &str) -> Result<u64, StoreError> {
         let v: Option<i64> = self
@@ -598,6 +625,40 @@ mod tests {
         );
         assert!(!e.contains("row 10"), "{e}");
         assert!(e.contains("more lines"), "{e}");
+    }
+
+    #[test]
+    fn activity_counts_hooks_per_route_and_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let slot = crate::core::history::SLOT_MS;
+        let base = 6_000_000 * slot;
+        s.commit(
+            &[
+                hook(base + 1, "red", None),
+                hook(base + slot - 1, "red", None),
+                hook(base + slot, "red", None),
+                hook(base + 5, "blue", None),
+                hook(base - slot, "blue", None), // before `since`
+            ],
+            &[
+                ("red".into(), 3, Some(base + slot)),
+                ("blue".into(), 2, Some(base + 5)),
+            ],
+        )
+        .unwrap();
+        s.reset(Some("blue"), base + 2 * slot, "test").unwrap();
+        let mut a = s.activity(base).unwrap();
+        a.sort_by(|x, y| (&x.route, x.slot_ms).cmp(&(&y.route, y.slot_ms)));
+        let got: Vec<(&str, u64, u64)> = a
+            .iter()
+            .map(|c| (c.route.as_str(), c.slot_ms, c.n))
+            .collect();
+        assert_eq!(
+            got,
+            [("blue", base, 1), ("red", base, 2), ("red", base + slot, 1)],
+            "a reset keeps past activity; the reset itself is not an event"
+        );
     }
 
     #[test]

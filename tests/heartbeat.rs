@@ -127,6 +127,20 @@ async fn heartbeats_need_a_token_and_report_state_and_health() {
         last + 1000 >= before && last <= banlight::ledger::wall_ms() + 1000,
         "{last} vs {before}"
     );
+    // ...and /metrics says the same
+    let m = d.get("/metrics").await.body;
+    for line in [
+        "banlight_heartbeat_state{source=\"web-1\",state=\"up\"} 1",
+        "banlight_heartbeat_state{source=\"web-1\",state=\"new\"} 0",
+        "banlight_heartbeat_state{source=\"db\",state=\"new\"} 1",
+        "f2b_up{source=\"web-1\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in:\n{m}");
+    }
+    assert!(
+        m.contains("banlight_heartbeat_age_seconds{source=\"web-1\"}"),
+        "{m}"
+    );
 
     // ?token= and an empty body work too (a bare `curl -X POST`)
     let r = request(
@@ -209,13 +223,22 @@ async fn heartbeats_need_a_token_and_report_state_and_health() {
         limit: 50,
         ..Default::default()
     };
-    let events = d.daemon.as_ref().unwrap().ledger.events(q).await.unwrap();
-    let beats: Vec<(String, String)> = events
-        .iter()
-        .rev()
-        .filter(|e| e.kind == "heartbeat")
-        .map(|e| (e.source.clone().unwrap(), e.route.clone()))
-        .collect();
+    // (stored by the heartbeat task just after the state moved: poll)
+    let ledger = d.daemon.as_ref().unwrap().ledger.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let beats = loop {
+        let events = ledger.events(q.clone()).await.unwrap();
+        let beats: Vec<(String, String)> = events
+            .iter()
+            .rev()
+            .filter(|e| e.kind == "heartbeat")
+            .map(|e| (e.source.clone().unwrap(), e.route.clone()))
+            .collect();
+        if beats.len() >= 3 || std::time::Instant::now() > deadline {
+            break beats;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(
         beats,
         vec![

@@ -75,8 +75,8 @@ async fn hooks_count_and_status_reports_them() {
 async fn scanner_traffic_is_refused_and_not_counted() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    // `/` is the live page (tests/web.rs); with `[web] enabled = false`, 404.
     for path in [
-        "/",
         "/favicon.ico",
         "/wp-login.php",
         "/red/",

@@ -8,6 +8,7 @@ pub mod counters;
 pub mod dedupe;
 pub mod display;
 pub mod heartbeat;
+pub mod history;
 pub mod ignore;
 pub mod larson;
 pub mod loglimit;
