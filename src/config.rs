@@ -10,7 +10,7 @@ use serde::{de, Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::core::color::Rgb;
-use crate::core::display::DisplayText;
+use crate::core::display::{DisplayKind, DisplayText};
 use crate::core::larson::SweepShape;
 use crate::core::scene::{RouteLook, SceneSettings};
 
@@ -148,6 +148,12 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
+impl<'de> Deserialize<'de> for DisplayKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
 /// Up to four 7-segment characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Label(pub DisplayText);
@@ -200,6 +206,8 @@ pub struct PanelConfig {
     /// TM1637 brightness, 0..=7.
     #[serde(deserialize_with = "bounded::<_, 0, 7>")]
     pub display_brightness: u64,
+    /// Which TM1637 module: `colon` (the common clock module) or `points`.
+    pub display: DisplayKind,
     /// One pass of the eye, first LED to last and back.
     pub sweep_time: Millis,
     #[serde(deserialize_with = "bounded::<_, 1, 20>")]
@@ -241,6 +249,7 @@ impl Default for PanelConfig {
             led_count: 8,
             led_brightness: 7,
             display_brightness: 3,
+            display: DisplayKind::Colon,
             sweep_time: Millis(1200),
             sweep_passes: 2,
             fps: 60,
@@ -268,7 +277,7 @@ impl Default for PanelConfig {
 pub struct RouteConfig {
     pub name: Spanned<String>,
     pub color: Color,
-    pub label: Option<Label>,
+    pub label: Option<Spanned<Label>>,
     pub marker: Option<Spanned<u64>>,
 }
 
@@ -544,7 +553,19 @@ impl Config {
                     ));
                 }
                 let label = match &r.label {
-                    Some(l) => l.0,
+                    Some(l)
+                        if l.get_ref().0.has_points()
+                            && raw.panel.display == DisplayKind::Colon =>
+                    {
+                        return Err(err_at(
+                            l.span().start,
+                            format!(
+                                "route \"{name}\": label \"{}\" has a '.', and a display = \"colon\" module has no decimal points (its colon would light instead): drop the '.' or set display = \"points\" under [panel]",
+                                l.get_ref().0
+                            ),
+                        ));
+                    }
+                    Some(l) => l.get_ref().0,
                     None => DisplayText::parse(name).map_err(|e| {
                         err_at(
                             r.name.span().start,
@@ -961,6 +982,24 @@ mod tests {
         assert!(c.ignore.contains("2001:db8:1::5".parse().unwrap()));
         assert!(c.ignore.contains("192.0.2.7".parse().unwrap()));
         assert!(!c.ignore.contains("192.0.2.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_display_module_kind_is_read_and_checks_labels() {
+        assert_eq!(parse("").unwrap().panel.display, DisplayKind::Colon);
+        let c = parse("[panel]\ndisplay = \"points\"\n").unwrap();
+        assert_eq!(c.panel.display, DisplayKind::Points);
+        expect_error(
+            "[panel]\ndisplay = \"decimal\"\n",
+            2,
+            "panel.display",
+            "\"colon\"",
+        );
+        let dotted = "[[route]]\nname = \"x\"\ncolor = \"#ff0000\"\nlabel = \"r.1\"\n";
+        let e = expect_error(dotted, 4, "route[0].label", "no decimal points");
+        assert!(e.message.contains("display = \"points\""), "{e}");
+        let c = parse(&format!("{dotted}[panel]\ndisplay = \"points\"\n")).unwrap();
+        assert_eq!(c.routes[0].label.to_string(), "r.1  ");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::{ButtonEdge, Clock, PanelError, PanelOutput};
 use crate::config::{Backend, Config, PanelConfig};
 use crate::core::color::Rgb;
+use crate::core::display::DisplayKind;
 use crate::core::scene::Frame;
 
 /// How long a missing display is left alone before the next try.
@@ -39,7 +40,8 @@ pub fn open_if_pi(
                 "backend = {:?}: {model}, using the Raspberry Pi hardware",
                 config.panel.backend
             );
-            hw::open(config, clock, buttons).map(Some)
+            hw::open(config, clock, buttons)
+                .map(|panel| Some(panel.with_display_kind(config.panel.display)))
         }
         Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
             "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
@@ -224,6 +226,8 @@ pub struct PiPanel {
     /// While the display fails: when to try again.
     retry_at: Option<u64>,
     buttons: String,
+    /// Which module is wired: decides what bit 7 of a digit may light.
+    display_kind: DisplayKind,
     /// Kept alive: the button pins with their interrupt threads.
     _keep: Vec<Box<dyn Send>>,
 }
@@ -245,8 +249,15 @@ impl PiPanel {
             display_fault: None,
             retry_at: None,
             buttons: "ok".into(),
+            display_kind: DisplayKind::default(),
             _keep: keep,
         }
+    }
+
+    /// The TM1637 module kind (`[panel] display`); the default is `colon`.
+    pub fn with_display_kind(mut self, kind: DisplayKind) -> Self {
+        self.display_kind = kind;
+        self
     }
 
     fn display_error(&self) -> Option<PanelError> {
@@ -297,7 +308,7 @@ impl PanelOutput for PiPanel {
             }
         }
         let want = (
-            frame.display.segments(),
+            frame.display.segments_on(self.display_kind),
             frame.display_on,
             frame.display_brightness,
         );
@@ -461,6 +472,22 @@ mod tests {
         );
         assert_eq!(p.health()[1], ("display", "ok".to_string()));
         assert_eq!(p.wake_at(), None);
+    }
+
+    #[test]
+    fn a_point_in_the_text_reaches_only_a_points_module() {
+        let dotted = |p: &mut PiPanel| {
+            let mut f = frame(Rgb::BLACK, "");
+            f.display = DisplayText::parse("1.2.3.4.").unwrap();
+            p.show(&f, 0).unwrap();
+        };
+        let (mut colon, log, _) = panel(true);
+        dotted(&mut colon);
+        assert_eq!(log.take()[1], "display [06, 5b, 4f, 66] true @3");
+        let (points, log, _) = panel(true);
+        let mut points = points.with_display_kind(DisplayKind::Points);
+        dotted(&mut points);
+        assert_eq!(log.take()[1], "display [86, db, cf, e6] true @3");
     }
 
     #[test]
