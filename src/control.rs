@@ -134,6 +134,8 @@ impl Control {
                 }
                 match self.ledger.reset(route.clone(), "cli".into()).await {
                     Ok(()) => {
+                        // The display shows counts: redraw it now, not at the next event.
+                        self.engine.send(EngineMsg::Refresh);
                         tracing::warn!(
                             route = route.as_deref().unwrap_or("(all)"),
                             "counters reset from the CLI"

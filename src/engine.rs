@@ -32,6 +32,8 @@ pub enum EngineMsg {
     Ping(oneshot::Sender<()>),
     /// New quiet hours (reload).
     Quiet(crate::core::quiet::QuietHours),
+    /// The counts changed without an event (a reset): draw again now.
+    Refresh,
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -127,6 +129,14 @@ impl Engine {
                 self.act(action, now, &handle);
             }
             self.scene.advance(now);
+            let started = self.scene.take_started();
+            if !started.is_empty() && !self.quiet.holds(now) {
+                for sweep in started {
+                    let look = &self.scene.routes()[sweep.route];
+                    self.panel
+                        .sweep_started(&look.name, look.color, sweep.events);
+                }
+            }
             let numbers = self.numbers();
             let frame = self.scene.render(now, &numbers);
             let count = mode_count(self.scene.mode(), &numbers);
@@ -227,6 +237,8 @@ impl Engine {
                 }
             }
             EngineMsg::Quiet(hours) => self.quiet.set_hours(hours),
+            // Every message is followed by a redraw; this one needs nothing else.
+            EngineMsg::Refresh => {}
             EngineMsg::SetMode(name, reply) => {
                 let mode = match name.as_str() {
                     "next" => None,
