@@ -356,7 +356,7 @@ pub fn hook_snippet(
             names.join(", ")
         ));
     }
-    if !crate::request::valid_name(jail) {
+    if !crate::core::names::valid_name(jail) {
         return Err(format!("invalid jail name \"{jail}\""));
     }
     let allowed: Vec<&crate::config::Source> = config

@@ -224,7 +224,7 @@ pub struct PanelConfig {
     pub max_queued_sweeps: u64,
     pub debounce: Millis,
     pub long_press: Millis,
-    /// Raspberry Pi wiring, BCM GPIO numbers (see `panel::pi::check_pins`).
+    /// Raspberry Pi wiring, BCM GPIO numbers (see `core::wiring::check_pins`).
     #[serde(deserialize_with = "bounded::<_, 0, 27>")]
     pub blinkt_data_pin: u64,
     #[serde(deserialize_with = "bounded::<_, 0, 27>")]
@@ -239,6 +239,25 @@ pub struct PanelConfig {
     pub mode_button_pin: u64,
     #[serde(deserialize_with = "bounded::<_, 0, 27>")]
     pub power_button_pin: u64,
+}
+
+impl PanelConfig {
+    /// One job per pin (`core::wiring`); Err: (the key at fault, why).
+    pub fn check_pins(&self) -> Result<(), (String, String)> {
+        crate::core::wiring::check_pins(
+            &[
+                ("tm1637_clk_pin", self.tm1637_clk_pin),
+                ("tm1637_dio_pin", self.tm1637_dio_pin),
+                ("mode_button_pin", self.mode_button_pin),
+                ("power_button_pin", self.power_button_pin),
+            ],
+            &[
+                ("blinkt_data_pin", self.blinkt_data_pin),
+                ("blinkt_clock_pin", self.blinkt_clock_pin),
+            ],
+            self.led_spi.as_deref(),
+        )
+    }
 }
 
 impl Default for PanelConfig {
@@ -660,7 +679,7 @@ impl Config {
         let mut sources: Vec<Source> = Vec::new();
         for s in &raw.source {
             let name = s.name.get_ref();
-            if !crate::request::valid_name(name) {
+            if !crate::core::names::valid_name(name) {
                 return Err(err_at(
                     s.name.span().start,
                     format!("source name \"{name}\" must be 1-64 letters, digits or . _ - : @"),
@@ -720,7 +739,7 @@ impl Config {
                 ),
             });
         }
-        if let Err((key, message)) = crate::panel::pi::check_pins(&raw.panel) {
+        if let Err((key, message)) = raw.panel.check_pins() {
             return Err(ConfigError {
                 file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
                 line: line_of_key(text, "panel", &key),
@@ -773,6 +792,22 @@ impl Config {
             shutdown_fade_ms: 1500,
             led_brightness: p.led_brightness as u8,
             display_brightness: p.display_brightness as u8,
+        }
+    }
+
+    /// The per-client limit on failing requests, for the rate limiter.
+    pub fn rate_limit_rule(&self) -> crate::core::ratelimit::RateLimit {
+        crate::core::ratelimit::RateLimit {
+            burst: self.rate_limit.burst as u32,
+            per_minute: self.rate_limit.per_minute as u32,
+        }
+    }
+
+    /// Debounce and long-press times, for the button classifier.
+    pub fn button_timing(&self) -> crate::core::buttons::ButtonTiming {
+        crate::core::buttons::ButtonTiming {
+            debounce_ms: self.panel.debounce.0,
+            long_press_ms: self.panel.long_press.0,
         }
     }
 

@@ -11,7 +11,6 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::config::Config;
 use crate::core::time::rfc3339_utc;
-use crate::daemon::{button_timing, rate_limit};
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::http::App;
 use crate::ledger::{wall_ms, EventQuery, LedgerHandle};
@@ -261,7 +260,7 @@ impl Control {
             .limiter
             .lock()
             .expect("limiter lock")
-            .set_limit(rate_limit(&new));
+            .set_limit(new.rate_limit_rule());
         self.ledger.set_dedupe_window(new.dedupe_window_ms).await;
         self.engine
             .send(crate::engine::EngineMsg::Quiet(new.quiet.clone()));
@@ -272,7 +271,7 @@ impl Control {
         self.engine.send(EngineMsg::Reconfigure(
             settings,
             new.route_looks(),
-            button_timing(&new),
+            new.button_timing(),
         ));
         let mut summary = format!(
             "{}: {} routes, {} sources",

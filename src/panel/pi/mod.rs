@@ -9,7 +9,6 @@ mod hw;
 pub mod tm1637;
 
 use std::fmt::Debug;
-use std::path::Path;
 use std::time::Duration;
 
 use embedded_hal::delay::DelayNs;
@@ -18,10 +17,12 @@ use embedded_hal::spi::SpiBus;
 use tokio::sync::mpsc;
 
 use super::{ButtonEdge, Clock, PanelError, PanelOutput};
-use crate::config::{Backend, Config, PanelConfig};
+use crate::config::{Backend, Config};
 use crate::core::color::Rgb;
 use crate::core::display::DisplayKind;
 use crate::core::scene::Frame;
+/// The SPI device rule lives with the other wiring rules (the config uses it too).
+pub use crate::core::wiring::spidev_bus;
 
 /// How long a missing display is left alone before the next try.
 pub const DISPLAY_RETRY_MS: u64 = 5000;
@@ -97,52 +98,6 @@ pub fn pin_name(bcm: u64) -> String {
         Some(p) => format!("BCM {bcm} (pin {p})"),
         None => format!("BCM {bcm}"),
     }
-}
-
-/// `/dev/spidevB.S` -> (bus, chip select).
-pub fn spidev_bus(dev: &Path) -> Option<(u8, u8)> {
-    if dev.parent() != Some(Path::new("/dev")) {
-        return None;
-    }
-    let name = dev.file_name()?.to_str()?.strip_prefix("spidev")?;
-    let (bus, ss) = name.split_once('.')?;
-    let (bus, ss): (u8, u8) = (bus.parse().ok()?, ss.parse().ok()?);
-    (bus <= 6 && ss <= 15).then_some((bus, ss))
-}
-
-/// The Pi wiring must not give one pin two jobs; `(key, message)` on error.
-pub fn check_pins(p: &PanelConfig) -> Result<(), (String, String)> {
-    let mut pins = vec![
-        ("tm1637_clk_pin", p.tm1637_clk_pin),
-        ("tm1637_dio_pin", p.tm1637_dio_pin),
-        ("mode_button_pin", p.mode_button_pin),
-        ("power_button_pin", p.power_button_pin),
-    ];
-    match &p.led_spi {
-        Some(dev) if spidev_bus(dev).is_none() => {
-            return Err((
-                "led_spi".into(),
-                format!(
-                    "\"{}\" is not a SPI device like \"/dev/spidev0.0\"",
-                    dev.display()
-                ),
-            ))
-        }
-        Some(_) => {}
-        None => pins.extend([
-            ("blinkt_data_pin", p.blinkt_data_pin),
-            ("blinkt_clock_pin", p.blinkt_clock_pin),
-        ]),
-    }
-    for (i, (key, pin)) in pins.iter().enumerate() {
-        if let Some((other, _)) = pins[..i].iter().find(|(_, p)| p == pin) {
-            return Err((
-                (*key).into(),
-                format!("BCM {pin} is already used by {other}: one pin, one job"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// When a GPIO edge happened on the daemon clock: the kernel stamps edges
@@ -366,6 +321,7 @@ impl PanelOutput for PiPanel {
 mod tests {
     use super::*;
     use crate::core::display::DisplayText;
+    use std::path::Path;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
