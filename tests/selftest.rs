@@ -83,7 +83,8 @@ fn walks_the_leds_and_digits_without_buttons() {
     let eights = f.iter().filter(|x| x["display"] == "8888").count();
     assert_eq!(eights, 8);
     assert!(
-        f.iter().all(|x| !x["display"].as_str().unwrap().contains('.')),
+        f.iter()
+            .all(|x| !x["display"].as_str().unwrap().contains('.')),
         "no point is drawn for a colon module"
     );
 }
