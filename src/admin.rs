@@ -89,9 +89,22 @@ pub fn format_status(s: &Value) -> String {
         "last seen".into(),
     ]];
     if let Some(routes) = s["routes"].as_object() {
-        for (name, r) in routes {
+        // In the config's order (the LED order), as `route_order` gives it;
+        // the object alone would come out alphabetically.
+        let mut names: Vec<&str> = s["route_order"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        names.retain(|n| routes.contains_key(*n));
+        for key in routes.keys() {
+            if !names.contains(&key.as_str()) {
+                names.push(key);
+            }
+        }
+        for name in names {
+            let r = &routes[name];
             rows.push(vec![
-                name.clone(),
+                name.to_string(),
                 text(&r["count"]),
                 text(&r["last_24h"]),
                 text(&r["last_seen"]),
@@ -400,7 +413,7 @@ pub fn hook_snippet(
             names.join(", ")
         ));
     }
-    if !crate::request::valid_name(jail) {
+    if !crate::core::names::valid_name(jail) {
         return Err(format!("invalid jail name \"{jail}\""));
     }
     let allowed: Vec<&crate::config::Source> = config
@@ -508,4 +521,35 @@ pub fn hook_snippet(
         addresses: &addresses,
     });
     Ok((snippet, warnings))
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_lists_routes_in_config_order() {
+        let route = |n: u64| json!({"count": n, "last_24h": n, "last_seen": null});
+        let s = json!({
+            "version": "0.1.0", "uptime_s": 5, "mode": "total", "display": "ok",
+            "panel": {"backend": "sim", "dark": false},
+            "routes": {"blue": route(2), "green": route(4), "purple": route(3), "red": route(1)},
+            "route_order": ["red", "blue", "purple", "green"],
+            "total": 10, "last_24h": 10, "requests": {}, "auth": "open",
+        });
+        let text = format_status(&s);
+        let order: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| ["red", "blue", "purple", "green"].contains(w))
+            .collect();
+        assert_eq!(order, ["red", "blue", "purple", "green"], "{text}");
+        // an older daemon without route_order: all routes still listed
+        let mut old = s.clone();
+        old.as_object_mut().unwrap().remove("route_order");
+        for name in ["red", "blue", "purple", "green"] {
+            assert!(format_status(&old).contains(name));
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub enum Command {
     },
     /// Totals, per-route counts, display mode, panel health, uptime.
     Status {
+        /// Print JSON (the same data as /api/status, for scripts) instead of aligned text.
         #[arg(long)]
         json: bool,
     },
@@ -54,6 +55,7 @@ pub enum Command {
         /// Only the hooks the ignore list kept from counting (not listed otherwise).
         #[arg(long)]
         ignored: bool,
+        /// Print a JSON array (the same rows, for scripts) instead of aligned text.
         #[arg(long)]
         json: bool,
     },

@@ -10,7 +10,7 @@ use serde::{de, Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::core::color::Rgb;
-use crate::core::display::DisplayText;
+use crate::core::display::{DisplayKind, DisplayText};
 use crate::core::larson::SweepShape;
 use crate::core::scene::{RouteLook, SceneSettings};
 
@@ -161,6 +161,12 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
+impl<'de> Deserialize<'de> for DisplayKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_de(d)
+    }
+}
+
 /// Up to four 7-segment characters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Label(pub DisplayText);
@@ -213,6 +219,8 @@ pub struct PanelConfig {
     /// TM1637 brightness, 0..=7.
     #[serde(deserialize_with = "bounded::<_, 0, 7>")]
     pub display_brightness: u64,
+    /// Which TM1637 module: `colon` (the common clock module) or `points`.
+    pub display: DisplayKind,
     /// One pass of the eye, first LED to last and back.
     pub sweep_time: Millis,
     #[serde(deserialize_with = "bounded::<_, 1, 20>")]
@@ -229,7 +237,7 @@ pub struct PanelConfig {
     pub max_queued_sweeps: u64,
     pub debounce: Millis,
     pub long_press: Millis,
-    /// Raspberry Pi wiring, BCM GPIO numbers (see `panel::pi::check_pins`).
+    /// Raspberry Pi wiring, BCM GPIO numbers (see `core::wiring::check_pins`).
     #[serde(deserialize_with = "bounded::<_, 0, 27>")]
     pub blinkt_data_pin: u64,
     #[serde(deserialize_with = "bounded::<_, 0, 27>")]
@@ -246,6 +254,25 @@ pub struct PanelConfig {
     pub power_button_pin: u64,
 }
 
+impl PanelConfig {
+    /// One job per pin (`core::wiring`); Err: (the key at fault, why).
+    pub fn check_pins(&self) -> Result<(), (String, String)> {
+        crate::core::wiring::check_pins(
+            &[
+                ("tm1637_clk_pin", self.tm1637_clk_pin),
+                ("tm1637_dio_pin", self.tm1637_dio_pin),
+                ("mode_button_pin", self.mode_button_pin),
+                ("power_button_pin", self.power_button_pin),
+            ],
+            &[
+                ("blinkt_data_pin", self.blinkt_data_pin),
+                ("blinkt_clock_pin", self.blinkt_clock_pin),
+            ],
+            self.led_spi.as_deref(),
+        )
+    }
+}
+
 impl Default for PanelConfig {
     fn default() -> Self {
         PanelConfig {
@@ -254,6 +281,7 @@ impl Default for PanelConfig {
             led_count: 8,
             led_brightness: 7,
             display_brightness: 3,
+            display: DisplayKind::Colon,
             sweep_time: Millis(1200),
             sweep_passes: 2,
             fps: 60,
@@ -281,7 +309,7 @@ impl Default for PanelConfig {
 pub struct RouteConfig {
     pub name: Spanned<String>,
     pub color: Color,
-    pub label: Option<Label>,
+    pub label: Option<Spanned<Label>>,
     pub marker: Option<Spanned<u64>>,
 }
 
@@ -577,7 +605,19 @@ impl Config {
                     ));
                 }
                 let label = match &r.label {
-                    Some(l) => l.0,
+                    Some(l)
+                        if l.get_ref().0.has_points()
+                            && raw.panel.display == DisplayKind::Colon =>
+                    {
+                        return Err(err_at(
+                            l.span().start,
+                            format!(
+                                "route \"{name}\": label \"{}\" has a '.', and a display = \"colon\" module has no decimal points (its colon would light instead): drop the '.' or set display = \"points\" under [panel]",
+                                l.get_ref().0
+                            ),
+                        ));
+                    }
+                    Some(l) => l.get_ref().0,
                     None => DisplayText::parse(name).map_err(|e| {
                         err_at(
                             r.name.span().start,
@@ -672,7 +712,7 @@ impl Config {
         let mut sources: Vec<Source> = Vec::new();
         for s in &raw.source {
             let name = s.name.get_ref();
-            if !crate::request::valid_name(name) {
+            if !crate::core::names::valid_name(name) {
                 return Err(err_at(
                     s.name.span().start,
                     format!("source name \"{name}\" must be 1-64 letters, digits or . _ - : @"),
@@ -734,7 +774,7 @@ impl Config {
                 ),
             });
         }
-        if let Err((key, message)) = crate::panel::pi::check_pins(&raw.panel) {
+        if let Err((key, message)) = raw.panel.check_pins() {
             return Err(ConfigError {
                 file: path.map_or_else(|| PathBuf::from("(defaults)"), Path::to_path_buf),
                 line: line_of_key(text, "panel", &key),
@@ -789,6 +829,22 @@ impl Config {
             shutdown_fade_ms: 1500,
             led_brightness: p.led_brightness as u8,
             display_brightness: p.display_brightness as u8,
+        }
+    }
+
+    /// The per-client limit on failing requests, for the rate limiter.
+    pub fn rate_limit_rule(&self) -> crate::core::ratelimit::RateLimit {
+        crate::core::ratelimit::RateLimit {
+            burst: self.rate_limit.burst as u32,
+            per_minute: self.rate_limit.per_minute as u32,
+        }
+    }
+
+    /// Debounce and long-press times, for the button classifier.
+    pub fn button_timing(&self) -> crate::core::buttons::ButtonTiming {
+        crate::core::buttons::ButtonTiming {
+            debounce_ms: self.panel.debounce.0,
+            long_press_ms: self.panel.long_press.0,
         }
     }
 
@@ -1038,6 +1094,24 @@ mod tests {
         assert!(c.ignore.contains("2001:db8:1::5".parse().unwrap()));
         assert!(c.ignore.contains("192.0.2.7".parse().unwrap()));
         assert!(!c.ignore.contains("192.0.2.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_display_module_kind_is_read_and_checks_labels() {
+        assert_eq!(parse("").unwrap().panel.display, DisplayKind::Colon);
+        let c = parse("[panel]\ndisplay = \"points\"\n").unwrap();
+        assert_eq!(c.panel.display, DisplayKind::Points);
+        expect_error(
+            "[panel]\ndisplay = \"decimal\"\n",
+            2,
+            "panel.display",
+            "\"colon\"",
+        );
+        let dotted = "[[route]]\nname = \"x\"\ncolor = \"#ff0000\"\nlabel = \"r.1\"\n";
+        let e = expect_error(dotted, 4, "route[0].label", "no decimal points");
+        assert!(e.message.contains("display = \"points\""), "{e}");
+        let c = parse(&format!("{dotted}[panel]\ndisplay = \"points\"\n")).unwrap();
+        assert_eq!(c.routes[0].label.to_string(), "r.1  ");
     }
 
     #[test]

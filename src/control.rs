@@ -11,7 +11,6 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::config::Config;
 use crate::core::time::rfc3339_utc;
-use crate::daemon::{button_timing, rate_limit};
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::http::App;
 use crate::ledger::{wall_ms, EventQuery, LedgerHandle};
@@ -134,6 +133,8 @@ impl Control {
                 }
                 match self.ledger.reset(route.clone(), "cli".into()).await {
                     Ok(()) => {
+                        // The display shows counts: redraw it now, not at the next event.
+                        self.engine.send(EngineMsg::Refresh);
                         tracing::warn!(
                             route = route.as_deref().unwrap_or("(all)"),
                             "counters reset from the CLI"
@@ -267,7 +268,7 @@ impl Control {
             .limiter
             .lock()
             .expect("limiter lock")
-            .set_limit(rate_limit(&new));
+            .set_limit(new.rate_limit_rule());
         self.ledger.set_dedupe_window(new.dedupe_window_ms).await;
         self.engine
             .send(crate::engine::EngineMsg::Quiet(new.quiet.clone()));
@@ -278,7 +279,7 @@ impl Control {
         self.engine.send(EngineMsg::Reconfigure(
             settings,
             new.route_looks(),
-            button_timing(&new),
+            new.button_timing(),
         ));
         let mut summary = format!(
             "{}: {} routes, {} sources",

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::control::{Control, SocketFile};
-use crate::core::buttons::{ButtonTiming, Buttons};
-use crate::core::ratelimit::{RateLimit, RateLimiter};
+use crate::core::buttons::Buttons;
+use crate::core::ratelimit::RateLimiter;
 use crate::core::scene::Scene;
 use crate::engine::{Engine, EngineHandle, EngineMsg, PanelStatus};
 use crate::http::App;
@@ -23,20 +23,6 @@ use crate::store::Store;
 
 /// Clients tracked by the rate limiter at most (~50 bytes each).
 const MAX_LIMITED_CLIENTS: usize = 4096;
-
-pub fn rate_limit(config: &Config) -> RateLimit {
-    RateLimit {
-        burst: config.rate_limit.burst as u32,
-        per_minute: config.rate_limit.per_minute as u32,
-    }
-}
-
-pub fn button_timing(config: &Config) -> ButtonTiming {
-    ButtonTiming {
-        debounce_ms: config.panel.debounce.0,
-        long_press_ms: config.panel.long_press.0,
-    }
-}
 
 /// What a long press runs; empty = only pretend. A simulated panel on a
 /// workstation must not power the workstation off because someone pressed
@@ -119,7 +105,7 @@ pub async fn start(
     let task = Engine {
         panel,
         scene,
-        buttons: Buttons::new(button_timing(config)),
+        buttons: Buttons::new(config.button_timing()),
         counters: counters.clone(),
         status: status.clone(),
         clock,
@@ -151,7 +137,10 @@ pub async fn start(
         routes: RwLock::new(Arc::new(config.routes.clone())),
         sources: RwLock::new(Arc::new(config.sources.clone())),
         ignore: RwLock::new(Arc::new(config.ignore.clone())),
-        limiter: Mutex::new(RateLimiter::new(rate_limit(config), MAX_LIMITED_CLIENTS)),
+        limiter: Mutex::new(RateLimiter::new(
+            config.rate_limit_rule(),
+            MAX_LIMITED_CLIENTS,
+        )),
         stats: Default::default(),
         ledger: ledger.clone(),
         counters,

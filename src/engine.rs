@@ -34,6 +34,8 @@ pub enum EngineMsg {
     Quiet(crate::core::quiet::QuietHours),
     /// The heartbeat sources down now; `true`: one just recovered.
     Silence(Vec<crate::core::silence::DownSource>, bool),
+    /// The counts changed without an event (a reset): draw again now.
+    Refresh,
 }
 
 /// What the rest of the daemon may read about the panel.
@@ -131,6 +133,14 @@ impl Engine {
                 self.act(action, now, &handle);
             }
             self.scene.advance(now);
+            let started = self.scene.take_started();
+            if !started.is_empty() && !self.quiet.holds(now) {
+                for sweep in started {
+                    let look = &self.scene.routes()[sweep.route];
+                    self.panel
+                        .sweep_started(&look.name, look.color, sweep.events);
+                }
+            }
             let numbers = self.numbers();
             let frame = self.scene.render(now, &numbers);
             let under = self.underneath(now);
@@ -251,6 +261,8 @@ impl Engine {
             }
             EngineMsg::Quiet(hours) => self.quiet.set_hours(hours),
             EngineMsg::Silence(down, recovered) => self.silence.set_down(down, recovered, now),
+            // Every message is followed by a redraw; this one needs nothing else.
+            EngineMsg::Refresh => {}
             EngineMsg::SetMode(name, reply) => {
                 let mode = match name.as_str() {
                     "next" => None,

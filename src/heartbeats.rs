@@ -17,11 +17,12 @@ use tokio::sync::Notify;
 use crate::config::{Config, Source};
 use crate::core::display::DisplayText;
 use crate::core::heartbeat::{Heartbeats, NotWatched, Reason, Report, State, Transition};
+use crate::core::names::valid_name;
 use crate::core::silence::DownSource;
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::ledger::{wall_ms, LedgerHandle};
 use crate::panel::Clock;
-use crate::request::{constant_time_eq, valid_name, RequestError};
+use crate::request::{constant_time_eq, RequestError};
 use crate::store::StoredEvent;
 
 /// The event kind of a heartbeat transition; the event's `route` holds the

@@ -136,6 +136,8 @@ impl App {
             "shutting_down": p.shutting_down,
             "panel": panel,
             "routes": per_route,
+            // JSON objects have no order: this is the config's (LED) order.
+            "route_order": routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             "requests": {
                 "refused": self.stats.refused.load(Ordering::Relaxed),
                 "unauthorized": self.stats.unauthorized.load(Ordering::Relaxed),

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::config::{Route, Source};
+use crate::core::names::valid_name;
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,14 +96,6 @@ pub struct HookParams {
     /// server's spool; see [`event_time_ms`].
     pub time: Option<u64>,
     pub token: Option<String>,
-}
-
-/// Jail and source names: what fail2ban allows in a jail name, bounded.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-:@".contains(c))
 }
 
 fn shown(v: &str, max: usize) -> String {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::core::buttons::Button;
 use crate::core::color::Rgb;
-use crate::core::display::DisplayText;
+use crate::core::display::{DisplayKind, DisplayText, COLON_DIGIT};
 use crate::core::scene::Frame;
 use crate::panel::pi::pin_name;
 use crate::panel::{ButtonEdge, Clock, PanelError, PanelOutput};
@@ -38,8 +38,9 @@ const COLORS: [(&str, Rgb); 4] = [
     ("white", Rgb::new(255, 255, 255)),
 ];
 
-/// TM1637 segment bits, in the order they are walked.
-const SEGMENTS: [(u8, &str); 8] = [
+/// TM1637 segment bits a-g, in the order they are walked (bit 7, the colon
+/// or a point depending on the module, has its own step).
+const SEGMENTS: [(u8, &str); 7] = [
     (0, "a (top)"),
     (1, "b (upper right)"),
     (2, "c (lower right)"),
@@ -47,7 +48,6 @@ const SEGMENTS: [(u8, &str); 8] = [
     (4, "e (lower left)"),
     (5, "f (upper left)"),
     (6, "g (middle)"),
-    (7, "point"),
 ];
 
 struct Selftest<'a> {
@@ -172,14 +172,42 @@ impl Selftest<'_> {
         );
     }
 
+    /// Shows raw segments; false when the panel draws only characters
+    /// (the simulated one), and the caller lights whole digits instead.
+    fn raw_segments(&mut self, segments: [u8; 4], bright: u8) -> bool {
+        match self.panel.show_segments(segments, bright) {
+            Err(PanelError::Unavailable(why)) => {
+                self.line(&format!(" ({why}; lighting whole digits instead)"));
+                false
+            }
+            result => {
+                self.note(result);
+                true
+            }
+        }
+    }
+
     async fn display(&mut self) {
         let p = &self.config.panel;
         let bright = p.display_brightness as u8;
+        let kind = p.display;
+        let module = match kind {
+            DisplayKind::Colon => {
+                "a \"colon\" module (the common clock module: a colon between digits 2 and 3, no decimal points)"
+            }
+            DisplayKind::Points => {
+                "a \"points\" module (a decimal point after each digit, no colon)"
+            }
+        };
         self.line(&format!(
-            "\nDisplay: TM1637 (CLK {}, DIO {}), brightness {bright}/7.\n\
-             Each digit, left to right, lights one segment at a time; the LEDs are dark.",
+            "\nDisplay: TM1637 (CLK {}, DIO {}), brightness {bright}/7, set up as {module}.\n\
+             Each digit, left to right, lights segments a to g one at a time, then the {}; the LEDs are dark.",
             pin_name(p.tm1637_clk_pin),
-            pin_name(p.tm1637_dio_pin)
+            pin_name(p.tm1637_dio_pin),
+            match kind {
+                DisplayKind::Colon => "colon",
+                DisplayKind::Points => "points",
+            }
         ));
         let f = self.frame(self.dark(), "", bright);
         self.show(&f);
@@ -193,14 +221,10 @@ impl Selftest<'_> {
                 for (bit, name) in SEGMENTS {
                     let mut segments = [0u8; 4];
                     segments[digit] = 1 << bit;
-                    match self.panel.show_segments(segments, bright) {
-                        Err(PanelError::Unavailable(why)) => {
-                            self.line(&format!(" ({why}; lighting whole digits instead)"));
-                            self.say(&format!("  digit {}:", digit + 1));
-                            raw = false;
-                            break;
-                        }
-                        result => self.note(result),
+                    if !self.raw_segments(segments, bright) {
+                        self.say(&format!("  digit {}:", digit + 1));
+                        raw = false;
+                        break;
                     }
                     if !self.display_ok {
                         break;
@@ -210,20 +234,28 @@ impl Selftest<'_> {
                 }
             }
             if !raw {
-                let text: String = (0..4)
-                    .map(|i| if i == digit { "8." } else { " " })
-                    .collect();
+                let text: String = (0..4).map(|i| if i == digit { '8' } else { ' ' }).collect();
                 let f = self.frame(self.dark(), &text, bright);
                 self.show(&f);
-                self.say(" 8. (all segments and the point)");
+                self.say(" 8 (all seven segments)");
                 self.pause(2).await;
             }
             self.line("");
         }
         if self.display_ok {
-            self.say("  all digits 8. at brightness");
+            match kind {
+                DisplayKind::Colon => self.colon(raw, bright).await,
+                DisplayKind::Points => self.points(raw, bright).await,
+            }
+        }
+        if self.display_ok {
+            let all = match kind {
+                DisplayKind::Colon => "8888",
+                DisplayKind::Points => "8.8.8.8.",
+            };
+            self.say(&format!("  all digits {all} at brightness"));
             for b in 0..=7u8 {
-                let f = self.frame(self.dark(), "8.8.8.8.", b);
+                let f = self.frame(self.dark(), all, b);
                 self.show(&f);
                 self.say(&format!(" {b}"));
                 self.pause(1).await;
@@ -234,6 +266,53 @@ impl Selftest<'_> {
                  Nothing at all: check VCC (pin 1) and GND (pin 39).",
             );
         }
+    }
+
+    /// The colon step: digit 2's bit 7 alone.
+    async fn colon(&mut self, raw: bool, bright: u8) {
+        self.say("  colon:");
+        if raw {
+            let mut segments = [0u8; 4];
+            segments[COLON_DIGIT] = 0x80;
+            if self.raw_segments(segments, bright) && self.display_ok {
+                self.line(
+                    " the colon between digits 2 and 3 lights, nothing else.\n  \
+                     A point after digit 2 instead: this is a \"points\" module, set display = \"points\" under [panel].",
+                );
+                self.pause(2).await;
+                return;
+            }
+        }
+        self.line(" (shown on the module only: this panel draws it dark)");
+    }
+
+    /// The points step: each digit's bit 7 alone, left to right.
+    async fn points(&mut self, raw: bool, bright: u8) {
+        self.say("  points:");
+        let mut raw = raw;
+        for digit in 0..4 {
+            if !self.display_ok {
+                return;
+            }
+            if raw {
+                let mut segments = [0u8; 4];
+                segments[digit] = 0x80;
+                raw = self.raw_segments(segments, bright);
+            }
+            if !raw {
+                let text: String = (0..4)
+                    .map(|i| if i == digit { " ." } else { " " })
+                    .collect();
+                let f = self.frame(self.dark(), &text, bright);
+                self.show(&f);
+            }
+            self.say(&format!(" {}", digit + 1));
+            self.pause(1).await;
+        }
+        self.line(
+            " (the point after each digit in turn)\n  \
+             Nothing lit, or the colon at point 2: this is a \"colon\" module, set display = \"colon\" under [panel].",
+        );
     }
 
     /// The next edge of `button` with the given level, before `deadline`.
@@ -473,6 +552,7 @@ mod tests {
     }
 
     async fn selftest(
+        kind: DisplayKind,
         segments: bool,
         display_present: bool,
         presses: &[(&'static str, Button, bool, u64)],
@@ -487,7 +567,8 @@ mod tests {
             presses: presses.to_vec(),
             tx,
         };
-        let config = Config::defaults();
+        let mut config = Config::defaults();
+        config.panel.display = kind;
         let mut out = Vec::new();
         let opts = Options {
             step: Duration::ZERO,
@@ -496,6 +577,41 @@ mod tests {
         let problems = run(&mut panel, &mut rx, &mut out, Clock::start(), &config, opts).await;
         let drawn = drawn.lock().unwrap().clone();
         (drawn, String::from_utf8(out).unwrap(), problems)
+    }
+
+    fn segments(drawn: &[Drawn]) -> Vec<[u8; 4]> {
+        drawn
+            .iter()
+            .filter_map(|d| match d {
+                Drawn::Segments(s, 3) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_points_module_gets_each_point_stepped() {
+        let (drawn, out, problems) = selftest(DisplayKind::Points, true, true, &[], None).await;
+        assert!(problems.is_empty(), "{problems:?}\n{out}");
+        let segs = segments(&drawn);
+        assert_eq!(segs.len(), 28 + 4);
+        assert_eq!(
+            segs[28..],
+            [
+                [0x80, 0, 0, 0],
+                [0, 0x80, 0, 0],
+                [0, 0, 0x80, 0],
+                [0, 0, 0, 0x80]
+            ]
+        );
+        assert!(segs[..28].iter().flatten().all(|s| s & 0x80 == 0));
+        assert!(out.contains("a \"points\" module"), "{out}");
+        assert!(out.contains("points: 1 2 3 4"), "{out}");
+        let eights = frames(&drawn)
+            .iter()
+            .filter(|x| x.display.to_string() == "8.8.8.8.")
+            .count();
+        assert_eq!(eights, 8);
     }
 
     fn frames(drawn: &[Drawn]) -> Vec<Frame> {
@@ -516,8 +632,14 @@ mod tests {
             ("bt 2", Button::Power, true, 400),
             ("bt 2", Button::Power, false, 480),
         ];
-        let (drawn, out, problems) =
-            selftest(true, true, &presses, Some(Duration::from_secs(2))).await;
+        let (drawn, out, problems) = selftest(
+            DisplayKind::Colon,
+            true,
+            true,
+            &presses,
+            Some(Duration::from_secs(2)),
+        )
+        .await;
         assert!(problems.is_empty(), "{problems:?}\n{out}");
         let f = frames(&drawn);
         // 8 LEDs x 4 colours, one lit at a time, brightness at the config cap
@@ -536,23 +658,23 @@ mod tests {
         }
         assert_eq!(f[1].display.to_string(), "L1  ");
         assert!(f[32].leds.iter().all(|c| *c == Rgb::new(255, 255, 255)));
-        // 4 digits x 8 segments, one bit at a time
-        let segs: Vec<[u8; 4]> = drawn
-            .iter()
-            .filter_map(|d| match d {
-                Drawn::Segments(s, 3) => Some(*s),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(segs.len(), 32);
+        // 4 digits x 7 segments, one bit at a time, then the colon alone
+        let segs = segments(&drawn);
+        assert_eq!(segs.len(), 29);
         assert_eq!(segs[0], [0x01, 0, 0, 0]);
-        assert_eq!(segs[7], [0x80, 0, 0, 0]);
-        assert_eq!(segs[9], [0, 0x02, 0, 0]);
-        assert_eq!(segs[31], [0, 0, 0, 0x80]);
+        assert_eq!(segs[6], [0x40, 0, 0, 0]);
+        assert_eq!(segs[8], [0, 0x02, 0, 0]);
+        assert_eq!(segs[27], [0, 0, 0, 0x40]);
+        assert_eq!(segs[28], [0, 0x80, 0, 0], "the colon step");
+        assert!(out.contains("a \"colon\" module"), "{out}");
+        assert!(
+            out.contains("colon: the colon between digits 2 and 3 lights"),
+            "{out}"
+        );
         // the brightness walk, then dark at the end
         let eights: Vec<u8> = f
             .iter()
-            .filter(|x| x.display.to_string() == "8.8.8.8.")
+            .filter(|x| x.display.to_string() == "8888")
             .map(|x| x.display_brightness)
             .collect();
         assert_eq!(eights, (0..=7).collect::<Vec<u8>>());
@@ -573,13 +695,15 @@ mod tests {
 
     #[tokio::test]
     async fn text_only_panels_light_whole_digits() {
-        let (drawn, out, problems) = selftest(false, true, &[], None).await;
+        let (drawn, out, problems) = selftest(DisplayKind::Points, false, true, &[], None).await;
         assert!(problems.is_empty(), "{problems:?}");
         let texts: Vec<String> = frames(&drawn)
             .iter()
             .map(|f| f.display.to_string())
             .collect();
-        for t in ["8.   ", " 8.  ", "  8. ", "   8."] {
+        for t in [
+            "8   ", " 8  ", "  8 ", "   8", " .   ", "  .  ", "   . ", "    .",
+        ] {
             assert!(texts.iter().any(|x| x == t), "{t:?} in {texts:?}");
         }
         assert!(out.contains("lighting whole digits instead"), "{out}");
@@ -593,8 +717,14 @@ mod tests {
             ("bt 1", Button::Power, true, 10),
             ("bt 1", Button::Power, false, 50),
         ];
-        let (drawn, out, problems) =
-            selftest(true, false, &presses, Some(Duration::from_millis(200))).await;
+        let (drawn, out, problems) = selftest(
+            DisplayKind::Colon,
+            true,
+            false,
+            &presses,
+            Some(Duration::from_millis(200)),
+        )
+        .await;
         assert_eq!(problems.len(), 3, "{problems:?}\n{out}");
         assert!(problems[0].contains("display") && problems[0].contains("BCM 5 (pin 29)"));
         assert!(problems[1].contains("MODE button: no press"));

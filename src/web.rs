@@ -135,6 +135,10 @@ impl PanelOutput for TapPanel {
         self.inner.wake_at()
     }
 
+    fn sweep_started(&mut self, route: &str, color: crate::core::color::Rgb, events: u64) {
+        self.inner.sweep_started(route, color, events)
+    }
+
     fn show_segments(&mut self, segments: [u8; 4], brightness: u8) -> Result<(), PanelError> {
         self.inner.show_segments(segments, brightness)
     }

@@ -47,7 +47,9 @@ fn walks_the_leds_and_digits_without_buttons() {
         "selftest on the record panel",
         "LED 1/8: red green blue white",
         "LED 8/8: red green blue white",
-        "digit 4: 8.",
+        "digit 4: 8 (all seven segments)",
+        "a \"colon\" module",
+        "colon: (shown on the module only",
         "Buttons: skipped",
         "no errors",
     ] {
@@ -77,8 +79,14 @@ fn walks_the_leds_and_digits_without_buttons() {
         .unwrap()
         .iter()
         .all(|c| rgb(c) == [0, 0, 0]));
-    let eights = f.iter().filter(|x| x["display"] == "8.8.8.8.").count();
+    // the default colon module: the brightness walk without points
+    let eights = f.iter().filter(|x| x["display"] == "8888").count();
     assert_eq!(eights, 8);
+    assert!(
+        f.iter()
+            .all(|x| !x["display"].as_str().unwrap().contains('.')),
+        "no point is drawn for a colon module"
+    );
 }
 
 #[test]

@@ -16,7 +16,8 @@ fn recv(sock: &UnixDatagram) -> String {
     let n = sock
         .recv(&mut buf)
         .expect("a notification within the timeout");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    // sd-notify ends every line with a newline
+    String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
 }
 
 #[test]

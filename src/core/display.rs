@@ -163,12 +163,87 @@ impl fmt::Display for DisplayText {
     }
 }
 
-/// Formats a count for four digits without ever wrapping or overstating.
+/// Which TM1637 module is wired: they differ in what bit 7 of a digit lights.
+///
+/// ```text
+///  colon (common 0.36" clock module)     points (0.56" "decimal" module)
+///   _   _     _   _                        _   _   _   _
+///  |_| |_| o |_| |_|                      |_| |_| |_| |_|
+///  |_| |_| o |_| |_|                      |_|.|_|.|_|.|_|.
+///          ^ digit 2's bit 7                 ^ each digit's bit 7
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DisplayKind {
+    /// Bit 7 of digit 2 lights the centre colon; no decimal points.
+    #[default]
+    Colon,
+    /// Bit 7 of each digit lights its decimal point; no colon.
+    Points,
+}
+
+impl DisplayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DisplayKind::Colon => "colon",
+            DisplayKind::Points => "points",
+        }
+    }
+}
+
+impl std::str::FromStr for DisplayKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "colon" => Ok(DisplayKind::Colon),
+            "points" => Ok(DisplayKind::Points),
+            _ => Err(format!(
+                "display \"{s}\" is not a TM1637 module kind: use \"colon\" (the common clock module, colon in the middle) or \"points\" (a decimal point after each digit)"
+            )),
+        }
+    }
+}
+
+/// The digit whose bit 7 drives the colon on a colon module (the second).
+pub const COLON_DIGIT: usize = 1;
+
+impl DisplayText {
+    /// Whether any cell lights its point.
+    pub fn has_points(&self) -> bool {
+        self.0.iter().any(|c| c.dot)
+    }
+
+    /// The text as the wired module shows it: four characters, each followed
+    /// by '.' where a points module lights its point (a colon module shows
+    /// no points, see `segments_on`).
+    pub fn shown_on(&self, kind: DisplayKind) -> String {
+        match kind {
+            DisplayKind::Points => self.to_string(),
+            DisplayKind::Colon => self.0.iter().map(|c| c.ch).collect(),
+        }
+    }
+
+    /// Segment bytes for the module actually wired. On a colon module a
+    /// text's points are dropped: there bit 7 of digit 2 is the colon, and a
+    /// point must never light it by accident (nothing shown here needs a
+    /// point; `format_count` never makes one).
+    pub fn segments_on(&self, kind: DisplayKind) -> [u8; CELLS] {
+        let segments = self.segments();
+        match kind {
+            DisplayKind::Points => segments,
+            DisplayKind::Colon => segments.map(|s| s & 0x7F),
+        }
+    }
+}
+
+/// Formats a count for four digits without ever wrapping or overstating, and
+/// without a decimal point, so it reads the same on both module kinds.
 ///
 /// - 0..=9999: exact, right-aligned (`  42`, `9999`).
-/// - 10^4..10^10: two significant digits and a power of ten, truncated:
-///   `1.2E4` = 12,000 to 12,999 (the point sits on the first digit).
-/// - 10^10 and above: one digit and a two-digit exponent: `1E19`.
+/// - 10^4..10^11: the first two digits, `E`, and the power of ten of the
+///   second digit, truncated: `12E3` = 12 x 10^3, i.e. 12,000 to 12,999;
+///   `99E9` = 99,000,000,000 to 99,999,999,999.
+/// - 10^11 and above: the first digit, `E`, and a two-digit power of ten:
+///   `1E11` (100,000,000,000 to 199,999,999,999) up to `1E19` (u64::MAX).
 ///
 /// The exact value is always available in `/api/status`.
 pub fn format_count(n: u64) -> DisplayText {
@@ -176,14 +251,13 @@ pub fn format_count(n: u64) -> DisplayText {
     if digits.len() <= CELLS {
         return DisplayText::parse_right(&digits).expect("digits always have glyphs");
     }
-    let exponent = digits.len() - 1;
-    let d: Vec<char> = digits.chars().collect();
-    let text = if exponent < 10 {
-        format!("{}.{}E{}", d[0], d[1], exponent)
+    let d = digits.as_bytes();
+    let text = if digits.len() <= 11 {
+        format!("{}{}E{}", d[0] as char, d[1] as char, digits.len() - 2)
     } else {
-        format!("{}E{}", d[0], exponent)
+        format!("{}E{}", d[0] as char, digits.len() - 1)
     };
-    DisplayText::parse(&text).expect("scientific form fits four cells")
+    DisplayText::parse(&text).expect("abbreviated form fits four cells")
 }
 
 #[cfg(test)]
@@ -205,49 +279,127 @@ mod tests {
     }
 
     #[test]
-    fn large_counts_abbreviate_without_rounding_up() {
-        assert_eq!(show(10_000), "1.0E4");
-        assert_eq!(show(12_999), "1.2E4");
-        assert_eq!(show(99_999), "9.9E4");
-        assert_eq!(show(100_000), "1.0E5");
-        assert_eq!(show(1_234_567), "1.2E6");
-        assert_eq!(show(9_999_999_999), "9.9E9");
-        assert_eq!(show(10_000_000_000), "1E10");
+    fn large_counts_abbreviate_without_rounding_up_or_a_point() {
+        assert_eq!(show(10_000), "10E3");
+        assert_eq!(show(12_000), "12E3");
+        assert_eq!(show(12_999), "12E3");
+        assert_eq!(show(99_999), "99E3");
+        assert_eq!(show(100_000), "10E4");
+        assert_eq!(show(1_234_567), "12E5");
+        assert_eq!(show(9_999_999_999), "99E8");
+        assert_eq!(show(99_999_999_999), "99E9");
+        assert_eq!(show(100_000_000_000), "1E11");
+        assert_eq!(show(10_000_000_000_000_000_000), "1E19");
         assert_eq!(show(u64::MAX), "1E19");
     }
 
+    /// Reads a shown count back as the range of values it stands for.
+    fn read_back(text: &DisplayText) -> (u128, u128) {
+        let s = text.to_string();
+        let s = s.trim();
+        match s.split_once('E') {
+            None => {
+                let v: u128 = s.parse().unwrap();
+                (v, v)
+            }
+            Some((m, e)) => {
+                let (m, e): (u128, u32) = (m.parse().unwrap(), e.parse().unwrap());
+                let unit = 10u128.pow(e);
+                (m * unit, (m + 1) * unit - 1)
+            }
+        }
+    }
+
+    /// Every digit length from 1 to 20, at and around every power of ten,
+    /// 2 and 5 times it, all-nines, and a spread of pseudo-random values of
+    /// every length, up to u64::MAX: the text fits four cells, has no point,
+    /// lights the same segments on both modules, and reads back as a range
+    /// that holds the exact value.
     #[test]
-    fn every_count_fits_four_cells_and_has_glyphs() {
-        let mut n: u64 = 1;
-        while n < u64::MAX / 3 {
-            for v in [n - 1, n, n + 1, n * 3 - 1] {
-                let text = format_count(v);
-                assert!(text.segments().iter().any(|s| *s != 0) || v == 0);
-                for cell in text.cells() {
-                    assert!(canonical(cell.ch).is_some(), "{v}: {cell:?}");
+    fn every_count_reads_right_on_both_modules() {
+        let mut values = vec![0u64, 1, u64::MAX, u64::MAX - 1];
+        let mut p: u64 = 1;
+        loop {
+            for k in [1u64, 2, 5] {
+                if let Some(v) = p.checked_mul(k) {
+                    values.extend([v - 1, v, v + 1]);
                 }
             }
-            n = n.saturating_mul(7);
+            match p.checked_mul(10) {
+                Some(next) => p = next,
+                None => break,
+            }
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 20) as u32;
+            values.push(x % 10u64.saturating_pow(len + 1));
+            values.push(x);
+        }
+        let mut lengths = [false; 21];
+        for v in values {
+            lengths[v.to_string().len()] = true;
+            let text = format_count(v);
+            assert!(!text.has_points(), "{v} -> {text} needs a point");
+            for kind in [DisplayKind::Colon, DisplayKind::Points] {
+                let segs = text.segments_on(kind);
+                assert!(segs.iter().all(|s| s & 0x80 == 0), "{v} lights bit 7");
+                assert_eq!(segs, text.segments(), "same digits on both modules");
+            }
+            for cell in text.cells() {
+                assert!(canonical(cell.ch).is_some(), "{v}: {cell:?}");
+            }
+            assert!(text.segments().iter().any(|s| *s != 0), "{v}: blank");
+            let (low, high) = read_back(&text);
+            assert!(
+                low <= u128::from(v) && u128::from(v) <= high,
+                "{v} -> {text} reads as {low}..={high}"
+            );
+            let digits = v.to_string().len();
+            let mantissa = text.to_string().trim().split('E').next().unwrap().len();
+            let expected = match digits {
+                0..=4 => digits,
+                5..=11 => 2,
+                _ => 1,
+            };
+            assert_eq!(mantissa, expected, "{v} -> {text}");
+        }
+        assert!(lengths[1..].iter().all(|l| *l), "every length 1-20 tried");
+    }
+
+    #[test]
+    fn a_colon_module_never_lights_its_colon_through_a_point() {
+        let text = DisplayText::parse("1.2.3.4.").unwrap();
+        assert_eq!(
+            text.segments_on(DisplayKind::Colon),
+            [0x06, 0x5B, 0x4F, 0x66]
+        );
+        assert_eq!(
+            text.segments_on(DisplayKind::Points),
+            [0x86, 0xDB, 0xCF, 0xE6]
+        );
+        assert!(text.has_points());
+        assert_eq!(text.shown_on(DisplayKind::Colon), "1234");
+        assert_eq!(text.shown_on(DisplayKind::Points), "1.2.3.4.");
+        assert!(!DisplayText::parse("rEd").unwrap().has_points());
+        for label in ["ALL", "24h", "bYE", "rEd", "bLUE", "PUrP", "Grn"] {
+            let t = DisplayText::parse(label).unwrap();
+            assert!(!t.has_points(), "{label}");
         }
     }
 
     #[test]
-    fn abbreviated_form_reads_back_as_a_lower_bound() {
-        for v in [
-            10_000u64,
-            45_678,
-            999_999,
-            31_415_926,
-            2_718_281_828,
-            u64::MAX / 2,
-        ] {
-            let s = show(v);
-            let (mantissa, exp) = s.split_once('E').unwrap();
-            let m: f64 = mantissa.parse().unwrap();
-            let e: i32 = exp.parse().unwrap();
-            let lower = m * 10f64.powi(e);
-            assert!(lower <= v as f64 * (1.0 + 1e-12), "{v} -> {s}");
-            assert!(v as f64 / lower < 1.11, "{v} -> {s} is too far below");
+    fn module_kinds_parse_by_name() {
+        assert_eq!("colon".parse(), Ok(DisplayKind::Colon));
+        assert_eq!("points".parse(), Ok(DisplayKind::Points));
+        assert_eq!(DisplayKind::default(), DisplayKind::Colon);
+        let e = "decimal".parse::<DisplayKind>().unwrap_err();
+        assert!(e.contains("\"colon\"") && e.contains("\"points\""), "{e}");
+        for k in [DisplayKind::Colon, DisplayKind::Points] {
+            assert_eq!(k.name().parse(), Ok(k));
         }
     }
 

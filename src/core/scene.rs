@@ -88,23 +88,39 @@ pub struct Frame {
     pub display_brightness: u8,
 }
 
+/// A mode label the user asked for (mode button, `banlight mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Overlay {
-    Label { text: DisplayText, until: u64 },
-    RouteFlash { route: usize, since: u64 },
+struct ModeLabel {
+    text: DisplayText,
+    since: u64,
+    until: u64,
+}
+
+/// One sweep: the route, when it started playing, and how many events it
+/// stands for (1, or a coalesced burst's size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sweep {
+    pub route: usize,
+    pub start: u64,
+    pub events: u64,
 }
 
 #[derive(Debug)]
 pub struct Scene {
     settings: SceneSettings,
     routes: Vec<RouteLook>,
-    playing: Option<(usize, u64)>,
+    playing: Option<Sweep>,
     queue: VecDeque<usize>,
-    /// Routes owed one coalesced sweep after the queue drains.
-    owed: Vec<bool>,
+    /// Per route: events owed one coalesced sweep after the queue drains.
+    owed: Vec<u64>,
     marker: Option<(usize, u64)>,
     mode: DisplayMode,
-    overlay: Option<Overlay>,
+    mode_label: Option<ModeLabel>,
+    /// The sweep the display tells about: the one playing, or the last one
+    /// (its count stays up until `event_display` after its start).
+    told: Option<Sweep>,
+    /// Sweeps begun since the engine last asked (`take_started`).
+    started: Vec<Sweep>,
     dark: bool,
     shutdown_since: Option<u64>,
 }
@@ -113,7 +129,7 @@ const SHUTDOWN_GLOW: Rgb = Rgb::new(255, 96, 0);
 
 impl Scene {
     pub fn new(settings: SceneSettings, routes: Vec<RouteLook>) -> Self {
-        let owed = vec![false; routes.len()];
+        let owed = vec![0; routes.len()];
         Scene {
             settings,
             routes,
@@ -122,7 +138,9 @@ impl Scene {
             owed,
             marker: None,
             mode: DisplayMode::Total,
-            overlay: None,
+            mode_label: None,
+            told: None,
+            started: Vec::new(),
             dark: false,
             shutdown_since: None,
         }
@@ -168,13 +186,11 @@ impl Scene {
     /// The display shows a mode label or an event's route and count (not
     /// the mode's number) at `now`: the silence alarm's text waits for it.
     pub fn display_busy(&self, now: u64) -> bool {
-        match self.overlay {
-            Some(Overlay::Label { until, .. }) => now < until,
-            Some(Overlay::RouteFlash { since, .. }) => {
-                now < since.saturating_add(self.settings.event_display_ms)
-            }
-            None => false,
-        }
+        let label = self.mode_label.is_some_and(|l| now < l.until);
+        let sweep = self.told.is_some_and(|t| {
+            self.playing == Some(t) || now < t.start + self.settings.event_display_ms
+        });
+        label || sweep
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -191,22 +207,45 @@ impl Scene {
     }
 
     /// Plays a route's sweep (a counted event, or a test from the CLI).
+    /// The display follows the sweeps: it tells about a route only while
+    /// (and just after) that route's sweep plays, never ahead of the LEDs.
     pub fn on_event(&mut self, route: usize, now: u64) {
         if route >= self.routes.len() || self.shutdown_since.is_some() {
             return;
         }
         self.advance(now);
-        self.overlay = Some(Overlay::RouteFlash { route, since: now });
         if self.dark {
             return; // counted, but a dark panel stays dark and builds no backlog
         }
         if self.playing.is_none() {
-            self.playing = Some((route, now));
+            self.start_sweep(route, now, 1);
         } else if self.queue.len() < self.settings.max_queued_sweeps {
             self.queue.push_back(route);
         } else {
-            self.owed[route] = true;
+            self.owed[route] += 1;
         }
+    }
+
+    fn start_sweep(&mut self, route: usize, start: u64, events: u64) {
+        let sweep = Sweep {
+            route,
+            start,
+            events,
+        };
+        self.playing = Some(sweep);
+        self.told = Some(sweep);
+        self.started.push(sweep);
+    }
+
+    /// The sweeps begun since the last call, in order (for a backend that
+    /// logs them; none is missed even if the engine wakes late).
+    pub fn take_started(&mut self) -> Vec<Sweep> {
+        std::mem::take(&mut self.started)
+    }
+
+    /// The sweep playing now (after `advance`).
+    pub fn playing(&self) -> Option<Sweep> {
+        self.playing
     }
 
     pub fn next_mode(&mut self, now: u64) {
@@ -227,8 +266,9 @@ impl Scene {
             }
         }
         self.mode = mode;
-        self.overlay = Some(Overlay::Label {
+        self.mode_label = Some(ModeLabel {
             text: self.mode_label(),
+            since: now,
             until: now + self.settings.label_ms,
         });
     }
@@ -245,8 +285,9 @@ impl Scene {
         self.dark = dark;
         if dark {
             self.playing = None;
+            self.told = None;
             self.queue.clear();
-            self.owed.fill(false);
+            self.owed.fill(0);
         }
     }
 
@@ -272,30 +313,33 @@ impl Scene {
     /// next one at the moment it ended, so queued sweeps play back to back.
     pub fn advance(&mut self, now: u64) {
         let duration = self.settings.sweep.duration_ms();
-        while let Some((route, start)) = self.playing {
-            let end = start.saturating_add(duration);
+        while let Some(sweep) = self.playing {
+            let end = sweep.start.saturating_add(duration);
             if now < end {
                 break;
             }
-            self.marker = Some((route, end));
-            self.playing = self.next_queued().map(|next| (next, end));
+            self.marker = Some((sweep.route, end));
+            self.playing = None;
+            if let Some((route, events)) = self.next_queued() {
+                self.start_sweep(route, end, events);
+            }
         }
     }
 
-    fn next_queued(&mut self) -> Option<usize> {
+    /// The next sweep and the events it stands for.
+    fn next_queued(&mut self) -> Option<(usize, u64)> {
         if let Some(r) = self.queue.pop_front() {
-            return Some(r);
+            return Some((r, 1));
         }
-        let r = self.owed.iter().position(|o| *o)?;
-        self.owed[r] = false;
-        Some(r)
+        let r = self.owed.iter().position(|o| *o > 0)?;
+        Some((r, std::mem::take(&mut self.owed[r])))
     }
 
     /// Sweeps playing or waiting.
     pub fn sweeps_pending(&self) -> usize {
         usize::from(self.playing.is_some())
             + self.queue.len()
-            + self.owed.iter().filter(|o| **o).count()
+            + self.owed.iter().filter(|o| **o > 0).count()
     }
 
     /// The frame at `now`; call `advance(now)` first.
@@ -321,7 +365,7 @@ impl Scene {
             return frame;
         }
         frame.display = self.display_text(now, numbers);
-        if let Some((route, start)) = self.playing {
+        if let Some(Sweep { route, start, .. }) = self.playing {
             let look = &self.routes[route];
             if let Some(leds) = sweep_frame(&self.settings.sweep, look.color, now - start.min(now))
             {
@@ -352,6 +396,11 @@ impl Scene {
         Some((u64::from(s.marker_level) * left / s.marker_fade_ms) as u8).filter(|l| *l > 0)
     }
 
+    /// What the display says at `now`: a mode label the user just asked
+    /// for; else the sweep playing (its route's label, then its count, or
+    /// for a coalesced burst the number of events it stands for), and for
+    /// `event_display` after the last sweep's start that route's count;
+    /// else the mode's count.
     fn display_text(&self, now: u64, numbers: &Numbers) -> DisplayText {
         let count = |mode: DisplayMode| {
             format_count(match mode {
@@ -360,19 +409,25 @@ impl Scene {
                 DisplayMode::Route(i) => numbers.per_route.get(i).copied().unwrap_or(0),
             })
         };
-        match self.overlay {
-            Some(Overlay::Label { text, until }) if now < until => text,
-            Some(Overlay::RouteFlash { route, since })
-                if now < since + self.settings.event_display_ms =>
-            {
-                if now < since + self.settings.label_ms {
-                    self.routes[route].label
-                } else {
-                    count(DisplayMode::Route(route))
-                }
-            }
-            _ => count(self.mode),
+        let label = self
+            .mode_label
+            .filter(|l| now < l.until && self.told.is_none_or(|t| l.since >= t.start));
+        if let Some(l) = label {
+            return l.text;
         }
+        if let Some(sweep) = self.told {
+            let playing = self.playing == Some(sweep);
+            if playing || now < sweep.start + self.settings.event_display_ms {
+                return if now < sweep.start + self.settings.label_ms {
+                    self.routes[sweep.route].label
+                } else if playing && sweep.events > 1 {
+                    format_count(sweep.events)
+                } else {
+                    count(DisplayMode::Route(sweep.route))
+                };
+            }
+        }
+        count(self.mode)
     }
 
     /// When the frame next changes by itself; `None` when idle (sleep until an event).
@@ -400,18 +455,19 @@ impl Scene {
                 wake.push(next_frame.min(fade_end));
             }
         }
-        match self.overlay {
-            Some(Overlay::Label { until, .. }) if now < until => wake.push(until),
-            Some(Overlay::RouteFlash { since, .. }) => {
-                let label_end = since + s.label_ms;
-                let end = since + s.event_display_ms;
-                if now < label_end {
-                    wake.push(label_end);
-                } else if now < end {
-                    wake.push(end);
-                }
+        if let Some(l) = self.mode_label {
+            if now < l.until {
+                wake.push(l.until);
             }
-            _ => {}
+        }
+        if let Some(t) = self.told {
+            let label_end = t.start + s.label_ms;
+            let end = t.start + s.event_display_ms;
+            if now < label_end {
+                wake.push(label_end);
+            } else if now < end {
+                wake.push(end);
+            }
         }
         wake.into_iter().min()
     }
@@ -542,7 +598,7 @@ mod tests {
         while s.sweeps_pending() > 0 {
             s.advance(t);
             if s.playing != last_playing {
-                if let Some((r, _)) = s.playing {
+                if let Some(Sweep { route: r, .. }) = s.playing {
                     routes_seen.push(r);
                 }
                 last_playing = s.playing;
@@ -628,10 +684,12 @@ mod tests {
         let mut s = scene();
         assert!(!s.display_busy(0));
         s.on_event(0, 100);
-        assert!(s.display_busy(100) && s.display_busy(3099));
-        assert!(!s.display_busy(3100));
-        s.next_mode(5000);
-        assert!(s.display_busy(5999) && !s.display_busy(6000));
+        // the sweep plays, and its count stays until event_display after its start
+        assert!(s.display_busy(100) && s.display_busy(5099));
+        s.advance(5100);
+        assert!(!s.display_busy(5100));
+        s.next_mode(6000);
+        assert!(s.display_busy(6999) && !s.display_busy(7000));
     }
 
     #[test]
@@ -672,5 +730,168 @@ mod tests {
         s.reconfigure(settings(), vec![look("red", RED, "SSH", 0)]);
         assert_eq!(s.mode(), DisplayMode::Total);
         assert_eq!(s.sweeps_pending(), 0);
+    }
+
+    fn follow_settings() -> SceneSettings {
+        SceneSettings {
+            label_ms: 300,
+            event_display_ms: 3000,
+            ..settings()
+        }
+    }
+
+    #[test]
+    fn the_display_follows_the_sweeps_not_the_arrivals() {
+        let mut s = Scene::new(follow_settings(), scene().routes);
+        s.on_event(0, 0);
+        s.on_event(1, 10);
+        let shown = |s: &mut Scene, t: u64| frame_at(s, t).display.to_string();
+        // red plays 0..1000: red's label, then red's count, although blue
+        // has already arrived
+        assert_eq!(shown(&mut s, 10), "SSH ");
+        assert_eq!(shown(&mut s, 299), "SSH ");
+        assert_eq!(shown(&mut s, 300), "  40");
+        assert_eq!(shown(&mut s, 999), "  40");
+        // blue takes its turn with its own label
+        assert_eq!(shown(&mut s, 1000), "UUP ");
+        assert_eq!(shown(&mut s, 1300), "   2");
+        // after the last sweep its count stays until event_display after its start
+        assert_eq!(shown(&mut s, 2500), "   2");
+        assert_eq!(s.next_wake(2500), Some(4000));
+        assert_eq!(shown(&mut s, 4000), "  42");
+        assert_eq!(
+            s.next_wake(4000),
+            Some(12_000),
+            "only blue's marker fade is left"
+        );
+    }
+
+    #[test]
+    fn a_coalesced_sweep_shows_how_many_events_it_stands_for() {
+        let mut s = Scene::new(follow_settings(), scene().routes);
+        s.on_event(0, 0); // plays
+        s.on_event(1, 1); // queued
+        s.on_event(1, 2); // queued (max 2)
+        for t in 0..57 {
+            s.on_event(0, 3 + t);
+        }
+        for t in 0..3 {
+            s.on_event(1, 100 + t);
+        }
+        let mut sweeps = Vec::new();
+        let mut t = 0;
+        while s.sweeps_pending() > 0 {
+            s.advance(t);
+            if let Some(p) = s.playing() {
+                if sweeps.last() != Some(&p) {
+                    sweeps.push(p);
+                }
+            }
+            t += 16;
+        }
+        let told: Vec<(usize, u64)> = sweeps.iter().map(|p| (p.route, p.events)).collect();
+        assert_eq!(told, [(0, 1), (1, 1), (1, 1), (0, 57), (1, 3)]);
+        assert_eq!(s.take_started(), sweeps, "every start is reported once");
+        assert!(s.take_started().is_empty());
+        let mut s = Scene::new(follow_settings(), scene().routes);
+        for t in 0..4 {
+            s.on_event(0, t);
+        }
+        for t in 4..61 {
+            s.on_event(1, t);
+        }
+        // red, red, red queued; blue's 57 owed: the fifth sweep (4000..5000)
+        let shown = |s: &mut Scene, t: u64| frame_at(s, t).display.to_string();
+        assert_eq!(shown(&mut s, 3500), "  40", "red's own sweep: its count");
+        assert_eq!(shown(&mut s, 4000), "UUP ");
+        assert_eq!(shown(&mut s, 4300), "  57", "the burst's size");
+        assert_eq!(shown(&mut s, 5100), "   2", "then blue's count");
+    }
+
+    /// Events of three routes at pseudo-random times, bursts included: at
+    /// every frame while a sweep plays, the display shows the sweeping
+    /// route's label, its count, or its burst size; never another route.
+    #[test]
+    fn every_frame_during_a_sweep_belongs_to_the_sweeping_route() {
+        const GREEN: Rgb = Rgb::new(0, 255, 0);
+        let routes = vec![
+            look("red", RED, "rEd", 0),
+            look("blue", BLUE, "bLUE", 2),
+            look("green", GREEN, "Grn", 4),
+        ];
+        let numbers = Numbers {
+            total: 600,
+            per_route: vec![100, 200, 300],
+            last_24h: 5,
+        };
+        let mut s = Scene::new(follow_settings(), routes.clone());
+        let mut x: u64 = 12345;
+        let mut events = Vec::new();
+        let mut t = 0;
+        for _ in 0..400 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            t += (x >> 33) % 700;
+            events.push((t, ((x >> 20) % 3) as usize));
+        }
+        let mut next = events.into_iter().peekable();
+        let mut frames_in_sweeps = 0;
+        let mut t = 0;
+        while t < 400 * 700 + 60_000 {
+            while let Some((at, r)) = next.peek().copied() {
+                if at > t {
+                    break;
+                }
+                s.on_event(r, at);
+                next.next();
+            }
+            s.advance(t);
+            let f = s.render(t, &numbers);
+            if let Some(p) = s.playing() {
+                frames_in_sweeps += 1;
+                let look = &routes[p.route];
+                let lit: Vec<Rgb> = f.leds.iter().copied().filter(|c| !c.is_black()).collect();
+                assert!(!lit.is_empty(), "{t}: a sweep lights LEDs");
+                for c in lit {
+                    let other = routes.iter().any(|r| r.name != look.name && c == r.color);
+                    assert!(!other, "{t}: LEDs of another route");
+                }
+                let text = f.display.to_string();
+                let allowed = [
+                    look.label.to_string(),
+                    format_count(numbers.per_route[p.route]).to_string(),
+                    format_count(p.events).to_string(),
+                ];
+                assert!(
+                    allowed.contains(&text),
+                    "{t}: {} sweeps but the display says {text:?}",
+                    look.name
+                );
+                if t < p.start + 300 {
+                    assert_eq!(text, look.label.to_string(), "{t}: label first");
+                }
+            }
+            t += 16;
+        }
+        assert!(frames_in_sweeps > 5_000, "{frames_in_sweeps}");
+        assert_eq!(s.sweeps_pending(), 0);
+    }
+
+    #[test]
+    fn a_mode_press_during_a_sweep_shows_its_label_then_the_sweep_again() {
+        let mut s = Scene::new(follow_settings(), scene().routes);
+        s.on_event(1, 0);
+        s.set_mode(DisplayMode::Last24h, 400);
+        assert_eq!(frame_at(&mut s, 500).display.to_string(), "24h ");
+        assert_eq!(frame_at(&mut s, 700).display.to_string(), "   2");
+        // a sweep that starts after a press takes the display at once
+        s.set_mode(DisplayMode::Total, 900);
+        s.on_event(0, 950);
+        assert_eq!(frame_at(&mut s, 950).display.to_string(), "ALL ");
+        assert_eq!(frame_at(&mut s, 1000).display.to_string(), "SSH ");
+        s.set_mode(DisplayMode::Last24h, 1100);
+        assert_eq!(frame_at(&mut s, 1250).display.to_string(), "24h ");
+        assert_eq!(frame_at(&mut s, 1400).display.to_string(), "  40");
     }
 }

@@ -17,7 +17,7 @@ pub fn rfc3339_utc(ms_since_epoch: u64) -> String {
 
 /// The units a duration string may use, for error messages.
 pub const DURATION_UNITS: &str =
-    "ms/msec/milliseconds, s/sec/seconds, m/min/minutes, h/hr/hours, d/days";
+    "ms/msec/milliseconds, s/sec/seconds, m/min/minutes, h/hr/hours, d/days, w/weeks";
 
 /// Parses a duration in jiff's "friendly" format: `500ms`, `10m`,
 /// `10 minutes`, `1h30m`, `1.5s`, `2d`. A day is 24 hours here (a config
@@ -38,6 +38,11 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     })?;
     if span.is_negative() {
         return Err(format!("duration \"{t}\" must not be negative"));
+    }
+    if span.get_years() != 0 || span.get_months() != 0 {
+        return Err(format!(
+            "duration \"{t}\": months and years have no fixed length; use days or weeks (like \"30d\" or \"52w\")"
+        ));
     }
     let d = span
         .to_duration(SpanRelativeTo::days_are_24_hours())
@@ -74,10 +79,22 @@ mod tests {
             ("1.5s", 1500),
             ("1d", 86_400_000),
             ("2 days", 172_800_000),
+            ("1w", 604_800_000),
+            ("2 weeks", 1_209_600_000),
+            ("10 mins", 600_000),
+            ("2 hrs", 7_200_000),
             ("0s", 0),
             (" 5s ", 5000),
         ] {
             assert_eq!(parse_duration_ms(s), Ok(ms), "{s}");
+        }
+    }
+
+    #[test]
+    fn calendar_units_are_refused_by_name() {
+        for bad in ["1y", "1 month", "2mo", "1 year 2 days"] {
+            let e = parse_duration_ms(bad).unwrap_err();
+            assert!(e.contains("months and years"), "{bad}: {e}");
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Backend, Config};
 use crate::core::buttons::Button;
+use crate::core::color::Rgb;
 use crate::core::scene::Frame;
 
 /// Milliseconds since the daemon started: the one clock of animations and buttons.
@@ -71,6 +72,10 @@ pub trait PanelOutput: Send {
         None
     }
 
+    /// A sweep begins: `route` in `color`, standing for `events` events (more
+    /// than one when a burst was coalesced). For backends that log it.
+    fn sweep_started(&mut self, _route: &str, _color: Rgb, _events: u64) {}
+
     /// For `banlight selftest`: raw TM1637 segment bytes (bit 7 = point).
     fn show_segments(&mut self, _segments: [u8; 4], _brightness: u8) -> Result<(), PanelError> {
         Err(PanelError::Unavailable(format!(
@@ -92,10 +97,10 @@ pub fn open(
             let path = p.record_path.as_ref().expect("validated by config");
             Ok(Box::new(record::RecordPanel::create(path)?))
         }
-        Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons))),
+        Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),
         Backend::Auto | Backend::Pi => match pi::open_if_pi(config, clock, buttons.clone())? {
             Some(panel) => Ok(Box::new(panel)),
-            None => Ok(Box::new(sim::SimPanel::start(clock, buttons))),
+            None => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),
         },
     }
 }

@@ -9,7 +9,6 @@ mod hw;
 pub mod tm1637;
 
 use std::fmt::Debug;
-use std::path::Path;
 use std::time::Duration;
 
 use embedded_hal::delay::DelayNs;
@@ -18,9 +17,12 @@ use embedded_hal::spi::SpiBus;
 use tokio::sync::mpsc;
 
 use super::{ButtonEdge, Clock, PanelError, PanelOutput};
-use crate::config::{Backend, Config, PanelConfig};
+use crate::config::{Backend, Config};
 use crate::core::color::Rgb;
+use crate::core::display::DisplayKind;
 use crate::core::scene::Frame;
+/// The SPI device rule lives with the other wiring rules (the config uses it too).
+pub use crate::core::wiring::spidev_bus;
 
 /// How long a missing display is left alone before the next try.
 pub const DISPLAY_RETRY_MS: u64 = 5000;
@@ -39,7 +41,8 @@ pub fn open_if_pi(
                 "backend = {:?}: {model}, using the Raspberry Pi hardware",
                 config.panel.backend
             );
-            hw::open(config, clock, buttons).map(Some)
+            hw::open(config, clock, buttons)
+                .map(|panel| Some(panel.with_display_kind(config.panel.display)))
         }
         Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
             "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
@@ -95,52 +98,6 @@ pub fn pin_name(bcm: u64) -> String {
         Some(p) => format!("BCM {bcm} (pin {p})"),
         None => format!("BCM {bcm}"),
     }
-}
-
-/// `/dev/spidevB.S` -> (bus, chip select).
-pub fn spidev_bus(dev: &Path) -> Option<(u8, u8)> {
-    if dev.parent() != Some(Path::new("/dev")) {
-        return None;
-    }
-    let name = dev.file_name()?.to_str()?.strip_prefix("spidev")?;
-    let (bus, ss) = name.split_once('.')?;
-    let (bus, ss): (u8, u8) = (bus.parse().ok()?, ss.parse().ok()?);
-    (bus <= 6 && ss <= 15).then_some((bus, ss))
-}
-
-/// The Pi wiring must not give one pin two jobs; `(key, message)` on error.
-pub fn check_pins(p: &PanelConfig) -> Result<(), (String, String)> {
-    let mut pins = vec![
-        ("tm1637_clk_pin", p.tm1637_clk_pin),
-        ("tm1637_dio_pin", p.tm1637_dio_pin),
-        ("mode_button_pin", p.mode_button_pin),
-        ("power_button_pin", p.power_button_pin),
-    ];
-    match &p.led_spi {
-        Some(dev) if spidev_bus(dev).is_none() => {
-            return Err((
-                "led_spi".into(),
-                format!(
-                    "\"{}\" is not a SPI device like \"/dev/spidev0.0\"",
-                    dev.display()
-                ),
-            ))
-        }
-        Some(_) => {}
-        None => pins.extend([
-            ("blinkt_data_pin", p.blinkt_data_pin),
-            ("blinkt_clock_pin", p.blinkt_clock_pin),
-        ]),
-    }
-    for (i, (key, pin)) in pins.iter().enumerate() {
-        if let Some((other, _)) = pins[..i].iter().find(|(_, p)| p == pin) {
-            return Err((
-                (*key).into(),
-                format!("BCM {pin} is already used by {other}: one pin, one job"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// When a GPIO edge happened on the daemon clock: the kernel stamps edges
@@ -224,6 +181,8 @@ pub struct PiPanel {
     /// While the display fails: when to try again.
     retry_at: Option<u64>,
     buttons: String,
+    /// Which module is wired: decides what bit 7 of a digit may light.
+    display_kind: DisplayKind,
     /// Kept alive: the button pins with their interrupt threads.
     _keep: Vec<Box<dyn Send>>,
 }
@@ -245,8 +204,15 @@ impl PiPanel {
             display_fault: None,
             retry_at: None,
             buttons: "ok".into(),
+            display_kind: DisplayKind::default(),
             _keep: keep,
         }
+    }
+
+    /// The TM1637 module kind (`[panel] display`); the default is `colon`.
+    pub fn with_display_kind(mut self, kind: DisplayKind) -> Self {
+        self.display_kind = kind;
+        self
     }
 
     fn display_error(&self) -> Option<PanelError> {
@@ -297,7 +263,7 @@ impl PanelOutput for PiPanel {
             }
         }
         let want = (
-            frame.display.segments(),
+            frame.display.segments_on(self.display_kind),
             frame.display_on,
             frame.display_brightness,
         );
@@ -355,6 +321,7 @@ impl PanelOutput for PiPanel {
 mod tests {
     use super::*;
     use crate::core::display::DisplayText;
+    use std::path::Path;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -461,6 +428,22 @@ mod tests {
         );
         assert_eq!(p.health()[1], ("display", "ok".to_string()));
         assert_eq!(p.wake_at(), None);
+    }
+
+    #[test]
+    fn a_point_in_the_text_reaches_only_a_points_module() {
+        let dotted = |p: &mut PiPanel| {
+            let mut f = frame(Rgb::BLACK, "");
+            f.display = DisplayText::parse("1.2.3.4.").unwrap();
+            p.show(&f, 0).unwrap();
+        };
+        let (mut colon, log, _) = panel(true);
+        dotted(&mut colon);
+        assert_eq!(log.take()[1], "display [06, 5b, 4f, 66] true @3");
+        let (points, log, _) = panel(true);
+        let mut points = points.with_display_kind(DisplayKind::Points);
+        dotted(&mut points);
+        assert_eq!(log.take()[1], "display [86, db, cf, e6] true @3");
     }
 
     #[test]
