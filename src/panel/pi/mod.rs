@@ -5,6 +5,7 @@
 //! `tm1637`) are generic over embedded-hal; only `hw` names rppal.
 
 pub mod blinkt;
+pub mod gpio;
 mod hw;
 pub mod tm1637;
 
