@@ -124,7 +124,10 @@ pub fn assemble<G: PanelGpio>(
         }
     };
     let clk = gpio.output(p.tm1637_clk_pin, true, "TM1637 CLK")?;
-    let dio = OpenDrain::new(gpio.open_drain(p.tm1637_dio_pin, "TM1637 DIO")?, gpio.delay());
+    let dio = OpenDrain::new(
+        gpio.open_drain(p.tm1637_dio_pin, "TM1637 DIO")?,
+        gpio.delay(),
+    );
     let display = Tm1637Display::new(clk, dio, gpio.delay(), BIT_DELAY_US);
     let wiring = format!(
         "CLK {}, DIO {}",
@@ -132,7 +135,13 @@ pub fn assemble<G: PanelGpio>(
         pin_name(p.tm1637_dio_pin)
     );
     tracing::info!("display: TM1637, {wiring}");
-    let mode = watch_button(gpio, p.mode_button_pin, Button::Mode, clock, buttons.clone())?;
+    let mode = watch_button(
+        gpio,
+        p.mode_button_pin,
+        Button::Mode,
+        clock,
+        buttons.clone(),
+    )?;
     let power = watch_button(gpio, p.power_button_pin, Button::Power, clock, buttons)?;
     tracing::info!(
         "buttons: MODE {}, POWER {}",
