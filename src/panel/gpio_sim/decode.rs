@@ -162,6 +162,18 @@ pub fn decode_apa102(edges: &[PinEdge], data: u8, clock: u8, limits: Apa102Limit
             });
             i += 4;
         }
+        if leds.is_empty() {
+            if let Some(&(b, t_ns, _)) = bytes.get(i) {
+                out.violations.push(Violation {
+                    t_ns,
+                    what: format!(
+                        "APA102: start frame followed by {b:#04x}, not an LED (0b111xxxxx)"
+                    ),
+                });
+                i += 1;
+            }
+            continue;
+        }
         // End frame: the zero bytes up to the next frame's start frame.
         let trailing = bytes[i..].iter().take_while(|b| b.0 == 0).count();
         let next_frame = i + trailing < bytes.len();
@@ -598,6 +610,12 @@ mod tests {
                 .any(|v| v.what.contains("end frame of 0")),
             "{d:?}"
         );
+        // A start frame, then something that is no LED.
+        let mut w = Wave::new(&[(DATA, false), (CLOCK, false)]);
+        apa_bytes(&mut w, &[0, 0, 0, 0, 0x12, 0, 0, 0, 0], 500, 500);
+        let d = decode_apa102(&w.edges, DATA, CLOCK, Apa102Limits::default());
+        assert!(d.violations.iter().any(|v| v.what.contains("not an LED")), "{d:?}");
+        assert_eq!(d.frames, []);
         // Bytes with no start frame before them.
         let mut w = Wave::new(&[(DATA, false), (CLOCK, false)]);
         apa_bytes(&mut w, &[0xE1, 1, 1, 1], 500, 500);

@@ -84,49 +84,62 @@ pub fn open(
     clock: Clock,
     buttons: mpsc::Sender<ButtonEdge>,
 ) -> anyhow::Result<(GpioSimPanel, SimGpio)> {
-    let p = &config.panel;
-    let pins = Pins {
-        data: p.blinkt_data_pin as u8,
-        clock: p.blinkt_clock_pin as u8,
-        clk: p.tm1637_clk_pin as u8,
-        dio: p.tm1637_dio_pin as u8,
-    };
-    if p.led_spi.is_some() {
-        tracing::info!("backend = \"gpio-sim\" bit-bangs the LEDs; led_spi is not simulated");
-    }
     let sim = SimGpio::following_real_time();
-    sim.attach_tm1637(pins.clk, pins.dio, true);
-    let mut config = config.clone();
-    config.panel.led_spi = None;
-    let inner = assemble(&mut sim.clone(), &config, clock, buttons, None)?;
-    let record = match &p.record_path {
-        Some(path) => Some(LineWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| anyhow::anyhow!("cannot open record_path {}: {e}", path.display()))?,
-        )),
-        None => None,
-    };
+    let panel = GpioSimPanel::on(sim.clone(), config, clock, buttons)?;
     tracing::info!(
         "backend = \"gpio-sim\": the Pi panel on simulated pins, decoded after every frame"
     );
-    let mut panel = GpioSimPanel {
-        inner,
-        sim: sim.clone(),
-        pins,
-        levels: BTreeMap::new(),
-        report: Arc::default(),
-        record,
-    };
-    // The pins' levels after opening, so later batches decode from there.
-    panel.observe(0, false);
-    panel.report.lock().expect("report lock").shows.clear();
     Ok((panel, sim))
 }
 
 impl GpioSimPanel {
+    /// The Pi panel on `sim` (with a TM1637 that ACKs attached to CLK/DIO).
+    pub fn on(
+        sim: SimGpio,
+        config: &Config,
+        clock: Clock,
+        buttons: mpsc::Sender<ButtonEdge>,
+    ) -> anyhow::Result<Self> {
+        let p = &config.panel;
+        let pins = Pins {
+            data: p.blinkt_data_pin as u8,
+            clock: p.blinkt_clock_pin as u8,
+            clk: p.tm1637_clk_pin as u8,
+            dio: p.tm1637_dio_pin as u8,
+        };
+        if p.led_spi.is_some() {
+            tracing::info!("backend = \"gpio-sim\" bit-bangs the LEDs; led_spi is not simulated");
+        }
+        sim.attach_tm1637(pins.clk, pins.dio, true);
+        let mut config = config.clone();
+        config.panel.led_spi = None;
+        let inner = assemble(&mut sim.clone(), &config, clock, buttons, None)?;
+        let record = match &config.panel.record_path {
+            Some(path) => Some(LineWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot open record_path {}: {e}", path.display())
+                    })?,
+            )),
+            None => None,
+        };
+        let mut panel = GpioSimPanel {
+            inner,
+            sim,
+            pins,
+            levels: BTreeMap::new(),
+            report: Arc::default(),
+            record,
+        };
+        // The pins' levels after opening, so later batches decode from there.
+        panel.observe(0, false);
+        panel.report.lock().expect("report lock").shows.clear();
+        Ok(panel)
+    }
+
     /// A handle on what the decoders found (shared; it keeps filling).
     pub fn report(&self) -> Arc<Mutex<PinReport>> {
         self.report.clone()
@@ -263,5 +276,160 @@ impl PanelOutput for GpioSimPanel {
         let result = self.inner.show_segments(segments, brightness);
         self.observe(0, false);
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::buttons::{Button, ButtonAction, ButtonTiming, Buttons};
+    use crate::core::color::Rgb;
+    use crate::core::display::DisplayText;
+    use std::time::{Duration, Instant};
+
+    fn frame(leds: Vec<Rgb>, text: &str, on: bool) -> Frame {
+        Frame {
+            leds,
+            led_brightness: 7,
+            display: DisplayText::parse_right(text).unwrap(),
+            display_on: on,
+            display_brightness: 3,
+        }
+    }
+
+    fn panel_on(sim: &SimGpio) -> (GpioSimPanel, mpsc::Receiver<ButtonEdge>) {
+        let (tx, rx) = mpsc::channel(64);
+        let clock = Clock::started_ago(Duration::from_secs(60));
+        let p = GpioSimPanel::on(sim.clone(), &Config::defaults(), clock, tx).unwrap();
+        (p, rx)
+    }
+
+    fn last(p: &GpioSimPanel) -> DecodedShow {
+        p.report().lock().unwrap().shows.back().cloned().unwrap()
+    }
+
+    #[test]
+    fn the_pins_decode_to_the_frame_that_was_shown() {
+        let sim = SimGpio::new();
+        let (mut p, _rx) = panel_on(&sim);
+        let mut leds = vec![Rgb::BLACK; 8];
+        leds[0] = Rgb::new(255, 0, 0);
+        leds[5] = Rgb::new(1, 128, 255);
+        let f = frame(leds.clone(), "42", true);
+        p.show(&f, 100).unwrap();
+        let s = last(&p);
+        assert!(s.leds_written && s.display_written);
+        let rgb: Vec<[u8; 3]> = s.leds.iter().map(|l| l.rgb).collect();
+        let want: Vec<[u8; 3]> = leds.iter().map(|c| [c.r, c.g, c.b]).collect();
+        assert_eq!(rgb, want);
+        assert!(s.leds.iter().all(|l| l.brightness == 7));
+        let d = s.display.unwrap();
+        assert_eq!(d.segments, f.display.segments());
+        assert_eq!((d.on, d.brightness), (true, 3));
+        // Only the display changes: no LED frame is clocked out.
+        p.show(&frame(leds.clone(), "43", false), 200).unwrap();
+        let s = last(&p);
+        assert!(!s.leds_written && s.display_written);
+        assert_eq!(s.display.unwrap().segments, [0, 0, 0x66, 0x4F]);
+        assert!(!last(&p).display.unwrap().on);
+        let report = p.report().lock().unwrap().clone();
+        assert_eq!(report.violations, [], "the drivers keep the parts' timing");
+        assert_eq!(report.unacked_transfers, 0);
+        assert_eq!(p.health().last().unwrap(), &("pins", "ok".to_string()));
+    }
+
+    #[test]
+    fn a_missing_display_is_noticed_on_the_pins_and_comes_back() {
+        let sim = SimGpio::new();
+        let (mut p, _rx) = panel_on(&sim);
+        sim.set_display_acks(false);
+        let f = frame(vec![Rgb::BLACK; 8], "7", true);
+        let e = p.show(&f, 1000).unwrap_err();
+        assert!(matches!(e, PanelError::DisplayMissing(_)), "{e}");
+        assert_eq!(p.health()[1], ("display", "missing".to_string()));
+        assert_eq!(p.report().lock().unwrap().unacked_transfers, 1);
+        assert_eq!(last(&p).display, None);
+        sim.set_display_acks(true);
+        let retry = p.wake_at().unwrap();
+        p.show(&f, retry).unwrap();
+        assert_eq!(p.health()[1], ("display", "ok".to_string()));
+        assert_eq!(last(&p).display.unwrap().segments[3], 0x07);
+        assert_eq!(p.report().lock().unwrap().violations, []);
+    }
+
+    #[test]
+    fn a_bouncing_press_goes_through_the_interrupt_thread() {
+        let sim = SimGpio::new();
+        let (_p, mut rx) = panel_on(&sim);
+        sim.advance(1_000_000_000);
+        // MODE (BCM 17) pressed 200 ms ago, held 100 ms; both ends bounce.
+        sim.press(17, Duration::from_millis(200), Duration::from_millis(100));
+        let mut edges = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while edges.len() < 10 && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(e) => edges.push(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(edges.len(), 10, "{edges:?}");
+        assert!(edges.iter().all(|e| e.button == Button::Mode));
+        let levels: Vec<bool> = edges.iter().map(|e| e.pressed).collect();
+        assert_eq!(
+            levels,
+            [true, false, true, false, true, false, true, false, true, false]
+        );
+        let held = edges[9].t_ms - edges[0].t_ms;
+        assert!(
+            (100..=103).contains(&held),
+            "{held} ms between first and last edge"
+        );
+        // The debouncer makes one press of it.
+        let mut b = Buttons::new(ButtonTiming::default());
+        let mut actions = Vec::new();
+        for e in &edges {
+            actions.extend(b.edge(e.button, e.pressed, e.t_ms));
+        }
+        actions.extend(b.poll(edges[9].t_ms + 100));
+        assert_eq!(actions, [ButtonAction::NextMode]);
+    }
+
+    /// The frame timing figure: bit-banged APA102 frame and TM1637 update
+    /// times from the recorded edge times, against a 60 fps frame (16.7 ms).
+    /// `cargo test --lib frame_timing_figures -- --nocapture` prints them.
+    #[test]
+    fn frame_timing_figures() {
+        const BUDGET_NS: u64 = 1_000_000_000 / 60;
+        let pct = |ns: u64| ns as f64 * 100.0 / BUDGET_NS as f64;
+        for pin_write_ns in [0, 100] {
+            let sim = SimGpio::new();
+            sim.set_pin_write_ns(pin_write_ns);
+            let (mut p, _rx) = panel_on(&sim);
+            p.show(&frame(vec![Rgb::new(9, 9, 9); 8], "1234", true), 0)
+                .unwrap();
+            let (leds_ns, display_ns) = {
+                let r = p.report();
+                let r = r.lock().unwrap();
+                assert_eq!(r.violations, []);
+                (r.led_frame_ns.unwrap(), r.display_update_ns.unwrap())
+            };
+            sim.set_display_acks(false);
+            let t0 = sim.now_ns();
+            let _ = p.show(&frame(vec![Rgb::new(9, 9, 9); 8], "5", true), 100);
+            let missing_ns = sim.now_ns() - t0;
+            println!(
+                "pin write {pin_write_ns} ns: APA102 frame (8 LEDs) {:.1} µs = {:.1} % of 16.7 ms; \
+                 TM1637 update {:.0} µs = {:.1} %; a missing display costs {:.0} µs per try = {:.1} %",
+                leds_ns as f64 / 1000.0,
+                pct(leds_ns),
+                display_ns as f64 / 1000.0,
+                pct(display_ns),
+                missing_ns as f64 / 1000.0,
+                pct(missing_ns),
+            );
+            // An LED frame plus a display update fit in one 60 fps frame.
+            assert!(leds_ns + display_ns < BUDGET_NS);
+            assert!(leds_ns > 300_000, "320 bits at 1 µs: {leds_ns}");
+        }
     }
 }

@@ -21,6 +21,10 @@ use crate::panel::pi::gpio::{EdgeHandler, InputEdge, PanelGpio};
 use crate::panel::pi::pin_name;
 use crate::panel::pi::tm1637::OpenDrainLine;
 
+/// Where a real-time sim clock starts: like CLOCK_MONOTONIC, which counts
+/// from boot, it is well past zero, so events can be dated seconds back.
+const REAL_TIME_BASE_NS: u64 = 3600 * 1_000_000_000;
+
 /// Edges kept when nobody takes them (a long run): the oldest go first.
 const LOG_CAP: usize = 1 << 20;
 
@@ -114,7 +118,8 @@ struct State {
 impl State {
     fn now(&mut self) -> u64 {
         if let Some(epoch) = self.real_epoch {
-            self.t_ns = self.t_ns.max(epoch.elapsed().as_nanos() as u64);
+            let real = REAL_TIME_BASE_NS + epoch.elapsed().as_nanos() as u64;
+            self.t_ns = self.t_ns.max(real);
         }
         self.t_ns
     }
@@ -200,7 +205,11 @@ impl SimGpio {
     /// Wires whose clock also follows the monotonic clock (for a running daemon).
     pub fn following_real_time() -> Self {
         let sim = Self::new();
-        sim.lock().real_epoch = Some(Instant::now());
+        {
+            let mut s = sim.lock();
+            s.real_epoch = Some(Instant::now());
+            s.t_ns = REAL_TIME_BASE_NS;
+        }
         sim
     }
 
