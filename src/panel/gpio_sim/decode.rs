@@ -614,7 +614,10 @@ mod tests {
         let mut w = Wave::new(&[(DATA, false), (CLOCK, false)]);
         apa_bytes(&mut w, &[0, 0, 0, 0, 0x12, 0, 0, 0, 0], 500, 500);
         let d = decode_apa102(&w.edges, DATA, CLOCK, Apa102Limits::default());
-        assert!(d.violations.iter().any(|v| v.what.contains("not an LED")), "{d:?}");
+        assert!(
+            d.violations.iter().any(|v| v.what.contains("not an LED")),
+            "{d:?}"
+        );
         assert_eq!(d.frames, []);
         // Bytes with no start frame before them.
         let mut w = Wave::new(&[(DATA, false), (CLOCK, false)]);
