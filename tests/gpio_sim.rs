@@ -394,3 +394,101 @@ fn the_binary_runs_on_gpio_sim_from_the_config() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
 }
+
+fn selftest_with_report(
+    dir: &std::path::Path,
+    panel: &str,
+    args: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let config = dir.join("selftest.toml");
+    std::fs::write(&config, format!("[panel]\n{panel}\n")).unwrap();
+    let report = dir.join("report.json");
+    let out = bin::command()
+        .arg("--config")
+        .arg(&config)
+        .args(["selftest", "--step", "0ms", "--report"])
+        .arg(&report)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
+    (out, json)
+}
+
+#[test]
+fn selftest_report_on_gpio_sim_is_json_with_the_expected_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) = selftest_with_report(dir.path(), "backend = \"gpio-sim\"", &["--no-buttons"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("report written to"), "{stdout}");
+    for key in [
+        "banlight_version",
+        "time",
+        "config",
+        "machine",
+        "backend",
+        "wiring",
+        "buttons_tested",
+        "ok",
+        "problems",
+        "health",
+        "transcript",
+    ] {
+        assert!(r.get(key).is_some(), "{key} missing in {r:#}");
+    }
+    assert_eq!(r["backend"], "gpio-sim");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["problems"], serde_json::json!([]));
+    assert_eq!(r["buttons_tested"], false);
+    assert_eq!(r["health"]["display"], "ok");
+    assert_eq!(
+        r["health"]["pins"], "ok",
+        "the selftest's own writes keep the timing"
+    );
+    assert_eq!(r["wiring"]["display"]["clk"], "BCM 5 (pin 29)");
+    assert_eq!(r["wiring"]["leds"]["data"], "BCM 23 (pin 16)");
+    assert!(r["machine"]["arch"].is_string());
+    let transcript: Vec<&str> = r["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        transcript
+            .iter()
+            .any(|l| l.contains("LED 8/8: red green blue white")),
+        "{transcript:?}"
+    );
+    assert!(
+        transcript.iter().any(|l| l.contains("no errors")),
+        "{transcript:?}"
+    );
+}
+
+#[test]
+fn a_failed_selftest_reports_its_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = format!(
+        "backend = \"record\"\nrecord_path = \"{}\"",
+        dir.path().join("f.jsonl").display()
+    );
+    let (out, r) = selftest_with_report(dir.path(), &record, &["--button-timeout", "100ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["buttons_tested"], true);
+    let problems = r["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{r:#}");
+    assert!(
+        problems[0].as_str().unwrap().contains("MODE button"),
+        "{r:#}"
+    );
+}

@@ -55,6 +55,11 @@ pub fn open_if_pi(
     }
 }
 
+/// The board's model when this is a Raspberry Pi, else why not (rppal).
+pub fn board() -> Result<String, String> {
+    hw::detect()
+}
+
 /// The physical pin (1-40) of a BCM GPIO on the 40-pin header.
 pub fn physical_pin(bcm: u64) -> Option<u8> {
     const HEADER: [(u64, u8); 28] = [
