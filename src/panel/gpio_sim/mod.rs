@@ -57,6 +57,8 @@ pub struct PinReport {
     pub display_update_ns: Option<u64>,
     /// Edges dropped because nobody took them in time (should stay 0).
     pub dropped_edges: u64,
+    /// Reads of DIO while the host itself drove it low (should stay 0).
+    pub reads_of_own_drive: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -196,7 +198,18 @@ impl GpioSimPanel {
             r.display_update_ns = Some(u.end_ns - u.start_ns);
         }
         r.unacked_transfers += display.transfers.iter().filter(|t| !t.acked).count() as u64;
-        for v in leds.violations.into_iter().chain(display.violations) {
+        let own_reads = self.sim.reads_of_own_drive();
+        let own = (own_reads > r.reads_of_own_drive).then(|| Violation {
+            t_ns: edges.last().map_or(0, |e| e.t_ns),
+            what: "TM1637: DIO read while the host drove it low (a missing display would pass for an ACK)".into(),
+        });
+        r.reads_of_own_drive = own_reads;
+        for v in leds
+            .violations
+            .into_iter()
+            .chain(display.violations)
+            .chain(own)
+        {
             if r.violation_count < 5 {
                 tracing::warn!("gpio-sim: {} (at {} ns)", v.what, v.t_ns);
             }

@@ -113,6 +113,9 @@ struct State {
     dropped: u64,
     chip: Option<Chip>,
     watchers: BTreeMap<u8, std_mpsc::Sender<InputEdge>>,
+    /// Reads of a line the host was driving low itself: it reads its own
+    /// low, so a missing TM1637 would pass for an ACK on the wires.
+    reads_of_own_drive: u64,
 }
 
 impl State {
@@ -198,6 +201,7 @@ impl SimGpio {
                 dropped: 0,
                 chip: None,
                 watchers: BTreeMap::new(),
+                reads_of_own_drive: 0,
             })),
         }
     }
@@ -262,6 +266,11 @@ impl SimGpio {
         let mut s = self.lock();
         let dropped = std::mem::take(&mut s.dropped);
         (s.log.drain(..).collect(), dropped)
+    }
+
+    /// How often an open-drain line was read while the host drove it low.
+    pub fn reads_of_own_drive(&self) -> u64 {
+        self.lock().reads_of_own_drive
     }
 
     /// The level on a wire (`None`: nobody claimed the pin).
@@ -421,7 +430,13 @@ impl OpenDrainLine for SimLine {
     fn is_high(&mut self) -> Result<bool, Infallible> {
         let mut s = self.sim.lock();
         s.t_ns += s.pin_write_ns;
-        Ok(s.pins.get(&self.bcm).is_none_or(|p| p.level()))
+        let pin = s.pins.get(&self.bcm);
+        let own = pin.is_some_and(|p| p.drive == Drive::Output(false));
+        let high = pin.is_none_or(|p| p.level());
+        if own {
+            s.reads_of_own_drive += 1;
+        }
+        Ok(high)
     }
 }
 
@@ -498,5 +513,75 @@ impl PanelGpio for SimGpio {
             }),
             low_at_start,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_pull_ups_and_the_log() {
+        let mut sim = SimGpio::new();
+        let mut out = sim.output(23, false, "data").unwrap();
+        let mut line = sim.open_drain(4, "DIO").unwrap();
+        assert!(sim
+            .output(23, true, "again")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("busy"));
+        assert!(sim.output(28, true, "x").is_err());
+        assert_eq!((sim.level(23), sim.level(4)), (Some(false), Some(true)));
+        sim.delay().delay_ns(250);
+        out.set_high().unwrap();
+        line.drive_low().unwrap();
+        assert!(!line.is_high().unwrap());
+        assert_eq!(sim.reads_of_own_drive(), 1, "read while driving low");
+        line.release().unwrap();
+        assert!(line.is_high().unwrap(), "the pull-up lifts a released line");
+        assert_eq!(sim.reads_of_own_drive(), 1);
+        let (edges, dropped) = sim.take_edges();
+        assert_eq!(dropped, 0);
+        let e = |t_ns, bcm, high| PinEdge { t_ns, bcm, high };
+        assert_eq!(
+            edges,
+            [
+                e(0, 23, false),
+                e(0, 4, true),
+                e(250, 23, true),
+                e(250, 4, false),
+                e(250, 4, true)
+            ]
+        );
+        assert!(sim.take_edges().0.is_empty());
+    }
+
+    #[test]
+    fn the_chip_acks_only_when_present() {
+        let mut sim = SimGpio::new();
+        sim.attach_tm1637(5, 4, false);
+        let mut clk = sim.output(5, true, "CLK").unwrap();
+        let mut dio = sim.open_drain(4, "DIO").unwrap();
+        // start, 8 bits, then the 9th clock with DIO released
+        let byte = |clk: &mut SimOutput, dio: &mut SimLine| {
+            dio.drive_low().unwrap();
+            for _ in 0..8 {
+                clk.set_low().unwrap();
+                clk.set_high().unwrap();
+            }
+            clk.set_low().unwrap();
+            dio.release().unwrap();
+            clk.set_high().unwrap();
+            let acked = !dio.is_high().unwrap();
+            clk.set_low().unwrap();
+            acked
+        };
+        assert!(!byte(&mut clk, &mut dio), "missing: nobody pulls DIO low");
+        dio.release().unwrap();
+        clk.set_high().unwrap();
+        sim.set_display_acks(true);
+        assert!(byte(&mut clk, &mut dio), "present: the chip holds DIO low");
+        assert!(dio.is_high().unwrap(), "and lets go after the 9th clock");
     }
 }
