@@ -407,6 +407,49 @@ mod tests {
         assert_eq!(actions, [ButtonAction::NextMode]);
     }
 
+    /// The checks hold on the real drivers too: the same drivers with their
+    /// delays set too short are caught on the pins.
+    #[test]
+    fn drivers_with_too_short_delays_are_caught_on_the_pins() {
+        use crate::panel::pi::blinkt::{Apa102Strip, BitBangSpi};
+        use crate::panel::pi::gpio::PanelGpio;
+        use crate::panel::pi::tm1637::{OpenDrain, Tm1637Display};
+        let mut sim = SimGpio::new();
+        sim.attach_tm1637(5, 4, true);
+        let data = sim.output(23, false, "data").unwrap();
+        let clock = sim.output(24, false, "clock").unwrap();
+        let Ok(bus) = BitBangSpi::new(data, clock, sim.delay(), 0);
+        Apa102Strip::new(bus, 8)
+            .write(&[Rgb::new(255, 0, 0)], 7)
+            .unwrap();
+        let clk = sim.output(5, true, "CLK").unwrap();
+        let dio = OpenDrain::new(sim.open_drain(4, "DIO").unwrap(), sim.delay());
+        // 1 µs half periods: a 500 kHz clock
+        Tm1637Display::new(clk, dio, sim.delay(), 1)
+            .write([0x3F; 4], true, 3)
+            .unwrap();
+        let (edges, _) = sim.take_edges();
+        let leds = decode::decode_apa102(&edges, 23, 24, Apa102Limits::default());
+        assert_eq!(leds.frames.len(), 1, "the bytes still decode");
+        assert!(
+            leds.violations
+                .iter()
+                .any(|v| v.what.contains("set up 0 ns")),
+            "{:?}",
+            leds.violations
+        );
+        let display = decode::decode_tm1637(&edges, 5, 4, Tm1637Limits::default());
+        assert_eq!(display.updates.len(), 1);
+        assert!(
+            display
+                .violations
+                .iter()
+                .any(|v| v.what.contains("for 1000 ns")),
+            "{:?}",
+            display.violations
+        );
+    }
+
     /// The frame timing figure: bit-banged APA102 frame and TM1637 update
     /// times from the recorded edge times, against a 60 fps frame (16.7 ms).
     /// `cargo test --lib frame_timing_figures -- --nocapture` prints them.
