@@ -492,3 +492,74 @@ fn a_failed_selftest_reports_its_problems() {
         "{r:#}"
     );
 }
+
+/// The same hooks on two daemons, one per backend as the config selects
+/// it: the display tells the same story (every distinct state, in order),
+/// as the pins carry it and as `record` writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_runs_on_record_and_gpio_sim_show_the_same_digits() {
+    let mut stories = Vec::new();
+    for backend in ["record", "gpio-sim"] {
+        let dir = tempfile::tempdir().unwrap();
+        let lines_path = dir.path().join("lines.jsonl");
+        let config = test_config(
+            dir.path(),
+            &format!(
+                "[panel]\nbackend = \"{backend}\"\nrecord_path = \"{}\"\nsweep_time = \"200ms\"\nsweep_passes = 1\nlabel_time = \"100ms\"\nevent_display = \"300ms\"\nmarker_hold = \"300ms\"\nmarker_fade = \"100ms\"\n",
+                lines_path.display()
+            ),
+        );
+        let clock = Clock::start();
+        let (tx, rx) = mpsc::channel(64);
+        let panel = banlight::panel::open(&config, clock, tx).unwrap();
+        assert_eq!(panel.name(), backend);
+        let d = Running::start(&config, panel, clock, rx).await;
+        let lines = || -> Vec<serde_json::Value> {
+            std::fs::read_to_string(&lines_path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let dark = |l: &serde_json::Value| {
+            l["leds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| rgb(c) == [0, 0, 0])
+        };
+        for route in ["/red", "/blue", "/red"] {
+            let before = lines().len();
+            assert_eq!(d.get(route).await.status, 200);
+            // its sweep lights the LEDs, then the marker fades out
+            eventually(20, "the sweep plays", || {
+                lines().iter().skip(before).any(|l| !dark(l))
+            })
+            .await;
+            eventually(20, "the panel settles", || {
+                let l = lines();
+                l.len() > before
+                    && l.iter().skip(before).any(|l| !dark(l))
+                    && dark(l.last().unwrap())
+            })
+            .await;
+        }
+        d.shutdown().await;
+        let mut story: Vec<(Vec<u64>, bool)> = Vec::new();
+        for l in lines() {
+            let segments: Vec<u64> = l["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
+            let state = (segments, l["display_on"].as_bool().unwrap());
+            if story.last() != Some(&state) {
+                story.push(state);
+            }
+        }
+        assert!(story.len() >= 6, "{backend}: labels and counts: {story:?}");
+        stories.push(story);
+    }
+    assert_eq!(stories[0], stories[1], "record vs gpio-sim");
+}
