@@ -108,6 +108,10 @@ pub enum Command {
         /// How long each LED colour and segment stays lit.
         #[arg(long, value_name = "DURATION", default_value = "300ms")]
         step: crate::config::Millis,
+        /// Also write a JSON report to FILE (machine, wiring, health, each
+        /// step's output, problems) to attach to a bug report.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
 }
 

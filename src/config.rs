@@ -204,6 +204,9 @@ pub enum Backend {
     Record,
     /// Raspberry Pi hardware; fails elsewhere.
     Pi,
+    /// The Pi panel on simulated pins, decoded back (`panel::gpio_sim`).
+    #[serde(rename = "gpio-sim")]
+    GpioSim,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

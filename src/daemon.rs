@@ -28,7 +28,7 @@ const MAX_LIMITED_CLIENTS: usize = 4096;
 /// workstation must not power the workstation off because someone pressed
 /// `P`, unless the config file asks for it.
 pub fn shutdown_command(config: &Config, panel_name: &str) -> Vec<String> {
-    if panel_name == "sim" && !config.shutdown_command_set {
+    if matches!(panel_name, "sim" | "gpio-sim") && !config.shutdown_command_set {
         Vec::new()
     } else {
         config.shutdown_command.clone()

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
             no_buttons,
             button_timeout,
             step,
+            report,
         } => {
             init_tracing();
             let opts = selftest::Options {
@@ -108,7 +109,7 @@ fn main() -> ExitCode {
                 button_timeout: (!no_buttons)
                     .then(|| std::time::Duration::from_millis(button_timeout.0)),
             };
-            selftest::main(cli.config.as_deref(), opts)
+            selftest::main(cli.config.as_deref(), opts, report.as_deref())
         }
         Command::Run => {
             init_tracing();

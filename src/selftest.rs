@@ -4,6 +4,8 @@
 //! joint, a swapped wire or a Blinkt! without 5 V. Off a Pi it runs on the
 //! simulated panel (keys m and p press the buttons there).
 
+mod report;
+
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -446,7 +448,13 @@ pub async fn run(
 
 /// `banlight selftest`: the config (`--config`, else the installed one if
 /// there is one, else the defaults), its panel backend, and the test.
-pub fn main(config: Option<&Path>, opts: Options) -> ExitCode {
+/// With `report`, also writes a JSON report there (`selftest/report.rs`).
+pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> ExitCode {
+    let config_source = match config {
+        Some(path) => path.display().to_string(),
+        None if Path::new(SYSTEM_CONFIG).exists() => SYSTEM_CONFIG.to_string(),
+        None => "built-in defaults".to_string(),
+    };
     let config = match config {
         Some(path) => Config::load(path),
         None if Path::new(SYSTEM_CONFIG).exists() => {
@@ -477,7 +485,22 @@ pub fn main(config: Option<&Path>, opts: Options) -> ExitCode {
         let (tx, mut rx) = mpsc::channel(64);
         let mut panel = crate::panel::open(&config, clock, tx)?;
         let mut stdout = std::io::stdout();
-        let problems = run(panel.as_mut(), &mut rx, &mut stdout, clock, &config, opts).await;
+        let mut out = report::Transcript::new(&mut stdout);
+        let problems = run(panel.as_mut(), &mut rx, &mut out, clock, &config, opts).await;
+        if let Some(path) = report {
+            let facts = report::Facts {
+                config: &config,
+                config_source,
+                backend: panel.name(),
+                health: panel.health(),
+                problems: &problems,
+                transcript: out.lines(),
+                opts,
+            };
+            report::write(path, &report::build(&facts))
+                .map_err(|e| anyhow::anyhow!("cannot write the report {}: {e}", path.display()))?;
+            println!("report written to {}", path.display());
+        }
         anyhow::Ok(problems)
     });
     crate::panel::sim::restore();

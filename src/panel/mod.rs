@@ -1,7 +1,8 @@
 //! The hardware boundary: where frames go and where button edges come from.
-//! Backends: `sim` (terminal), `record` (JSON lines), `memory` (tests), and
-//! the Raspberry Pi. Nothing here knows about HTTP or SQL.
+//! Backends: `sim` (terminal), `record` (JSON lines), `memory` (tests), the
+//! Raspberry Pi, and `gpio-sim` (the Pi panel on simulated, decoded pins). Nothing here knows about HTTP or SQL.
 
+pub mod gpio_sim;
 pub mod memory;
 pub mod pi;
 pub mod record;
@@ -23,6 +24,13 @@ pub struct Clock(Instant);
 impl Clock {
     pub fn start() -> Self {
         Clock(Instant::now())
+    }
+
+    /// A clock whose time 0 was `ago` before now (tests that play events
+    /// which began in the past, such as a button held for seconds).
+    pub fn started_ago(ago: std::time::Duration) -> Self {
+        let now = Instant::now();
+        Clock(now.checked_sub(ago).unwrap_or(now))
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -98,6 +106,7 @@ pub fn open(
             Ok(Box::new(record::RecordPanel::create(path)?))
         }
         Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),
+        Backend::GpioSim => Ok(Box::new(gpio_sim::open(config, clock, buttons)?.0)),
         Backend::Auto | Backend::Pi => match pi::open_if_pi(config, clock, buttons.clone())? {
             Some(panel) => Ok(Box::new(panel)),
             None => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),

@@ -29,7 +29,8 @@ impl RecordPanel {
     }
 }
 
-/// `{"t_ms":123,"leds":[[r,g,b],…],"brightness":7,"display":"  42","display_on":true,"display_brightness":3}`
+/// `{"t_ms":123,"leds":[[r,g,b],…],"brightness":7,"display":"  42","segments":[0,0,102,91],"display_on":true,"display_brightness":3}`
+/// (`segments`: the TM1637 bytes of the four digits, bit 7 = point/colon).
 pub fn frame_json(frame: &Frame, t_ms: u64) -> String {
     let leds: Vec<[u8; 3]> = frame.leds.iter().map(|c| [c.r, c.g, c.b]).collect();
     serde_json::json!({
@@ -37,6 +38,7 @@ pub fn frame_json(frame: &Frame, t_ms: u64) -> String {
         "leds": leds,
         "brightness": frame.led_brightness,
         "display": frame.display.to_string(),
+        "segments": frame.display.segments(),
         "display_on": frame.display_on,
         "display_brightness": frame.display_brightness,
     })

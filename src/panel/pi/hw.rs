@@ -1,27 +1,24 @@
-//! The one place that names rppal: detects the board, opens the pins (or
-//! the SPI bus) and hands them to the generic drivers, and turns button
-//! interrupts into `ButtonEdge`s (edge-triggered, no polling loop).
+//! The one place that names rppal: detects the board and implements
+//! [`PanelGpio`] over rppal's pins (button interrupts are edge-triggered, no
+//! polling loop); the panel itself is composed in `gpio::assemble`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use rppal::gpio::{Bias, Event, Gpio, InputPin, IoPin, Mode, Trigger};
+use rppal::gpio::{Bias, Event, Gpio, IoPin, Mode, OutputPin, Trigger};
 use rppal::hal::Delay;
 use rppal::spi::{Bus, SlaveSelect, Spi};
 use rppal::system::DeviceInfo;
 use tokio::sync::mpsc;
 
-use super::blinkt::{Apa102Strip, BitBangSpi};
-use super::tm1637::{OpenDrain, OpenDrainLine, Tm1637Display, BIT_DELAY_US};
-use super::{edge_time_ms, pin_name, spidev_bus, LedWriter, PiPanel};
+use super::blinkt::Apa102Strip;
+use super::gpio::{assemble, EdgeHandler, InputEdge, PanelGpio};
+use super::tm1637::OpenDrainLine;
+use super::{pin_name, spidev_bus, LedWriter, PiPanel};
 use crate::config::Config;
-use crate::core::buttons::Button;
 use crate::panel::{ButtonEdge, Clock};
 
-/// Half a clock period of the bit-banged LED bus: at most ~1 MHz, which the
-/// Blinkt!'s short traces take easily (a frame of 8 LEDs: about 0.4 ms).
-const LED_HALF_PERIOD_NS: u32 = 500;
 /// Clock of the hardware SPI bus for an APA102 strip.
 const LED_SPI_HZ: u32 = 4_000_000;
 
@@ -76,50 +73,6 @@ fn monotonic_now() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// An input with pull-up whose edges (both ways) become `ButtonEdge`s.
-fn watch_button(
-    gpio: &Gpio,
-    bcm: u64,
-    button: Button,
-    clock: Clock,
-    tx: mpsc::Sender<ButtonEdge>,
-) -> anyhow::Result<InputPin> {
-    let name = match button {
-        Button::Mode => "MODE",
-        Button::Power => "POWER",
-    };
-    let mut input = gpio
-        .get(bcm as u8)
-        .map_err(|e| anyhow!("{name} button on {}: {e}", pin_name(bcm)))?
-        .into_input_pullup();
-    if input.is_low() {
-        tracing::warn!(
-            "the {name} button on {} reads pressed at start: held down, or its wire touches GND",
-            pin_name(bcm)
-        );
-    }
-    input
-        .set_async_interrupt(Trigger::Both, None, move |event: Event| {
-            let t_ms = edge_time_ms(clock.now_ms(), monotonic_now(), event.timestamp);
-            let edge = ButtonEdge {
-                button,
-                // Active low: the button connects the pin to ground.
-                pressed: matches!(event.trigger, Trigger::FallingEdge),
-                t_ms,
-            };
-            // This runs on rppal's interrupt thread, outside the runtime.
-            let _ = tx.blocking_send(edge);
-        })
-        .map_err(|e| {
-            anyhow!(
-                "cannot watch the {name} button on {}: {e}{}",
-                pin_name(bcm),
-                busy_hint(&e)
-            )
-        })?;
-    Ok(input)
-}
-
 fn spi_bus(dev: &std::path::Path) -> anyhow::Result<Spi> {
     let (bus, ss) =
         spidev_bus(dev).ok_or_else(|| anyhow!("{} is not a SPI device", dev.display()))?;
@@ -147,6 +100,68 @@ fn spi_bus(dev: &std::path::Path) -> anyhow::Result<Spi> {
     })
 }
 
+/// rppal's GPIO as a [`PanelGpio`].
+struct RppalGpio(Gpio);
+
+impl RppalGpio {
+    fn pin(&self, bcm: u64, what: &str) -> anyhow::Result<rppal::gpio::Pin> {
+        self.0
+            .get(bcm as u8)
+            .map_err(|e| anyhow!("{what} on {}: {e}{}", pin_name(bcm), busy_hint(&e)))
+    }
+}
+
+impl PanelGpio for RppalGpio {
+    type Output = OutputPin;
+    type Line = RppalLine;
+    type Delay = Delay;
+
+    fn output(&mut self, bcm: u64, high: bool, what: &str) -> anyhow::Result<OutputPin> {
+        let pin = self.pin(bcm, what)?;
+        Ok(if high {
+            pin.into_output_high()
+        } else {
+            pin.into_output_low()
+        })
+    }
+
+    fn open_drain(&mut self, bcm: u64, what: &str) -> anyhow::Result<RppalLine> {
+        let mut dio = self.pin(bcm, what)?.into_io(Mode::Input);
+        dio.set_bias(Bias::PullUp);
+        Ok(RppalLine(dio))
+    }
+
+    fn delay(&self) -> Delay {
+        Delay::new()
+    }
+
+    fn watch_input(
+        &mut self,
+        bcm: u64,
+        what: &str,
+        mut on_edge: EdgeHandler,
+    ) -> anyhow::Result<(Box<dyn Send>, bool)> {
+        let mut input = self.pin(bcm, what)?.into_input_pullup();
+        let low_at_start = input.is_low();
+        input
+            .set_async_interrupt(Trigger::Both, None, move |event: Event| {
+                on_edge(InputEdge {
+                    falling: matches!(event.trigger, Trigger::FallingEdge),
+                    at: event.timestamp,
+                    now: monotonic_now(),
+                })
+            })
+            .map_err(|e| {
+                anyhow!(
+                    "cannot watch the {what} on {}: {e}{}",
+                    pin_name(bcm),
+                    busy_hint(&e)
+                )
+            })?;
+        Ok((Box::new(input), low_at_start))
+    }
+}
+
 /// Opens the LEDs, the display and the buttons as configured.
 pub fn open(
     config: &Config,
@@ -155,62 +170,19 @@ pub fn open(
 ) -> anyhow::Result<PiPanel> {
     let p = &config.panel;
     let gpio = Gpio::new().map_err(|e| anyhow!("cannot open the GPIO: {e}{}", busy_hint(&e)))?;
-    let pin = |bcm: u64, what: &str| {
-        gpio.get(bcm as u8)
-            .map_err(|e| anyhow!("{what} on {}: {e}{}", pin_name(bcm), busy_hint(&e)))
-    };
-    let led_count = p.led_count as usize;
-    let leds: Box<dyn LedWriter> = match &p.led_spi {
+    let spi_leds: Option<Box<dyn LedWriter>> = match &p.led_spi {
         Some(dev) => {
             tracing::info!(
-                "LEDs: {led_count} APA102 on {} (hardware SPI)",
+                "LEDs: {} APA102 on {} (hardware SPI)",
+                p.led_count,
                 dev.display()
             );
-            Box::new(Apa102Strip::new(spi_bus(dev)?, led_count))
+            Some(Box::new(Apa102Strip::new(
+                spi_bus(dev)?,
+                p.led_count as usize,
+            )))
         }
-        None => {
-            let data = pin(p.blinkt_data_pin, "Blinkt! data")?.into_output_low();
-            let clk = pin(p.blinkt_clock_pin, "Blinkt! clock")?.into_output_low();
-            tracing::info!(
-                "LEDs: {led_count} APA102, data {}, clock {}",
-                pin_name(p.blinkt_data_pin),
-                pin_name(p.blinkt_clock_pin)
-            );
-            let bus = match BitBangSpi::new(data, clk, Delay::new(), LED_HALF_PERIOD_NS) {
-                Ok(bus) => bus,
-                Err(never) => match never {},
-            };
-            Box::new(Apa102Strip::new(bus, led_count))
-        }
+        None => None,
     };
-    let clk = pin(p.tm1637_clk_pin, "TM1637 CLK")?.into_output_high();
-    let mut dio = pin(p.tm1637_dio_pin, "TM1637 DIO")?.into_io(Mode::Input);
-    dio.set_bias(Bias::PullUp);
-    let dio = OpenDrain::new(RppalLine(dio), Delay::new());
-    let display = Tm1637Display::new(clk, dio, Delay::new(), BIT_DELAY_US);
-    let wiring = format!(
-        "CLK {}, DIO {}",
-        pin_name(p.tm1637_clk_pin),
-        pin_name(p.tm1637_dio_pin)
-    );
-    tracing::info!("display: TM1637, {wiring}");
-    let mode = watch_button(
-        &gpio,
-        p.mode_button_pin,
-        Button::Mode,
-        clock,
-        buttons.clone(),
-    )?;
-    let power = watch_button(&gpio, p.power_button_pin, Button::Power, clock, buttons)?;
-    tracing::info!(
-        "buttons: MODE {}, POWER {}",
-        pin_name(p.mode_button_pin),
-        pin_name(p.power_button_pin)
-    );
-    Ok(PiPanel::new(
-        leds,
-        Box::new(display),
-        wiring,
-        vec![Box::new(mode), Box::new(power)],
-    ))
+    assemble(&mut RppalGpio(gpio), config, clock, buttons, spi_leds)
 }

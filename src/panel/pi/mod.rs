@@ -5,6 +5,7 @@
 //! `tm1637`) are generic over embedded-hal; only `hw` names rppal.
 
 pub mod blinkt;
+pub mod gpio;
 mod hw;
 pub mod tm1637;
 
@@ -41,8 +42,7 @@ pub fn open_if_pi(
                 "backend = {:?}: {model}, using the Raspberry Pi hardware",
                 config.panel.backend
             );
-            hw::open(config, clock, buttons)
-                .map(|panel| Some(panel.with_display_kind(config.panel.display)))
+            hw::open(config, clock, buttons).map(Some)
         }
         Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
             "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
@@ -55,6 +55,11 @@ pub fn open_if_pi(
             Ok(None)
         }
     }
+}
+
+/// The board's model when this is a Raspberry Pi, else why not (rppal).
+pub fn board() -> Result<String, String> {
+    hw::detect()
 }
 
 /// The physical pin (1-40) of a BCM GPIO on the 40-pin header.
