@@ -73,7 +73,7 @@ impl Heartbeat<'_> {
                     "#      install -m 0644 heartbeat/banlight-heartbeat.service heartbeat/banlight-heartbeat.timer /etc/systemd/system/".to_string(),
                     "#    without systemd, the cron line instead (every minute):".to_string(),
                     "#      install -m 0644 heartbeat/banlight-heartbeat.cron /etc/cron.d/banlight-heartbeat".to_string(),
-                    "# 2. its settings (the token file is the action's, from step 2 above):".to_string(),
+                    "# 2. its settings (the token file is the action's, stored above):".to_string(),
                     format!("#      cat > {CONFIG_PATH} <<'EOF'"),
                     format!("#      url={base_url}/api/heartbeat"),
                     format!("#      token_file={}", token_file(source)),
