@@ -9,6 +9,7 @@ pub mod display;
 pub mod ignore;
 pub mod larson;
 pub mod loglimit;
+pub mod mqtt;
 pub mod quiet;
 pub mod ratelimit;
 pub mod scene;
