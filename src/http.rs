@@ -277,6 +277,7 @@ impl App {
             source,
             time: params.time,
             ignored,
+            event_id: params.id,
         };
         match self.ledger.hook(hook).await {
             Ok(outcome) if ignored => json_response(

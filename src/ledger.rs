@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
 use crate::core::loglimit::{LogLimit, LogNow};
-use crate::store::{Store, StoreError, StoredEvent};
+use crate::store::{CommitExtras, OutboxRow, Store, StoreError, StoredEvent};
 
 /// Largest batch committed at once.
 const MAX_BATCH: usize = 1024;
@@ -80,6 +80,9 @@ pub struct Hook {
     pub time: Option<u64>,
     /// The ip is on the ignore list: logged as an `ignored` event, not counted.
     pub ignored: bool,
+    /// The sender's event id (MQTT hooks always, HTTP `id=`): an id counted
+    /// before is not counted again, whatever the path it came by.
+    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +110,11 @@ pub enum LedgerMsg {
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
     SetDedupeWindow(u64),
+    /// MQTT: the oldest outbox rows after a seq.
+    OutboxAfter(u64, usize, Reply<Vec<OutboxRow>>),
+    /// MQTT: the broker acknowledged these rows (PUBACK): remove them.
+    OutboxAcked(Vec<u64>, Reply<()>),
+    OutboxLen(Reply<u64>),
     /// Commit what is queued and stop.
     Close,
 }
@@ -149,6 +157,18 @@ impl LedgerHandle {
         let _ = self.tx.send(LedgerMsg::Close).await;
     }
 
+    pub async fn outbox_after(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, String> {
+        self.ask(|r| LedgerMsg::OutboxAfter(after_seq, limit, r)).await
+    }
+
+    pub async fn outbox_acked(&self, seqs: Vec<u64>) -> Result<(), String> {
+        self.ask(|r| LedgerMsg::OutboxAcked(seqs, r)).await
+    }
+
+    pub async fn outbox_len(&self) -> Result<u64, String> {
+        self.ask(LedgerMsg::OutboxLen).await
+    }
+
     pub async fn set_dedupe_window(&self, ms: u64) {
         let _ = self.tx.send(LedgerMsg::SetDedupeWindow(ms)).await;
     }
@@ -161,6 +181,8 @@ pub struct CommitStats {
     pub commits: AtomicU64,
     /// Events stored by them.
     pub events: AtomicU64,
+    /// MQTT outbox rows dropped (oldest first) because it was full.
+    pub outbox_dropped: AtomicU64,
 }
 
 pub struct Ledger {
@@ -175,6 +197,9 @@ pub struct Ledger {
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     last_prune: std::time::Instant,
+    /// MQTT: every counted event also goes into the outbox (at most `.0`
+    /// rows); `.1` wakes the publisher after a commit.
+    outbox: Option<(u64, Arc<tokio::sync::Notify>)>,
 }
 
 impl Ledger {
@@ -217,8 +242,17 @@ impl Ledger {
             stats: Arc::default(),
             on_counted,
             last_prune: std::time::Instant::now(),
+            outbox: None,
         };
         Ok((ledger, counters))
+    }
+
+    /// Puts every counted event into the MQTT outbox too (in the same
+    /// transaction), keeping at most `max` rows; `wake` is notified after
+    /// each commit that added some.
+    pub fn with_outbox(mut self, max: u64, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.outbox = Some((max, wake));
+        self
     }
 
     /// Runs on its own thread until every handle is dropped.
@@ -291,6 +325,17 @@ impl Ledger {
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             LedgerMsg::SetDedupeWindow(ms) => self.dedupe.set_window(ms),
+            LedgerMsg::OutboxAfter(after, limit, reply) => {
+                let r = self.store.outbox_after(after, limit);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::OutboxAcked(seqs, reply) => {
+                let r = self.store.outbox_remove(&seqs);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::OutboxLen(reply) => {
+                let _ = reply.send(self.store.outbox_len().map_err(|e| e.to_string()));
+            }
         }
     }
 
@@ -304,6 +349,8 @@ impl Ledger {
         // changes nothing (and no per-batch copy of the counters is made).
         let mut events = Vec::new();
         let mut remembered = Vec::new();
+        // Event ids counted in this batch (and to store with it).
+        let mut new_ids: Vec<(String, u64)> = Vec::new();
         // (route, count after this batch, last seen) for every route it touches
         let mut counts: Vec<(String, u64, Option<u64>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(hooks.len());
@@ -311,10 +358,18 @@ impl Ledger {
             let live = self.counters.lock().expect("counters lock");
             let mut total = live.total();
             for (h, _) in hooks.iter() {
+                // An id counted before (stored, or earlier in this batch) is a
+                // replay or the same ban by another path. A store error reads
+                // as "not seen": better one count too many than a ban lost.
+                let id_seen = h.event_id.as_ref().is_some_and(|id| {
+                    new_ids.iter().any(|(x, _)| x == id)
+                        || self.store.has_event_id(id).unwrap_or(false)
+                });
                 let counted = match &h.ip {
                     // Not remembered by dedupe either: the owner may take the
                     // network off the list and want the next ban counted.
                     _ if h.ignored => false,
+                    _ if id_seen => false,
                     None => true, // nothing to tell two bans apart by
                     Some(ip) => {
                         let key = BanKey {
@@ -342,6 +397,9 @@ impl Ledger {
                     }
                 };
                 if counted {
+                    if let Some(id) = &h.event_id {
+                        new_ids.push((id.clone(), now));
+                    }
                     // Dedupe above goes by arrival; the event keeps the ban's time.
                     let ts_ms = crate::request::event_time_ms(h.time, now);
                     let entry = &mut counts[at];
@@ -355,6 +413,7 @@ impl Ledger {
                         jail: h.jail.clone(),
                         ip: h.ip.clone(),
                         source: h.source.clone(),
+                        event_id: h.event_id.clone(),
                     });
                 } else if h.ignored {
                     events.push(StoredEvent {
@@ -364,6 +423,7 @@ impl Ledger {
                         jail: h.jail.clone(),
                         ip: h.ip.clone(),
                         source: h.source.clone(),
+                        event_id: None,
                     });
                 }
                 outcomes.push(HookOutcome {
@@ -375,13 +435,31 @@ impl Ledger {
         }
         // Routes the batch only looked at need no write.
         counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r && e.kind == "hook"));
+        let extras = CommitExtras {
+            event_ids: &new_ids,
+            outbox_max: self.outbox.as_ref().map(|(max, _)| *max),
+        };
         let result = if events.is_empty() {
-            Ok(())
+            Ok(0)
         } else {
-            self.store.commit(&events, &counts)
+            self.store.commit_with(&events, &counts, extras)
         };
         match result {
-            Ok(()) => {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    self.stats
+                        .outbox_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
+                    tracing::warn!(
+                        dropped,
+                        "MQTT outbox full: oldest undelivered events dropped (raise [mqtt] outbox_max?)"
+                    );
+                }
+                if let Some((_, wake)) = &self.outbox {
+                    if events.iter().any(|e| e.kind == "hook") {
+                        wake.notify_one();
+                    }
+                }
                 if !events.is_empty() {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -444,6 +522,7 @@ mod tests {
             source: None,
             time: None,
             ignored: false,
+            event_id: None,
         }
     }
 
@@ -716,5 +795,66 @@ mod tests {
         .unwrap();
         assert_eq!(counters.lock().unwrap().total(), 1);
         assert_eq!(counters.lock().unwrap().last_24h("red", wall_ms()), 1);
+    }
+
+    #[tokio::test]
+    async fn counted_events_enter_the_bounded_outbox_and_ids_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let ledger = ledger.with_outbox(10, wake.clone());
+        let stats = ledger.stats.clone();
+        let (handle, join) = ledger.spawn();
+        let with_id = |id: &str, ip: Option<&str>| Hook {
+            event_id: Some(id.into()),
+            ..hook("red", ip)
+        };
+        assert!(handle.hook(with_id("a1", None)).await.unwrap().counted);
+        // The same id again (a replay, or the same ban over the other path),
+        // even without an ip to dedupe by: not counted.
+        assert!(!handle.hook(with_id("a1", None)).await.unwrap().counted);
+        // The same ban without an id within the window: dedupe by (route, jail, ip).
+        assert!(handle.hook(with_id("a2", Some("203.0.113.9"))).await.unwrap().counted);
+        assert!(!handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap().counted);
+        let mut ignored = with_id("a3", Some("203.0.113.50"));
+        ignored.ignored = true;
+        assert!(!handle.hook(ignored).await.unwrap().counted);
+        tokio::time::timeout(Duration::from_secs(10), wake.notified())
+            .await
+            .expect("the publisher is woken");
+        let rows = handle.outbox_after(0, 100).await.unwrap();
+        assert_eq!(rows.len(), 2, "only counted events: {rows:?}");
+        assert_eq!(rows[0].event_id.as_deref(), Some("a1"));
+        assert_eq!(rows[1].ip.as_deref(), Some("203.0.113.9"));
+        assert!(rows[0].seq < rows[1].seq);
+        // Bounded: 15 more, the oldest are dropped and counted.
+        for _ in 0..15 {
+            handle.hook(hook("blue", None)).await.unwrap();
+        }
+        assert_eq!(handle.outbox_len().await.unwrap(), 10);
+        assert_eq!(stats.outbox_dropped.load(Ordering::Relaxed), 7);
+        let rows = handle.outbox_after(0, 100).await.unwrap();
+        assert!(rows.iter().all(|r| r.route == "blue"), "oldest dropped first");
+        // Acked rows go; the rest stay, in order.
+        let acked: Vec<u64> = rows[..4].iter().map(|r| r.seq).collect();
+        handle.outbox_acked(acked).await.unwrap();
+        let left = handle.outbox_after(0, 100).await.unwrap();
+        assert_eq!(left, rows[4..].to_vec());
+        assert_eq!(counters.lock().unwrap().total(), 17);
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        // After a restart the outbox and the ids are still there.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 6);
+        assert!(store.has_event_id("a1").unwrap());
+        assert!(!store.has_event_id("a3").unwrap(), "ignored: not remembered");
     }
 }
