@@ -63,6 +63,8 @@ pub struct Daemon {
     /// With `[tls]`: where the TLS listener is bound.
     pub tls_addr: Option<SocketAddr>,
     tls_server: Option<tokio::task::JoinHandle<()>>,
+    /// With `[mqtt]`: the broker connection (stops on the same shutdown).
+    mqtt_task: Option<tokio::task::JoinHandle<()>>,
     engine_task: tokio::task::JoinHandle<()>,
     ledger_thread: std::thread::JoinHandle<()>,
 }
@@ -85,6 +87,12 @@ pub async fn start(
     tracing::info!(db = %store.path().display(), "store opened");
     let (engine, engine_rx) = Engine::channel();
     let notify = engine.clone();
+    // [mqtt]: resolved first, so a bad password file or CA stops the start.
+    let mqtt_settings = match &config.mqtt {
+        Some(m) => Some(crate::mqtt::Settings::resolve(m, &crate::admin::hostname())?),
+        None => None,
+    };
+    let mqtt_wake = Arc::new(tokio::sync::Notify::new());
     let (ledger, counters) = Ledger::open(
         store,
         config.dedupe_window_ms,
@@ -92,6 +100,10 @@ pub async fn start(
         config.max_events,
         Box::new(move |route: &str| notify.send(EngineMsg::Counted(route.to_string()))),
     )?;
+    let ledger = match &config.mqtt {
+        Some(m) => ledger.with_outbox(m.outbox_max, mqtt_wake.clone()),
+        None => ledger,
+    };
     let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
     let status = Arc::new(Mutex::new(PanelStatus::default()));
@@ -130,6 +142,9 @@ pub async fn start(
         max_connections_per_client: config.max_connections_per_client,
         slots: crate::slots::Slots::new(config.max_connections),
         commit_stats,
+        mqtt: mqtt_settings
+            .as_ref()
+            .map(|_| Arc::new(crate::mqtt::MqttStats::default())),
     });
     let tls = match &config.tls {
         Some(t) => {
@@ -162,6 +177,20 @@ pub async fn start(
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
+    };
+    let mqtt_task = match (mqtt_settings, &app.mqtt) {
+        (Some(settings), Some(stats)) => Some(tokio::spawn(
+            crate::mqtt::Mqtt {
+                settings,
+                ledger: ledger.clone(),
+                app: app.clone(),
+                engine: engine.clone(),
+                wake: mqtt_wake,
+                stats: stats.clone(),
+            }
+            .run(stop_rx.clone()),
+        )),
+        _ => None,
     };
     let server = tokio::spawn(crate::http::serve(
         listener,
@@ -197,6 +226,7 @@ pub async fn start(
         tls_server,
         engine_task,
         ledger_thread,
+        mqtt_task,
     })
 }
 
@@ -207,6 +237,10 @@ impl Daemon {
         self.server.await.context("HTTP server task")?;
         if let Some(t) = self.tls_server {
             t.await.context("TLS server task")?;
+        }
+        if let Some(t) = self.mqtt_task {
+            // Says `offline` and hands its acks to the ledger before it closes.
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.control_task.abort();
         self.engine.stop().await;

@@ -70,6 +70,8 @@ pub struct App {
     /// Connection slots shared by every listener (see `slots.rs`).
     pub slots: Arc<crate::slots::Slots>,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
+    /// With `[mqtt]`: the broker connection's figures.
+    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
 }
 
 type Body = Full<Bytes>;
@@ -145,6 +147,7 @@ impl App {
                 "commits": self.commit_stats.commits.load(Ordering::Relaxed),
                 "events": self.commit_stats.events.load(Ordering::Relaxed),
             },
+            "mqtt": self.mqtt.as_ref().map(|m| m.json(self.commit_stats.outbox_dropped.load(Ordering::Relaxed))),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod hook;
 pub mod http;
 pub mod ledger;
+pub mod mqtt;
 pub mod notify;
 pub mod panel;
 pub mod quiet_gate;
