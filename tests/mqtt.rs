@@ -53,9 +53,16 @@ fn free_port() -> u16 {
 
 impl Broker {
     pub fn start(persistent: bool) -> Option<Broker> {
+        Broker::start_on(free_port(), persistent)
+    }
+
+    pub fn start_on(port: u16, persistent: bool) -> Option<Broker> {
         let exe = mosquitto()?;
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        // Started as root, mosquitto drops to its own user: it must be able
+        // to write its persistence file here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let persistence = if persistent {
             format!(
                 "persistence true\npersistence_location {}/\n",
@@ -273,10 +280,6 @@ fn mqtt_section(broker: &Broker, extra: &str) -> String {
     )
 }
 
-async fn status_mqtt(d: &TestDaemon) -> Value {
-    d.status().await["mqtt"].clone()
-}
-
 async fn wait_status(d: &TestDaemon, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -399,4 +402,133 @@ async fn commands_are_ignored_unless_allowed() {
     assert_eq!(s["panel"]["led_brightness"], 7, "not taken");
     assert_eq!(s["mqtt"]["commands"], 0);
     d.shutdown().await;
+}
+
+/// GET on a fresh connection from a plain thread; the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_mid_burst_loses_nothing_and_keeps_the_order() {
+    let Some(mut broker) = Broker::start(true) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A desk-side consumer with a persistent session: the broker keeps what
+    // arrives for it, across its own restart.
+    let watch = Sub::start(broker.port, "outage-watch", false, &["t/desk/events"]).await;
+    let d = TestDaemon::start(&test_config(dir.path(), &mqtt_section(&broker, ""))).await;
+    let addr = d.addr;
+    let burst = |from: u32, to: u32| {
+        tokio::task::spawn_blocking(move || {
+            for i in from..to {
+                let body = http_get(addr, &format!("/red?jail=sshd&ip=198.51.100.{i}"));
+                assert!(body.contains("\"counted\":true"), "{body}");
+            }
+        })
+    };
+    burst(0, 20).await.unwrap();
+    // The broker goes away while hooks keep coming: they are counted at
+    // once, and wait in the outbox.
+    let mut broker = tokio::task::spawn_blocking(move || {
+        broker.stop();
+        broker
+    })
+    .await
+    .unwrap();
+    burst(20, 50).await.unwrap();
+    wait_status(&d, "the desk noticed the outage", |s| s["mqtt"]["connected"] == false).await;
+    assert_eq!(d.status().await["total"], 50, "counting never waits for the broker");
+    let _broker = tokio::task::spawn_blocking(move || {
+        broker.run();
+        broker
+    })
+    .await
+    .unwrap();
+    burst(50, 60).await.unwrap();
+    let events = watch.wait_events("t/desk/events", 60).await;
+    let dups = assert_once_in_order(&events, 60);
+    eprintln!("outage: 60 events, {dups} delivered twice (QoS 1), all in order");
+    let s = wait_status(&d, "outbox drained", |s| s["mqtt"]["outbox"] == 0).await;
+    assert!(s["mqtt"]["connects"].as_u64().unwrap() >= 2, "{s}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
+    if mosquitto().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("banlight.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"t/k9\"\n[panel]\nbackend = \"sim\"\n",
+            dir.path().join("state").display(),
+            dir.path().join("control.sock").display(),
+        ),
+    )
+    .unwrap();
+    let spawn = move || {
+        use std::io::BufRead;
+        let mut child = bin::command()
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn banlight");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr: std::net::SocketAddr = loop {
+            let line = lines.next().expect("banlight exited early").unwrap();
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        (child, addr)
+    };
+    // No broker yet: 25 bans are counted and wait in the outbox.
+    let (mut first, addr) = tokio::task::spawn_blocking(spawn.clone()).await.unwrap();
+    let sent_before = banlight::ledger::wall_ms();
+    tokio::task::spawn_blocking(move || {
+        for i in 0..25 {
+            let body = http_get(addr, &format!("/blue?jail=sshd&ip=192.0.2.{i}"));
+            assert!(body.contains("\"counted\":true"), "{body}");
+        }
+    })
+    .await
+    .unwrap();
+    let sent_after = banlight::ledger::wall_ms();
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    // The broker and a consumer appear; the desk comes back.
+    let broker = Broker::start_on(port, false).unwrap();
+    let watch = Sub::start(broker.port, "k9-watch", true, &["t/k9/#"]).await;
+    let (mut second, _addr) = tokio::task::spawn_blocking(spawn.clone()).await.unwrap();
+    let events = watch.wait_events("t/k9/events", 25).await;
+    assert_once_in_order(&events, 25);
+    for e in &events {
+        let t = e["ts_ms"].as_u64().unwrap();
+        assert!(
+            (sent_before..=sent_after).contains(&t),
+            "published with its original time: {e}"
+        );
+    }
+    watch.wait_last("t/k9/total", |p| p == "25").await;
+    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
+    second.wait().unwrap();
+    watch.wait_last("t/k9/availability", |p| p == "offline").await;
 }
