@@ -49,6 +49,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct MqttStats {
     pub connected: AtomicBool,
+    /// The broker confirmed our subscriptions (hooks, commands) on this connection.
+    pub subscribed: AtomicBool,
     /// Connections made since start.
     pub connects: AtomicU64,
     /// Outbox events the broker acknowledged since start.
@@ -69,6 +71,7 @@ impl MqttStats {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         json!({
             "connected": self.connected.load(Ordering::Relaxed),
+            "subscribed": self.subscribed.load(Ordering::Relaxed),
             "connects": n(&self.connects),
             "published": n(&self.published),
             "outbox": n(&self.pending),
@@ -237,6 +240,7 @@ impl Mqtt {
                 Ended::Stopped => return,
                 Ended::Lost { had_connected } => {
                     this.stats.connected.store(false, Ordering::Relaxed);
+                    this.stats.subscribed.store(false, Ordering::Relaxed);
                     if had_connected {
                         backoff = BACKOFF_MIN;
                     }
@@ -373,6 +377,9 @@ impl Session {
                 }
             }
             Event::Incoming(Packet::Publish(p)) => self.on_message(p),
+            Event::Incoming(Packet::SubAck(_)) => {
+                self.m.stats.subscribed.store(true, Ordering::Relaxed);
+            }
             _ => {}
         }
     }

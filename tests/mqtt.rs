@@ -532,3 +532,171 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
     second.wait().unwrap();
     watch.wait_last("t/k9/availability", |p| p == "offline").await;
 }
+
+fn desk_section(broker: &Broker, desk: &str, extra: &str) -> String {
+    format!(
+        "[[source]]\nname = \"web-1\"\ntoken = \"web1-token-0123456789\"\n[mqtt]\nurl = \"{}\"\ntopic_prefix = \"t/{desk}\"\nclient_id = \"{desk}\"\nsubscribe = true\nhooks_topic = \"t/fleet/hooks\"\n{extra}\n",
+        broker.url()
+    )
+}
+
+async fn wait_subscribed(d: &TestDaemon) {
+    wait_status(d, "subscribed", |s| s["mqtt"]["subscribed"] == true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_over_mqtt_need_the_token_and_count_once() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), &desk_section(&broker, "desk-a", ""))).await;
+    wait_subscribed(&d).await;
+    let sender = Sub::start(broker.port, "sender-1", true, &["t/desk-a/#"]).await;
+    let send = |body: &str| {
+        let c = sender.client.clone();
+        let body = body.to_string();
+        async move {
+            c.publish("t/fleet/hooks", QoS::AtLeastOnce, false, body)
+                .await
+                .unwrap()
+        }
+    };
+    send(r#"{"id":"w1","route":"red","ip":"203.0.113.5","jail":"sshd","token":"wrong-token-0123456789"}"#).await;
+    send(r#"{"id":"w2","route":"red","ip":"203.0.113.5","jail":"sshd"}"#).await;
+    send(r#"{"id":"w3","route":"nope","token":"web1-token-0123456789"}"#).await;
+    send("not json").await;
+    let s = wait_status(&d, "refused", |s| s["mqtt"]["hooks_refused"] == 4).await;
+    assert_eq!(s["total"], 0, "a wrong or missing token counts nothing");
+    let ban_s = banlight::ledger::wall_ms() / 1000 - 3600;
+    let good = format!(
+        r#"{{"id":"g1","route":"red","ip":"203.0.113.5","jail":"sshd","token":"web1-token-0123456789","source":"liar","time":{ban_s}}}"#
+    );
+    let good = good.as_str();
+    send(good).await;
+    let s = wait_status(&d, "counted", |s| s["mqtt"]["hooks_counted"] == 1).await;
+    assert_eq!(s["routes"]["red"]["count"], 1);
+    // The same event again (a replay, or the sender's retry after a lost
+    // PUBACK), and the same id over HTTP: counted once.
+    send(good).await;
+    let r = d
+        .get("/red?id=g1&jail=other&ip=198.51.100.1&token=web1-token-0123456789")
+        .await;
+    assert!(r.body.contains("\"counted\":false"), "{}", r.body);
+    wait_status(&d, "replay seen", |s| s["mqtt"]["hooks_received"] == 6).await;
+    let s = d.status().await;
+    assert_eq!(s["total"], 1, "{s}");
+    // The counted event is published, with the sender's id and the source
+    // its token names (not the one it claims).
+    let events = sender.wait_events("t/desk-a/events", 1).await;
+    assert_eq!(events[0]["id"], "g1");
+    assert_eq!(events[0]["source"], "web-1");
+    assert_eq!(events[0]["ts_ms"], ban_s * 1000, "the ban's own time");
+    d.shutdown().await;
+}
+
+/// fail2ban's `actionban` from the shipped action, with its [Init] defaults
+/// and `tags` filled in.
+fn shipped_actionban(tags: &[(&str, String)]) -> String {
+    let conf = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fail2ban/action.d/banlight-mqtt.conf"),
+    )
+    .unwrap();
+    let mut values: Vec<(String, String)> = Vec::new();
+    let mut actionban = String::new();
+    let mut in_ban = false;
+    for line in conf.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            in_ban = false;
+            continue;
+        }
+        if in_ban && line.starts_with(' ') {
+            actionban.push(' ');
+            actionban.push_str(line.trim().trim_end_matches('\\'));
+            continue;
+        }
+        in_ban = false;
+        if let Some((k, v)) = line.split_once('=') {
+            let (k, v) = (k.trim(), v.trim());
+            if k == "actionban" {
+                in_ban = true;
+                actionban = v.trim_end_matches('\\').to_string();
+            } else {
+                values.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    for (k, v) in tags {
+        values.retain(|(x, _)| x != k);
+        values.push((k.to_string(), v.clone()));
+    }
+    for (k, v) in &values {
+        actionban = actionban.replace(&format!("<{k}>"), v);
+    }
+    assert!(!actionban.contains('<'), "every tag filled: {actionban}");
+    actionban
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    if std::process::Command::new("mosquitto_pub").arg("--help").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "mosquitto_pub is required under CI=true");
+        eprintln!("SKIPPED: mosquitto_pub is not installed (apt install mosquitto-clients)");
+        return;
+    }
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = TestDaemon::start(&test_config(da.path(), &desk_section(&broker, "desk-a", ""))).await;
+    let b = TestDaemon::start(&test_config(db.path(), &desk_section(&broker, "desk-b", ""))).await;
+    wait_subscribed(&a).await;
+    wait_subscribed(&b).await;
+    let server = tempfile::tempdir().unwrap();
+    let token_file = server.path().join("banlight.token");
+    std::fs::write(&token_file, "Authorization: Bearer web1-token-0123456789\n").unwrap();
+    let spool = server.path().join("spool");
+    let ban_time = banlight::ledger::wall_ms() / 1000 - 30;
+    let command = shipped_actionban(&[
+        ("name", "sshd".into()),
+        ("ip", "203.0.113.77".into()),
+        ("time", format!("{ban_time}.25")),
+        ("broker", "127.0.0.1".into()),
+        ("port", broker.port.to_string()),
+        ("topic", "t/fleet/hooks".into()),
+        ("route", "blue".into()),
+        ("token_file", token_file.display().to_string()),
+        ("spool_dir", spool.display().to_string()),
+        (
+            "deliver",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fail2ban/banlight-deliver-mqtt")
+                .display()
+                .to_string(),
+        ),
+    ]);
+    // fail2ban runs it with sh; twice, as for a ban restored and re-sent.
+    for _ in 0..2 {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for d in [&a, &b] {
+        let s = wait_status(d, "the ban arrived", |s| s["mqtt"]["hooks_received"] == 2).await;
+        assert_eq!(s["routes"]["blue"]["count"], 1, "counted once: {s}");
+        assert_eq!(s["total"], 1);
+    }
+    // The spool is empty once the broker acknowledged both.
+    let deadline = Instant::now() + DEADLINE;
+    while std::fs::read_dir(&spool).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("e.")) {
+        assert!(Instant::now() < deadline, "spool not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = a.get("/api/status").await;
+    assert!(r.body.contains("\"count\":1"), "{}", r.body);
+    a.shutdown().await;
+    b.shutdown().await;
+}
