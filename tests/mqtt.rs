@@ -700,3 +700,82 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let routes = "[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"ssh\"\ncolor = \"#0000ff\"\n";
+    let section = format!(
+        "{routes}{}",
+        mqtt_section(&broker, "allow_commands = true")
+    );
+    let ha = Sub::start(broker.port, "ha-1", true, &["homeassistant/#"]).await;
+    let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
+    let node = banlight::core::mqtt::node_id(&banlight::admin::hostname());
+    let topic = |component: &str, object: &str| format!("homeassistant/{component}/{node}/{object}/config");
+    let config = |component: &str, object: &str| ha_config(&ha, topic(component, object));
+    for route in ["red", "ssh"] {
+        let v = config("sensor", &format!("route_{route}")).await;
+        assert_eq!(v["state_topic"], format!("t/desk/count/{route}"));
+        assert_eq!(v["state_class"], "total_increasing");
+    }
+    assert_eq!(config("sensor", "total").await["state_class"], "total_increasing");
+    assert_eq!(config("sensor", "last_24h").await["state_topic"], "t/desk/last_24h");
+    let n = config("number", "led_brightness").await;
+    assert_eq!((n["min"].clone(), n["max"].clone()), (Value::from(0), Value::from(31)));
+    assert_eq!(n["command_topic"], "t/desk/cmd/brightness");
+    assert_eq!(config("button", "test_sweep").await["command_topic"], "t/desk/cmd/test");
+    assert_eq!(config("button", "next_mode").await["command_topic"], "t/desk/cmd/next_mode");
+    // Retained: what Home Assistant finds when it starts later.
+    let late = Sub::start(broker.port, "ha-0", true, &["homeassistant/#"]).await;
+    let deadline = Instant::now() + DEADLINE;
+    while late.msgs.lock().unwrap().len() < 7 {
+        assert!(Instant::now() < deadline, "7 retained configs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(late.msgs.lock().unwrap().len(), 7, "7 entities");
+    assert!(late.msgs.lock().unwrap().iter().all(|m| m.retain));
+    for never in ["reset", "shutdown"] {
+        assert!(
+            !ha.msgs.lock().unwrap().iter().any(|m| m.payload.contains(never)),
+            "no {never} entity"
+        );
+    }
+    d.shutdown().await;
+    // The route "ssh" is removed (and commands turned off) while the desk is
+    // off: at its next start it clears those entities (empty retained configs).
+    let section = format!(
+        "[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n{}",
+        mqtt_section(&broker, "")
+    );
+    let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
+    for (component, object) in [("sensor", "route_ssh"), ("button", "test_sweep"), ("button", "next_mode")] {
+        ha.wait_last(&topic(component, object), |p| p.is_empty()).await;
+    }
+    let late = Sub::start(broker.port, "ha-2", true, &["homeassistant/#"]).await;
+    late.wait_last(&topic("sensor", "route_red"), |p| !p.is_empty()).await;
+    assert!(
+        late.on(&topic("sensor", "route_ssh")).is_empty(),
+        "no retained config left for the removed route"
+    );
+    d.shutdown().await;
+}
+
+/// A retained discovery config: JSON with the fields every entity has.
+async fn ha_config(ha: &Sub, t: String) -> Value {
+    let raw = ha.wait_last(&t, |p| !p.is_empty()).await;
+    let v: Value =
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{t}: not JSON ({e}): {raw}"));
+    for field in ["name", "unique_id", "availability_topic", "device"] {
+        assert!(!v[field].is_null(), "{t}: no {field}: {v}");
+    }
+    assert_eq!(v["availability_topic"], "t/desk/availability");
+    assert_eq!(
+        v["device"]["name"],
+        format!("banlight {}", banlight::admin::hostname())
+    );
+    v
+}
