@@ -744,9 +744,27 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
             "no {never} entity"
         );
     }
+    // `banlight reload` without the route "ssh": its entity and retained
+    // count go (empty retained messages), at the latest on the next state tick.
+    let state = Sub::start(broker.port, "state-1", true, &["t/desk/count/+"]).await;
+    state.wait_last("t/desk/count/ssh", |p| p == "0").await;
+    let file = dir.path().join("test.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n{}",
+            dir.path().join("state").display(),
+            mqtt_section(&broker, "allow_commands = true")
+        ),
+    )
+    .unwrap();
+    d.daemon.as_ref().unwrap().control.reload().await.expect("reloaded");
+    ha.wait_last(&topic("sensor", "route_ssh"), |p| p.is_empty()).await;
+    state.wait_last("t/desk/count/ssh", |p| p.is_empty()).await;
+    assert!(!ha.on(&topic("sensor", "route_red")).last().unwrap().payload.is_empty());
     d.shutdown().await;
-    // The route "ssh" is removed (and commands turned off) while the desk is
-    // off: at its next start it clears those entities (empty retained configs).
+    // Commands are turned off while the desk is off: at its next start it
+    // clears the buttons (it finds its own retained configs on the broker).
     let section = format!(
         "[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n{}",
         mqtt_section(&broker, "")
