@@ -373,7 +373,6 @@ impl Default for RawConfig {
     }
 }
 
-
 // ---- [mqtt] (issue 12) ----
 
 /// `[mqtt]` as written in the file.
@@ -397,7 +396,10 @@ struct RawMqtt {
     #[serde(default = "default_true")]
     discovery: bool,
     discovery_prefix: Option<Spanned<String>>,
-    #[serde(default = "default_outbox_max", deserialize_with = "bounded::<_, 10, 10000000>")]
+    #[serde(
+        default = "default_outbox_max",
+        deserialize_with = "bounded::<_, 10, 10000000>"
+    )]
     outbox_max: u64,
 }
 
@@ -465,8 +467,8 @@ fn mqtt_config(
     m: &RawMqtt,
     err_at: &dyn Fn(usize, String) -> ConfigError,
 ) -> Result<MqttConfig, ConfigError> {
-    let broker = crate::core::mqtt::parse_url(m.url.get_ref())
-        .map_err(|e| err_at(m.url.span().start, e))?;
+    let broker =
+        crate::core::mqtt::parse_url(m.url.get_ref()).map_err(|e| err_at(m.url.span().start, e))?;
     if let Some(ca) = &m.ca_file {
         if !broker.tls {
             return Err(err_at(
@@ -490,11 +492,9 @@ fn mqtt_config(
         "client_id must be 1-64 letters, digits or . _ - : @",
         &crate::request::valid_name,
     )?;
-    let username = text(
-        &m.username,
-        "username must not be empty",
-        &|s: &str| !s.is_empty(),
-    )?;
+    let username = text(&m.username, "username must not be empty", &|s: &str| {
+        !s.is_empty()
+    })?;
     let password = match (&m.password, &m.password_file) {
         (Some(_), Some(f)) => {
             return Err(err_at(
@@ -1389,13 +1389,22 @@ marker = 7
         let m = c.mqtt.unwrap();
         assert!(m.broker.tls);
         assert_eq!(m.broker.port, 8883);
-        assert_eq!(m.password, MqttPassword::File("/etc/banlight/mqtt.pw".into()));
+        assert_eq!(
+            m.password,
+            MqttPassword::File("/etc/banlight/mqtt.pw".into())
+        );
         assert_eq!(m.keep_alive_ms, 30_000);
         assert_eq!(m.hooks_topic, DEFAULT_HOOKS_TOPIC);
         assert!(m.subscribe && !m.allow_commands && m.discovery);
         assert_eq!(m.topic_prefix, None, "banlight/<hostname> at start");
-        let c = parse("[mqtt]\nurl = \"mqtt://127.0.0.1:1884\"\nusername = \"u\"\npassword = \"secret-pw\"\n").unwrap();
-        assert!(!format!("{c:?}").contains("secret-pw"), "Debug never shows the password");
+        let c = parse(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1884\"\nusername = \"u\"\npassword = \"secret-pw\"\n",
+        )
+        .unwrap();
+        assert!(
+            !format!("{c:?}").contains("secret-pw"),
+            "Debug never shows the password"
+        );
         let cases = [
             ("[mqtt]\nurl = \"tcp://b:1883\"\n", 2, "mqtt.url", "mqtt://"),
             ("[mqtt]\nsubscribe = true\n", 1, "mqtt", "url"),

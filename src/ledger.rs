@@ -157,8 +157,13 @@ impl LedgerHandle {
         let _ = self.tx.send(LedgerMsg::Close).await;
     }
 
-    pub async fn outbox_after(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, String> {
-        self.ask(|r| LedgerMsg::OutboxAfter(after_seq, limit, r)).await
+    pub async fn outbox_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, String> {
+        self.ask(|r| LedgerMsg::OutboxAfter(after_seq, limit, r))
+            .await
     }
 
     pub async fn outbox_acked(&self, seqs: Vec<u64>) -> Result<(), String> {
@@ -821,8 +826,20 @@ mod tests {
         // even without an ip to dedupe by: not counted.
         assert!(!handle.hook(with_id("a1", None)).await.unwrap().counted);
         // The same ban without an id within the window: dedupe by (route, jail, ip).
-        assert!(handle.hook(with_id("a2", Some("203.0.113.9"))).await.unwrap().counted);
-        assert!(!handle.hook(hook("red", Some("203.0.113.9"))).await.unwrap().counted);
+        assert!(
+            handle
+                .hook(with_id("a2", Some("203.0.113.9")))
+                .await
+                .unwrap()
+                .counted
+        );
+        assert!(
+            !handle
+                .hook(hook("red", Some("203.0.113.9")))
+                .await
+                .unwrap()
+                .counted
+        );
         let mut ignored = with_id("a3", Some("203.0.113.50"));
         ignored.ignored = true;
         assert!(!handle.hook(ignored).await.unwrap().counted);
@@ -841,7 +858,10 @@ mod tests {
         assert_eq!(handle.outbox_len().await.unwrap(), 10);
         assert_eq!(stats.outbox_dropped.load(Ordering::Relaxed), 7);
         let rows = handle.outbox_after(0, 100).await.unwrap();
-        assert!(rows.iter().all(|r| r.route == "blue"), "oldest dropped first");
+        assert!(
+            rows.iter().all(|r| r.route == "blue"),
+            "oldest dropped first"
+        );
         // Acked rows go; the rest stay, in order.
         let acked: Vec<u64> = rows[..4].iter().map(|r| r.seq).collect();
         handle.outbox_acked(acked).await.unwrap();
@@ -855,6 +875,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.outbox_len().unwrap(), 6);
         assert!(store.has_event_id("a1").unwrap());
-        assert!(!store.has_event_id("a3").unwrap(), "ignored: not remembered");
+        assert!(
+            !store.has_event_id("a3").unwrap(),
+            "ignored: not remembered"
+        );
     }
 }

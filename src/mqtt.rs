@@ -42,6 +42,11 @@ const ACK_BATCH: usize = 128;
 /// Retained state is compared and republished this often (and after events):
 /// the last-24-h figure decays without events.
 const STATE_EVERY: Duration = Duration::from_secs(5);
+/// Hooks from the broker being stored at once, at most; beyond, the event
+/// loop waits (and TCP pushes back on the broker) instead of memory growing.
+const HOOKS_IN_FLIGHT: usize = 1024;
+/// When rumqttc's request queue was full, try again this soon.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -184,14 +189,14 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::Clien
                     anyhow::anyhow!("cannot read [mqtt] ca_file {}: {e}", path.display())
                 })?;
             if certs.is_empty() {
-                anyhow::bail!(
-                    "[mqtt] ca_file {} holds no PEM certificate",
-                    path.display()
-                );
+                anyhow::bail!("[mqtt] ca_file {} holds no PEM certificate", path.display());
             }
             for c in certs {
                 roots.add(c).with_context(|| {
-                    format!("[mqtt] ca_file {}: a certificate is invalid", path.display())
+                    format!(
+                        "[mqtt] ca_file {}: a certificate is invalid",
+                        path.display()
+                    )
                 })?;
             }
         }
@@ -271,6 +276,8 @@ impl Mqtt {
             retained: HashMap::new(),
             discovery: HashSet::new(),
             connected: false,
+            queue_full: false,
+            hooks_in_flight: Arc::new(tokio::sync::Semaphore::new(HOOKS_IN_FLIGHT)),
         };
         let mut tick = tokio::time::interval(STATE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -307,10 +314,17 @@ impl Mqtt {
                     }
                 },
                 _ = self.wake.notified(), if s.connected => s.fill().await,
+                _ = tokio::time::sleep(QUEUE_FULL_RETRY), if s.queue_full => {
+                    s.queue_full = false;
+                    s.publish_state();
+                    s.update_discovery();
+                    s.fill().await;
+                }
                 _ = tick.tick(), if s.connected => {
                     s.flush_acks().await;
                     s.publish_state();
                     s.update_discovery();
+                    s.fill().await;
                     if let Ok(n) = self.ledger.outbox_len().await {
                         self.stats.pending.store(n, Ordering::Relaxed);
                     }
@@ -342,6 +356,9 @@ struct Session {
     /// Discovery topics published this session.
     discovery: HashSet<String>,
     connected: bool,
+    /// A publish found rumqttc's request queue full: try again shortly.
+    queue_full: bool,
+    hooks_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Session {
@@ -356,6 +373,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::debug!("MQTT request queue full: {e}");
+                self.queue_full = true;
                 false
             }
         }
@@ -376,7 +394,7 @@ impl Session {
                     self.m.stats.published.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Event::Incoming(Packet::Publish(p)) => self.on_message(p),
+            Event::Incoming(Packet::Publish(p)) => self.on_message(p).await,
             Event::Incoming(Packet::SubAck(_)) => {
                 self.m.stats.subscribed.store(true, Ordering::Relaxed);
             }
@@ -404,7 +422,10 @@ impl Session {
         if c.discovery {
             // Our own retained configs come back: any we no longer want
             // (a route removed while we were away) is cleared.
-            subs.push(format!("{}/+/{}/+/config", c.discovery_prefix, m.settings.node));
+            subs.push(format!(
+                "{}/+/{}/+/config",
+                c.discovery_prefix, m.settings.node
+            ));
         }
         for topic in subs {
             if let Err(e) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
@@ -436,7 +457,12 @@ impl Session {
         let more = rows.len() == WINDOW - self.inflight;
         for row in rows {
             let payload = self.event(&row).to_json();
-            if !self.publish(self.m.settings.topics.events(), false, payload, Some(row.seq)) {
+            if !self.publish(
+                self.m.settings.topics.events(),
+                false,
+                payload,
+                Some(row.seq),
+            ) {
                 return;
             }
             self.sent_up_to = row.seq;
@@ -471,6 +497,11 @@ impl Session {
         if let Err(e) = self.m.ledger.outbox_acked(seqs).await {
             // They stay in the outbox and go out again: a duplicate, not a loss.
             tracing::warn!("removing acknowledged events from the outbox failed: {e}");
+        }
+        if self.inflight == 0 {
+            if let Ok(n) = self.m.ledger.outbox_len().await {
+                self.m.stats.pending.store(n, Ordering::Relaxed);
+            }
         }
     }
 
@@ -556,11 +587,7 @@ impl Session {
             c.allow_commands,
         );
         let wanted_topics: HashSet<String> = wanted.iter().map(|d| d.topic.clone()).collect();
-        let gone: Vec<String> = self
-            .discovery
-            .difference(&wanted_topics)
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.discovery.difference(&wanted_topics).cloned().collect();
         for topic in gone {
             self.discovery.remove(&topic);
             self.publish(topic, true, String::new(), None);
@@ -574,13 +601,16 @@ impl Session {
         }
     }
 
-    fn on_message(&mut self, p: Publish) {
+    async fn on_message(&mut self, p: Publish) {
         let m = self.m.clone();
         let c = &m.settings.config;
         let topic = p.topic.clone();
         if c.subscribe && topic == c.hooks_topic {
             m.stats.hooks_received.fetch_add(1, Ordering::Relaxed);
             let client = self.client.clone();
+            let Ok(permit) = self.hooks_in_flight.clone().acquire_owned().await else {
+                return;
+            };
             // One task per hook, so concurrent hooks share the ledger's
             // group commit; the broker gets the ack once the hook is stored.
             tokio::spawn(async move {
@@ -595,6 +625,7 @@ impl Session {
                             // Not acknowledged: the broker sends it again
                             // on the next connection.
                             tracing::error!("MQTT hook not stored: {e}");
+                            drop(permit);
                             return;
                         }
                     },
@@ -603,6 +634,10 @@ impl Session {
                         tracing::info!(topic = %p.topic, "MQTT hook refused: {why}");
                     }
                 }
+                // The permit goes before the ack may wait for room in the
+                // request queue: that room is made by the event loop, which
+                // may itself be waiting for a permit.
+                drop(permit);
                 let _ = client.ack(&p).await;
             });
             return;
@@ -678,11 +713,10 @@ pub fn hook_from_message(payload: &[u8], app: &App) -> Result<Hook, String> {
         }
         Err(e) => return Err(format!("{} ({h})", e.message())),
     };
-    let ignored = h
-        .ip
-        .as_deref()
-        .and_then(|ip| ip.parse::<IpAddr>().ok())
-        .is_some_and(|ip| app.ignore.read().expect("ignore lock").contains(ip));
+    let ignored =
+        h.ip.as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| app.ignore.read().expect("ignore lock").contains(ip));
     Ok(Hook {
         route: h.route,
         jail: h.jail,

@@ -439,7 +439,10 @@ impl Store {
     /// Deletes events older than `cutoff_ms`; the counts are kept.
     pub fn prune(&mut self, cutoff_ms: u64) -> Result<usize, StoreError> {
         self.conn
-            .execute("DELETE FROM event_ids WHERE ts_ms < ?1", [to_i64(cutoff_ms)])
+            .execute(
+                "DELETE FROM event_ids WHERE ts_ms < ?1",
+                [to_i64(cutoff_ms)],
+            )
             .map_err(self.sqlite())?;
         self.conn
             .execute("DELETE FROM events WHERE ts_ms < ?1", [to_i64(cutoff_ms)])

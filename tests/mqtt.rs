@@ -4,9 +4,9 @@
 //! MQTT (wrong token, replays, two desks), Home Assistant discovery.
 //! Without mosquitto the tests say so and pass locally; under CI=true they fail.
 
-mod common;
 #[path = "support/bin.rs"]
 mod bin;
+mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -266,10 +266,7 @@ fn assert_once_in_order(events: &[Value], expected: usize) -> usize {
         }
     }
     assert_eq!(seqs.len(), expected, "every event arrived");
-    assert!(
-        seqs.windows(2).all(|w| w[0] < w[1]),
-        "in order: {seqs:?}"
-    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     events.len() - seqs.len()
 }
 
@@ -301,7 +298,9 @@ async fn events_and_retained_state_are_published() {
     let watch = Sub::start(broker.port, "watch-1", true, &["t/desk/#"]).await;
     let config = test_config(dir.path(), &mqtt_section(&broker, "allow_commands = true"));
     let d = TestDaemon::start(&config).await;
-    watch.wait_last("t/desk/availability", |p| p == "online").await;
+    watch
+        .wait_last("t/desk/availability", |p| p == "online")
+        .await;
     let before_s = banlight::ledger::wall_ms() / 1000 - 600;
     for path in [
         "/red?jail=sshd&ip=203.0.113.9&source=web-1".to_string(),
@@ -318,7 +317,10 @@ async fn events_and_retained_state_are_published() {
     assert_eq!(events[0]["source"], "web-1");
     assert_eq!(events[0]["jail"], "sshd");
     assert_eq!(events[0]["ip"], "203.0.113.9");
-    assert!(events[0]["id"].as_str().unwrap().ends_with(&format!("-{}", events[0]["seq"])));
+    assert!(events[0]["id"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("-{}", events[0]["seq"])));
     assert_eq!(events[2]["ip"], "2001:db8::7");
     assert_eq!(
         events[2]["ts_ms"].as_u64().unwrap(),
@@ -344,9 +346,13 @@ async fn events_and_retained_state_are_published() {
         assert_eq!(got, want, "{topic}");
         assert!(late.on(topic)[0].retain, "{topic} is retained");
     }
-    let panel: Value = serde_json::from_str(&late.wait_last("t/desk/panel", |_| true).await).unwrap();
+    let panel: Value =
+        serde_json::from_str(&late.wait_last("t/desk/panel", |_| true).await).unwrap();
     assert_eq!(panel["led_brightness"], 7);
-    assert!(late.on("t/desk/events").is_empty(), "events are not retained");
+    assert!(
+        late.on("t/desk/events").is_empty(),
+        "events are not retained"
+    );
     // The outbox is empty once everything was acknowledged.
     let s = wait_status(&d, "outbox drained", |s| s["mqtt"]["outbox"] == 0).await;
     assert_eq!(s["mqtt"]["published"], 3);
@@ -358,7 +364,10 @@ async fn events_and_retained_state_are_published() {
     cmd.publish("t/desk/cmd/brightness", QoS::AtLeastOnce, false, "12")
         .await
         .unwrap();
-    wait_status(&d, "brightness over MQTT", |s| s["panel"]["led_brightness"] == 12).await;
+    wait_status(&d, "brightness over MQTT", |s| {
+        s["panel"]["led_brightness"] == 12
+    })
+    .await;
     watch
         .wait_last("t/desk/panel", |p| p.contains("\"led_brightness\":12"))
         .await;
@@ -368,16 +377,26 @@ async fn events_and_retained_state_are_published() {
         .unwrap();
     wait_status(&d, "next mode over MQTT", |s| s["mode"] != mode).await;
     for never in ["reset", "shutdown"] {
-        cmd.publish(format!("t/desk/cmd/{never}"), QoS::AtLeastOnce, false, "PRESS")
-            .await
-            .unwrap();
+        cmd.publish(
+            format!("t/desk/cmd/{never}"),
+            QoS::AtLeastOnce,
+            false,
+            "PRESS",
+        )
+        .await
+        .unwrap();
     }
-    wait_status(&d, "refused commands", |s| s["mqtt"]["commands_refused"] == 2).await;
+    wait_status(&d, "refused commands", |s| {
+        s["mqtt"]["commands_refused"] == 2
+    })
+    .await;
     assert_eq!(d.status().await["total"], 3, "nothing was reset");
 
     // A clean stop says offline (retained).
     d.shutdown().await;
-    watch.wait_last("t/desk/availability", |p| p == "offline").await;
+    watch
+        .wait_last("t/desk/availability", |p| p == "offline")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +407,9 @@ async fn commands_are_ignored_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let watch = Sub::start(broker.port, "watch-2", true, &["t/desk/#"]).await;
     let d = TestDaemon::start(&test_config(dir.path(), &mqtt_section(&broker, ""))).await;
-    watch.wait_last("t/desk/availability", |p| p == "online").await;
+    watch
+        .wait_last("t/desk/availability", |p| p == "online")
+        .await;
     watch
         .client
         .publish("t/desk/cmd/brightness", QoS::AtLeastOnce, false, "20")
@@ -445,8 +466,15 @@ async fn a_broker_outage_mid_burst_loses_nothing_and_keeps_the_order() {
     .await
     .unwrap();
     burst(20, 50).await.unwrap();
-    wait_status(&d, "the desk noticed the outage", |s| s["mqtt"]["connected"] == false).await;
-    assert_eq!(d.status().await["total"], 50, "counting never waits for the broker");
+    wait_status(&d, "the desk noticed the outage", |s| {
+        s["mqtt"]["connected"] == false
+    })
+    .await;
+    assert_eq!(
+        d.status().await["total"],
+        50,
+        "counting never waits for the broker"
+    );
     let _broker = tokio::task::spawn_blocking(move || {
         broker.run();
         broker
@@ -530,7 +558,9 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
     watch.wait_last("t/k9/total", |p| p == "25").await;
     unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
     second.wait().unwrap();
-    watch.wait_last("t/k9/availability", |p| p == "offline").await;
+    watch
+        .wait_last("t/k9/availability", |p| p == "offline")
+        .await;
 }
 
 fn desk_section(broker: &Broker, desk: &str, extra: &str) -> String {
@@ -550,7 +580,11 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(&test_config(dir.path(), &desk_section(&broker, "desk-a", ""))).await;
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-a", ""),
+    ))
+    .await;
     wait_subscribed(&d).await;
     let sender = Sub::start(broker.port, "sender-1", true, &["t/desk-a/#"]).await;
     let send = |body: &str| {
@@ -642,14 +676,29 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
     let Some(broker) = Broker::start(false) else {
         return;
     };
-    if std::process::Command::new("mosquitto_pub").arg("--help").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "mosquitto_pub is required under CI=true");
+    if std::process::Command::new("mosquitto_pub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "mosquitto_pub is required under CI=true"
+        );
         eprintln!("SKIPPED: mosquitto_pub is not installed (apt install mosquitto-clients)");
         return;
     }
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestDaemon::start(&test_config(da.path(), &desk_section(&broker, "desk-a", ""))).await;
-    let b = TestDaemon::start(&test_config(db.path(), &desk_section(&broker, "desk-b", ""))).await;
+    let a = TestDaemon::start(&test_config(
+        da.path(),
+        &desk_section(&broker, "desk-a", ""),
+    ))
+    .await;
+    let b = TestDaemon::start(&test_config(
+        db.path(),
+        &desk_section(&broker, "desk-b", ""),
+    ))
+    .await;
     wait_subscribed(&a).await;
     wait_subscribed(&b).await;
     let server = tempfile::tempdir().unwrap();
@@ -682,7 +731,11 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
             .arg(&command)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for d in [&a, &b] {
         let s = wait_status(d, "the ban arrived", |s| s["mqtt"]["hooks_received"] == 2).await;
@@ -691,7 +744,11 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
     }
     // The spool is empty once the broker acknowledged both.
     let deadline = Instant::now() + DEADLINE;
-    while std::fs::read_dir(&spool).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("e.")) {
+    while std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("e."))
+    {
         assert!(Instant::now() < deadline, "spool not delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -708,27 +765,40 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
     };
     let dir = tempfile::tempdir().unwrap();
     let routes = "[[route]]\nname = \"red\"\ncolor = \"#ff0000\"\n[[route]]\nname = \"ssh\"\ncolor = \"#0000ff\"\n";
-    let section = format!(
-        "{routes}{}",
-        mqtt_section(&broker, "allow_commands = true")
-    );
+    let section = format!("{routes}{}", mqtt_section(&broker, "allow_commands = true"));
     let ha = Sub::start(broker.port, "ha-1", true, &["homeassistant/#"]).await;
     let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
     let node = banlight::core::mqtt::node_id(&banlight::admin::hostname());
-    let topic = |component: &str, object: &str| format!("homeassistant/{component}/{node}/{object}/config");
+    let topic =
+        |component: &str, object: &str| format!("homeassistant/{component}/{node}/{object}/config");
     let config = |component: &str, object: &str| ha_config(&ha, topic(component, object));
     for route in ["red", "ssh"] {
         let v = config("sensor", &format!("route_{route}")).await;
         assert_eq!(v["state_topic"], format!("t/desk/count/{route}"));
         assert_eq!(v["state_class"], "total_increasing");
     }
-    assert_eq!(config("sensor", "total").await["state_class"], "total_increasing");
-    assert_eq!(config("sensor", "last_24h").await["state_topic"], "t/desk/last_24h");
+    assert_eq!(
+        config("sensor", "total").await["state_class"],
+        "total_increasing"
+    );
+    assert_eq!(
+        config("sensor", "last_24h").await["state_topic"],
+        "t/desk/last_24h"
+    );
     let n = config("number", "led_brightness").await;
-    assert_eq!((n["min"].clone(), n["max"].clone()), (Value::from(0), Value::from(31)));
+    assert_eq!(
+        (n["min"].clone(), n["max"].clone()),
+        (Value::from(0), Value::from(31))
+    );
     assert_eq!(n["command_topic"], "t/desk/cmd/brightness");
-    assert_eq!(config("button", "test_sweep").await["command_topic"], "t/desk/cmd/test");
-    assert_eq!(config("button", "next_mode").await["command_topic"], "t/desk/cmd/next_mode");
+    assert_eq!(
+        config("button", "test_sweep").await["command_topic"],
+        "t/desk/cmd/test"
+    );
+    assert_eq!(
+        config("button", "next_mode").await["command_topic"],
+        "t/desk/cmd/next_mode"
+    );
     // Retained: what Home Assistant finds when it starts later.
     let late = Sub::start(broker.port, "ha-0", true, &["homeassistant/#"]).await;
     let deadline = Instant::now() + DEADLINE;
@@ -740,7 +810,11 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
     assert!(late.msgs.lock().unwrap().iter().all(|m| m.retain));
     for never in ["reset", "shutdown"] {
         assert!(
-            !ha.msgs.lock().unwrap().iter().any(|m| m.payload.contains(never)),
+            !ha.msgs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.payload.contains(never)),
             "no {never} entity"
         );
     }
@@ -758,10 +832,22 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
         ),
     )
     .unwrap();
-    d.daemon.as_ref().unwrap().control.reload().await.expect("reloaded");
-    ha.wait_last(&topic("sensor", "route_ssh"), |p| p.is_empty()).await;
+    d.daemon
+        .as_ref()
+        .unwrap()
+        .control
+        .reload()
+        .await
+        .expect("reloaded");
+    ha.wait_last(&topic("sensor", "route_ssh"), |p| p.is_empty())
+        .await;
     state.wait_last("t/desk/count/ssh", |p| p.is_empty()).await;
-    assert!(!ha.on(&topic("sensor", "route_red")).last().unwrap().payload.is_empty());
+    assert!(!ha
+        .on(&topic("sensor", "route_red"))
+        .last()
+        .unwrap()
+        .payload
+        .is_empty());
     d.shutdown().await;
     // Commands are turned off while the desk is off: at its next start it
     // clears the buttons (it finds its own retained configs on the broker).
@@ -770,11 +856,17 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
         mqtt_section(&broker, "")
     );
     let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
-    for (component, object) in [("sensor", "route_ssh"), ("button", "test_sweep"), ("button", "next_mode")] {
-        ha.wait_last(&topic(component, object), |p| p.is_empty()).await;
+    for (component, object) in [
+        ("sensor", "route_ssh"),
+        ("button", "test_sweep"),
+        ("button", "next_mode"),
+    ] {
+        ha.wait_last(&topic(component, object), |p| p.is_empty())
+            .await;
     }
     let late = Sub::start(broker.port, "ha-2", true, &["homeassistant/#"]).await;
-    late.wait_last(&topic("sensor", "route_red"), |p| !p.is_empty()).await;
+    late.wait_last(&topic("sensor", "route_red"), |p| !p.is_empty())
+        .await;
     assert!(
         late.on(&topic("sensor", "route_ssh")).is_empty(),
         "no retained config left for the removed route"

@@ -330,7 +330,10 @@ pub fn discovery(
     let avail = topics.availability();
     let entity = |component: &str, object: &str, mut config: Value| {
         let c = config.as_object_mut().expect("object");
-        c.insert("unique_id".into(), json!(format!("banlight_{node}_{object}")));
+        c.insert(
+            "unique_id".into(),
+            json!(format!("banlight_{node}_{object}")),
+        );
         c.insert(
             "object_id".into(),
             json!(format!("banlight_{node}_{object}")),
@@ -447,8 +450,18 @@ mod tests {
         };
         ok("mqtt://127.0.0.1:1883", false, "127.0.0.1", 1883);
         ok("mqtt://broker.lan", false, "broker.lan", 1883);
-        ok("mqtts://broker.example.org", true, "broker.example.org", 8883);
-        ok("mqtts://broker.example.org:8884/", true, "broker.example.org", 8884);
+        ok(
+            "mqtts://broker.example.org",
+            true,
+            "broker.example.org",
+            8883,
+        );
+        ok(
+            "mqtts://broker.example.org:8884/",
+            true,
+            "broker.example.org",
+            8884,
+        );
         ok("mqtt://[::1]:1884", false, "::1", 1884);
         ok("mqtt://[2001:db8::5]", false, "2001:db8::5", 1883);
         for (bad, why) in [
@@ -545,7 +558,10 @@ mod tests {
         let p = "banlight/desk";
         let c = |t: &str, b: &[u8]| parse_command(p, &format!("{p}/cmd/{t}"), b);
         assert_eq!(c("test", b"PRESS"), Ok(Command::TestSweep(None)));
-        assert_eq!(c("test", b"blue"), Ok(Command::TestSweep(Some("blue".into()))));
+        assert_eq!(
+            c("test", b"blue"),
+            Ok(Command::TestSweep(Some("blue".into())))
+        );
         assert_eq!(c("next_mode", b"PRESS"), Ok(Command::NextMode));
         assert_eq!(c("brightness", b"12.0"), Ok(Command::Brightness(12)));
         assert!(c("brightness", b"32").is_err());
@@ -584,9 +600,15 @@ mod tests {
         assert!(all[4].config.get("command_topic").is_none());
         let with = discovery("homeassistant", "desk", "desk.lan", &t, &routes, true);
         assert_eq!(with.len(), 7);
-        assert_eq!(with[4].config["command_topic"], "banlight/desk/cmd/brightness");
+        assert_eq!(
+            with[4].config["command_topic"],
+            "banlight/desk/cmd/brightness"
+        );
         assert_eq!(with[5].topic, "homeassistant/button/desk/test_sweep/config");
-        assert_eq!(with[6].config["command_topic"], "banlight/desk/cmd/next_mode");
+        assert_eq!(
+            with[6].config["command_topic"],
+            "banlight/desk/cmd/next_mode"
+        );
         assert!(is_own_discovery_topic(
             "homeassistant",
             "desk",
