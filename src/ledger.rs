@@ -199,6 +199,7 @@ pub struct Ledger {
     max_events: u64,
     events_since_cap: u64,
     cap_log: LogLimit,
+    outbox_log: LogLimit,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     last_prune: std::time::Instant,
@@ -244,6 +245,7 @@ impl Ledger {
             max_events,
             events_since_cap: 0,
             cap_log: LogLimit::new(60_000),
+            outbox_log: LogLimit::new(60_000),
             stats: Arc::default(),
             on_counted,
             last_prune: std::time::Instant::now(),
@@ -455,10 +457,15 @@ impl Ledger {
                     self.stats
                         .outbox_dropped
                         .fetch_add(dropped, Ordering::Relaxed);
-                    tracing::warn!(
-                        dropped,
-                        "MQTT outbox full: oldest undelivered events dropped (raise [mqtt] outbox_max?)"
-                    );
+                    // A long outage drops a few on every commit: once a minute.
+                    if let LogNow::Log { suppressed } = self.outbox_log.hit(wall_ms()) {
+                        tracing::warn!(
+                            dropped,
+                            times_since_last_line = suppressed,
+                            total_dropped = self.stats.outbox_dropped.load(Ordering::Relaxed),
+                            "MQTT outbox full: oldest undelivered events dropped (broker away for long? raise [mqtt] outbox_max)"
+                        );
+                    }
                 }
                 if let Some((_, wake)) = &self.outbox {
                     if events.iter().any(|e| e.kind == "hook") {

@@ -358,6 +358,11 @@ async fn events_and_retained_state_are_published() {
     assert_eq!(s["mqtt"]["published"], 3);
     assert_eq!(s["mqtt"]["connected"], true);
     assert_eq!(s["mqtt"]["outbox_dropped"], 0);
+    let text = banlight::admin::format_status(&s);
+    assert!(
+        text.contains("mqtt connected: published 3, outbox 0 waiting, 0 dropped"),
+        "{text}"
+    );
 
     // Commands (allow_commands = true): brightness and next mode, never reset.
     let cmd = &watch.client;
