@@ -57,12 +57,23 @@ impl Broker {
     }
 
     pub fn start_on(port: u16, persistent: bool) -> Option<Broker> {
+        Broker::start_with(port, persistent, |_| "allow_anonymous true\n".into())
+    }
+
+    /// `listener_conf` gets the broker's directory and returns the lines
+    /// after `listener` (TLS files, authentication).
+    pub fn start_with(
+        port: u16,
+        persistent: bool,
+        listener_conf: impl FnOnce(&Path) -> String,
+    ) -> Option<Broker> {
         let exe = mosquitto()?;
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto drops to its own user: it must be able
         // to write its persistence file here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let listener = listener_conf(dir.path());
         let persistence = if persistent {
             format!(
                 "persistence true\npersistence_location {}/\n",
@@ -74,7 +85,7 @@ impl Broker {
         std::fs::write(
             dir.path().join("mosquitto.conf"),
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
+                "listener {port} 127.0.0.1\n{listener}{persistence}log_dest stderr\nlog_type error\nlog_type warning\nmax_queued_messages 100000\n"
             ),
         )
         .unwrap();
@@ -893,4 +904,116 @@ async fn ha_config(ha: &Sub, t: String) -> Value {
         format!("banlight {}", banlight::admin::hostname())
     );
     v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtts_with_a_ca_file_and_a_password_file() {
+    // A CA and a broker certificate for 127.0.0.1, made here with rcgen.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let passwd = Path::new("/usr/bin/mosquitto_passwd");
+    if !passwd.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "mosquitto_passwd is required under CI=true"
+        );
+        eprintln!("SKIPPED: mosquitto_passwd is not installed");
+        return;
+    }
+    let Some(broker) = Broker::start_with(free_port(), false, |dir| {
+        use std::os::unix::fs::PermissionsExt;
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            p.display().to_string()
+        };
+        let cert = file("broker.pem", &leaf.pem());
+        let key = file("broker.key", &leaf_key.serialize_pem());
+        let users = file("users", "");
+        let out = Command::new(passwd)
+            .args(["-b", &users, "desk", "correct horse"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::set_permissions(dir.join("users"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        format!("certfile {cert}\nkeyfile {key}\nallow_anonymous false\npassword_file {users}\n")
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let pw_file = dir.path().join("mqtt.password");
+    std::fs::write(&pw_file, "correct horse\n").unwrap();
+    let mqtt = |pw: &Path| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nusername = \"desk\"\npassword_file = \"{}\"\ntopic_prefix = \"t/tls\"\n",
+            broker.port,
+            ca_file.display(),
+            pw.display()
+        )
+    };
+    // A wrong password: refused, said in status, nothing lost.
+    let wrong = dir.path().join("wrong.password");
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), &mqtt(&wrong))).await;
+    assert!(d.get("/red").await.body.contains("\"counted\":true"));
+    let s = wait_status(&d, "refused", |s| !s["mqtt"]["last_error"].is_null()).await;
+    assert_eq!(s["mqtt"]["connected"], false, "{s}");
+    d.shutdown().await;
+    // The right one (read from the file, newline trimmed): connected over
+    // TLS, verified against the CA file; the event kept meanwhile goes out.
+    let d = TestDaemon::start(&test_config(dir.path(), &mqtt(&pw_file))).await;
+    let s = wait_status(&d, "published over TLS", |s| s["mqtt"]["published"] == 1).await;
+    assert_eq!(s["mqtt"]["connected"], true, "{s}");
+    assert_eq!(s["mqtt"]["outbox"], 0);
+    d.shutdown().await;
+}
+
+#[test]
+fn a_missing_password_file_or_a_bad_ca_file_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.password");
+    let c = test_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nusername = \"u\"\npassword_file = \"{}\"\n",
+            missing.display()
+        ),
+    );
+    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk")
+        .err()
+        .expect("refused");
+    assert!(format!("{e:#}").contains("nope.password"), "{e:#}");
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let c = test_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:1\"\nca_file = \"{}\"\n",
+            junk.display()
+        ),
+    );
+    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk")
+        .err()
+        .expect("refused");
+    assert!(format!("{e:#}").contains("ca.pem"), "{e:#}");
+    let c = test_config(dir.path(), "[mqtt]\nurl = \"mqtts://127.0.0.1:1\"\n");
+    let s = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk.lan").unwrap();
+    assert_eq!(s.topics.prefix, "banlight/desk");
+    assert_eq!(s.client_id, "banlight-desk");
 }
