@@ -96,7 +96,11 @@ impl MqttStats {
 pub struct Settings {
     pub config: MqttConfig,
     pub host: String,
+    /// This machine's host name as a topic level (default prefix, client id).
     pub node: String,
+    /// Home Assistant's node id: the client id as a topic level, unique per
+    /// broker by MQTT's own rule, so two desks never share entities.
+    pub ha_node: String,
     pub client_id: String,
     pub topics: Topics,
     password: Option<String>,
@@ -128,17 +132,19 @@ impl Settings {
         } else {
             None
         };
+        let client_id = config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("banlight-{node}"));
         Ok(Settings {
+            ha_node: pure::node_id(&client_id),
             topics: Topics {
                 prefix: config
                     .topic_prefix
                     .clone()
                     .unwrap_or_else(|| format!("banlight/{node}")),
             },
-            client_id: config
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("banlight-{node}")),
+            client_id,
             host: host.to_string(),
             node,
             config: config.clone(),
@@ -275,6 +281,7 @@ impl Mqtt {
             acked: Vec::new(),
             retained: HashMap::new(),
             discovery: HashSet::new(),
+            wanted_discovery: HashSet::new(),
             connected: false,
             queue_full: false,
             hooks_in_flight: Arc::new(tokio::sync::Semaphore::new(HOOKS_IN_FLIGHT)),
@@ -355,6 +362,8 @@ struct Session {
     retained: HashMap<String, String>,
     /// Discovery topics published this session.
     discovery: HashSet<String>,
+    /// Discovery topics this desk has now (published or about to be).
+    wanted_discovery: HashSet<String>,
     connected: bool,
     /// A publish found rumqttc's request queue full: try again shortly.
     queue_full: bool,
@@ -424,7 +433,7 @@ impl Session {
             // (a route removed while we were away) is cleared.
             subs.push(format!(
                 "{}/+/{}/+/config",
-                c.discovery_prefix, m.settings.node
+                c.discovery_prefix, m.settings.ha_node
             ));
         }
         for topic in subs {
@@ -480,7 +489,7 @@ impl Session {
             id: row
                 .event_id
                 .clone()
-                .unwrap_or_else(|| format!("{}-{}", self.m.settings.node, row.seq)),
+                .unwrap_or_else(|| format!("{}-{}", self.m.settings.ha_node, row.seq)),
             ts_ms: row.ts_ms,
             route: row.route.clone(),
             source: row.source.clone(),
@@ -580,13 +589,14 @@ impl Session {
             .collect();
         let wanted = pure::discovery(
             &c.discovery_prefix,
-            &m.settings.node,
+            &m.settings.ha_node,
             &m.settings.host,
             &m.settings.topics,
             &routes,
             c.allow_commands,
         );
         let wanted_topics: HashSet<String> = wanted.iter().map(|d| d.topic.clone()).collect();
+        self.wanted_discovery = wanted_topics.clone();
         let gone: Vec<String> = self.discovery.difference(&wanted_topics).cloned().collect();
         for topic in gone {
             self.discovery.remove(&topic);
@@ -654,9 +664,9 @@ impl Session {
             return;
         }
         if c.discovery
-            && pure::is_own_discovery_topic(&c.discovery_prefix, &m.settings.node, &topic)
+            && pure::is_own_discovery_topic(&c.discovery_prefix, &m.settings.ha_node, &topic)
             && !p.payload.is_empty()
-            && !self.discovery.contains(&topic)
+            && !self.wanted_discovery.contains(&topic)
         {
             tracing::info!(%topic, "clearing a Home Assistant entity this desk no longer has");
             self.publish(topic, true, String::new(), None);

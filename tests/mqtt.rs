@@ -784,7 +784,8 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
     let section = format!("{routes}{}", mqtt_section(&broker, "allow_commands = true"));
     let ha = Sub::start(broker.port, "ha-1", true, &["homeassistant/#"]).await;
     let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
-    let node = banlight::core::mqtt::node_id(&banlight::admin::hostname());
+    // Home Assistant's node id is the client id (unique per broker).
+    let node = "desk-under-test";
     let topic =
         |component: &str, object: &str| format!("homeassistant/{component}/{node}/{object}/config");
     let config = |component: &str, object: &str| ha_config(&ha, topic(component, object));

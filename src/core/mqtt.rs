@@ -112,7 +112,8 @@ pub struct OutEvent {
     /// The outbox sequence number: increases by one per counted event of
     /// this desk, across restarts (a gap means events were dropped).
     pub seq: u64,
-    /// The event id: the sender's, or `<node>-<seq>` when it gave none.
+    /// The event id: the sender's, or `<client id>-<seq>` when it gave none
+    /// (unique per broker, as client ids are).
     pub id: String,
     pub ts_ms: u64,
     pub route: String,
