@@ -362,6 +362,8 @@ pub fn discovery(
             }),
         ));
     }
+    // Heartbeats (another part of issue 12): a `binary_sensor` per source,
+    // `device_class: problem`, state_topic `topics.heartbeat(source)`, goes here.
     out.push(entity(
         "sensor",
         "total",
