@@ -291,6 +291,20 @@ impl Mqtt {
         loop {
             tokio::select! {
                 _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                    if s.connected {
+                        // Wait briefly for the PUBACKs of what is in flight,
+                        // so the next start does not send those again.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while s.inflight > 0 {
+                                match events.poll().await {
+                                    Ok(ev @ (Event::Incoming(Packet::PubAck(_)) | Event::Outgoing(Outgoing::Publish(_)))) => s.on_event(ev).await,
+                                    Ok(_) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        })
+                        .await;
+                    }
                     s.flush_acks().await;
                     if s.connected {
                         // A clean goodbye: retained `offline`, then DISCONNECT
