@@ -133,6 +133,19 @@ pub fn format_status(s: &Value) -> String {
         text(&s["requests"]["dropped_connections"]),
     ));
     out.push_str(&format_heartbeats(&s["heartbeats"]));
+    if let Some(m) = s["mqtt"].as_object() {
+        out.push_str(&format!(
+            "mqtt {}: published {}, outbox {} waiting, {} dropped (outbox full); hooks in {} (counted {}, refused {}){}\n",
+            if m["connected"] == Value::Bool(true) { "connected" } else { "NOT connected" },
+            text(&m["published"]),
+            text(&m["outbox"]),
+            text(&m["outbox_dropped"]),
+            text(&m["hooks_received"]),
+            text(&m["hooks_counted"]),
+            text(&m["hooks_refused"]),
+            m["last_error"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default(),
+        ));
+    }
     out
 }
 
@@ -340,7 +353,7 @@ pub fn run(command: Command, config: &Config, socket: Option<&Path>) -> Result<(
     Ok(())
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;

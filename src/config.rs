@@ -401,6 +401,7 @@ struct RawConfig {
     quiet: RawQuiet,
     tls: Option<TlsConfig>,
     web: WebConfig,
+    mqtt: Option<RawMqtt>,
 }
 
 impl Default for RawConfig {
@@ -424,8 +425,194 @@ impl Default for RawConfig {
             quiet: RawQuiet::default(),
             tls: None,
             web: WebConfig::default(),
+            mqtt: None,
         }
     }
+}
+
+// ---- [mqtt] (issue 12) ----
+
+/// `[mqtt]` as written in the file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Spanned<String>,
+    ca_file: Option<Spanned<PathBuf>>,
+    client_id: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+    topic_prefix: Option<Spanned<String>>,
+    #[serde(default = "default_mqtt_keep_alive")]
+    keep_alive: Spanned<Millis>,
+    #[serde(default)]
+    subscribe: bool,
+    hooks_topic: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_commands: bool,
+    #[serde(default = "default_true")]
+    discovery: bool,
+    discovery_prefix: Option<Spanned<String>>,
+    #[serde(
+        default = "default_outbox_max",
+        deserialize_with = "bounded::<_, 10, 10000000>"
+    )]
+    outbox_max: u64,
+}
+
+fn default_mqtt_keep_alive() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(30_000))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_outbox_max() -> u64 {
+    100_000
+}
+
+pub const DEFAULT_HOOKS_TOPIC: &str = "banlight/fleet/hooks";
+pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
+
+/// The broker's password: in the file, or read from `password_file` at start.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MqttPassword {
+    None,
+    Inline(String),
+    File(PathBuf),
+}
+
+impl fmt::Debug for MqttPassword {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MqttPassword::None => write!(f, "None"),
+            MqttPassword::Inline(_) => write!(f, "Inline(<redacted>)"),
+            MqttPassword::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+/// A validated `[mqtt]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttConfig {
+    pub url: String,
+    pub broker: crate::core::mqtt::BrokerUrl,
+    /// With mqtts: a PEM file of CAs to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Default `banlight-<hostname>`.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: MqttPassword,
+    /// Default `banlight/<hostname>`.
+    pub topic_prefix: Option<String>,
+    pub keep_alive_ms: u64,
+    /// Take hooks from `hooks_topic`.
+    pub subscribe: bool,
+    pub hooks_topic: String,
+    /// Accept test sweep / next mode / brightness over MQTT.
+    pub allow_commands: bool,
+    /// Publish Home Assistant discovery configs.
+    pub discovery: bool,
+    pub discovery_prefix: String,
+    /// Events kept for the broker at most; beyond, the oldest are dropped.
+    pub outbox_max: u64,
+}
+
+fn mqtt_config(
+    m: &RawMqtt,
+    err_at: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<MqttConfig, ConfigError> {
+    let broker =
+        crate::core::mqtt::parse_url(m.url.get_ref()).map_err(|e| err_at(m.url.span().start, e))?;
+    if let Some(ca) = &m.ca_file {
+        if !broker.tls {
+            return Err(err_at(
+                ca.span().start,
+                "ca_file is only used with an mqtts:// url".into(),
+            ));
+        }
+    }
+    let text = |v: &Option<Spanned<String>>,
+                what: &str,
+                ok: &dyn Fn(&str) -> bool|
+     -> Result<Option<String>, ConfigError> {
+        match v {
+            Some(s) if !ok(s.get_ref()) => Err(err_at(s.span().start, what.to_string())),
+            Some(s) => Ok(Some(s.get_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    let client_id = text(
+        &m.client_id,
+        "client_id must be 1-64 letters, digits or . _ - : @",
+        &crate::core::names::valid_name,
+    )?;
+    let username = text(&m.username, "username must not be empty", &|s: &str| {
+        !s.is_empty()
+    })?;
+    let password = match (&m.password, &m.password_file) {
+        (Some(_), Some(f)) => {
+            return Err(err_at(
+                f.span().start,
+                "give either password or password_file, not both".into(),
+            ))
+        }
+        (Some(p), None) => MqttPassword::Inline(p.get_ref().clone()),
+        (None, Some(f)) => MqttPassword::File(f.get_ref().clone()),
+        (None, None) => MqttPassword::None,
+    };
+    if password != MqttPassword::None && username.is_none() {
+        let at = m
+            .password
+            .as_ref()
+            .map(|p| p.span().start)
+            .or(m.password_file.as_ref().map(|p| p.span().start))
+            .unwrap_or(0);
+        return Err(err_at(at, "a password needs a username".into()));
+    }
+    let topic = "must be a topic without wildcards (+ #), leading or trailing /, at most 256 bytes";
+    let topic_prefix = text(
+        &m.topic_prefix,
+        &format!("topic_prefix {topic}"),
+        &crate::core::mqtt::valid_topic,
+    )?;
+    let hooks_topic = text(
+        &m.hooks_topic,
+        &format!("hooks_topic {topic}"),
+        &crate::core::mqtt::valid_topic,
+    )?
+    .unwrap_or_else(|| DEFAULT_HOOKS_TOPIC.into());
+    let discovery_prefix = text(
+        &m.discovery_prefix,
+        &format!("discovery_prefix {topic}"),
+        &crate::core::mqtt::valid_topic,
+    )?
+    .unwrap_or_else(|| DEFAULT_DISCOVERY_PREFIX.into());
+    let keep_alive_ms = m.keep_alive.get_ref().0;
+    if !(5_000..=3_600_000).contains(&keep_alive_ms) {
+        return Err(err_at(
+            m.keep_alive.span().start,
+            "keep_alive must be between 5s and 1h".into(),
+        ));
+    }
+    Ok(MqttConfig {
+        url: m.url.get_ref().clone(),
+        broker,
+        ca_file: m.ca_file.as_ref().map(|c| c.get_ref().clone()),
+        client_id,
+        username,
+        password,
+        topic_prefix,
+        keep_alive_ms,
+        subscribe: m.subscribe,
+        hooks_topic,
+        allow_commands: m.allow_commands,
+        discovery: m.discovery,
+        discovery_prefix,
+        outbox_max: m.outbox_max,
+    })
 }
 
 /// One route as the daemon uses it.
@@ -475,6 +662,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// `[web]`: the live page at `/`.
     pub web: WebConfig,
+    /// `[mqtt]`: publish events and state to a broker (and take hooks from it).
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// The prototype's four routes and their marker pixels.
@@ -807,6 +996,10 @@ impl Config {
             quiet,
             tls: raw.tls,
             web: raw.web,
+            mqtt: match &raw.mqtt {
+                Some(m) => Some(mqtt_config(m, &err_at)?),
+                None => None,
+            },
         })
     }
 
@@ -1377,6 +1570,48 @@ marker = 7
         assert_eq!("1h30m".parse(), Ok(Millis(5_400_000)));
         for bad in ["", "10", "s", "-1s", "10 parsecs", "99999999999999999999d"] {
             assert!(bad.parse::<Millis>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mqtt_is_read_and_checked() {
+        assert!(parse("").unwrap().mqtt.is_none());
+        let c = parse("[mqtt]\nurl = \"mqtts://broker.lan\"\nusername = \"desk\"\npassword_file = \"/etc/banlight/mqtt.pw\"\nsubscribe = true\n").unwrap();
+        let m = c.mqtt.unwrap();
+        assert!(m.broker.tls);
+        assert_eq!(m.broker.port, 8883);
+        assert_eq!(
+            m.password,
+            MqttPassword::File("/etc/banlight/mqtt.pw".into())
+        );
+        assert_eq!(m.keep_alive_ms, 30_000);
+        assert_eq!(m.hooks_topic, DEFAULT_HOOKS_TOPIC);
+        assert!(m.subscribe && !m.allow_commands && m.discovery);
+        assert_eq!(m.topic_prefix, None, "banlight/<hostname> at start");
+        let c = parse(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:1884\"\nusername = \"u\"\npassword = \"secret-pw\"\n",
+        )
+        .unwrap();
+        assert!(
+            !format!("{c:?}").contains("secret-pw"),
+            "Debug never shows the password"
+        );
+        let cases = [
+            ("[mqtt]\nurl = \"tcp://b:1883\"\n", 2, "mqtt.url", "mqtt://"),
+            ("[mqtt]\nsubscribe = true\n", 1, "mqtt", "url"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nca_file = \"/x.pem\"\n", 3, "mqtt.ca_file", "mqtts"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nusername = \"u\"\npassword = \"p\"\npassword_file = \"/p\"\n", 5, "mqtt.password_file", "not both"),
+            ("[mqtt]\nurl = \"mqtt://b\"\npassword = \"p\"\n", 3, "mqtt.password", "username"),
+            ("[mqtt]\nurl = \"mqtt://b\"\ntopic_prefix = \"a/#\"\n", 3, "mqtt.topic_prefix", "wildcards"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nhooks_topic = \"/x\"\n", 3, "mqtt.hooks_topic", "topic"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nkeep_alive = \"1s\"\n", 3, "mqtt.keep_alive", "5s"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nclient_id = \"a b\"\n", 3, "mqtt.client_id", "letters"),
+            ("[mqtt]\nurl = \"mqtt://b\"\noutbox_max = 1\n", 3, "mqtt.outbox_max", "range"),
+            ("[mqtt]\nurl = \"mqtt://b\"\nallow_reset = true\n", 3, "mqtt.allow_reset", "unknown"),
+        ];
+        for (text, line, key, msg) in cases {
+            let e = expect_error(text, line, key, msg);
+            assert!(!e.to_string().contains("secret"), "{e}");
         }
     }
 }

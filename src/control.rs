@@ -234,6 +234,7 @@ impl Control {
                     old.header_timeout_ms != new.header_timeout_ms,
                 ),
                 ("panel.backend", o.backend != n.backend),
+                ("[mqtt]", old.mqtt != new.mqtt),
                 ("panel.record_path", o.record_path != n.record_path),
                 ("panel.led_count", o.led_count != n.led_count),
                 ("panel.led_spi", o.led_spi != n.led_spi),

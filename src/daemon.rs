@@ -50,6 +50,8 @@ pub struct Daemon {
     /// With `[tls]`: where the TLS listener is bound.
     pub tls_addr: Option<SocketAddr>,
     tls_server: Option<tokio::task::JoinHandle<()>>,
+    /// With `[mqtt]`: the broker connection (stops on the same shutdown).
+    mqtt_task: Option<tokio::task::JoinHandle<()>>,
     engine_task: tokio::task::JoinHandle<()>,
     heartbeat_task: tokio::task::JoinHandle<()>,
     ledger_thread: std::thread::JoinHandle<()>,
@@ -74,6 +76,15 @@ pub async fn start(
     tracing::info!(db = %store.path().display(), "store opened");
     let (engine, engine_rx) = Engine::channel();
     let notify = engine.clone();
+    // [mqtt]: resolved first, so a bad password file or CA stops the start.
+    let mqtt_settings = match &config.mqtt {
+        Some(m) => Some(crate::mqtt::Settings::resolve(
+            m,
+            &crate::admin::hostname(),
+        )?),
+        None => None,
+    };
+    let mqtt_wake = Arc::new(tokio::sync::Notify::new());
     // The page gets the frames the panel gets, and word of every count.
     let web = config.web.enabled.then(crate::web::Web::new);
     let web_notify = web.clone();
@@ -93,6 +104,10 @@ pub async fn start(
             }
         }),
     )?;
+    let ledger = match &config.mqtt {
+        Some(m) => ledger.with_outbox(m.outbox_max, mqtt_wake.clone()),
+        None => ledger,
+    };
     let commit_stats = ledger.stats.clone();
     let (ledger, ledger_thread) = ledger.spawn();
     let wake = ledger.clone();
@@ -153,6 +168,9 @@ pub async fn start(
         commit_stats,
         heartbeats,
         web: web.clone(),
+        mqtt: mqtt_settings
+            .as_ref()
+            .map(|_| Arc::new(crate::mqtt::MqttStats::default())),
     });
     let tls = match &config.tls {
         Some(t) => {
@@ -189,6 +207,20 @@ pub async fn start(
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
+    };
+    let mqtt_task = match (mqtt_settings, &app.mqtt) {
+        (Some(settings), Some(stats)) => Some(tokio::spawn(
+            crate::mqtt::Mqtt {
+                settings,
+                ledger: ledger.clone(),
+                app: app.clone(),
+                engine: engine.clone(),
+                wake: mqtt_wake,
+                stats: stats.clone(),
+            }
+            .run(stop_rx.clone()),
+        )),
+        _ => None,
     };
     let server = listener.map(|listener| {
         tokio::spawn(crate::http::serve(
@@ -235,6 +267,7 @@ pub async fn start(
         engine_task,
         heartbeat_task,
         ledger_thread,
+        mqtt_task,
     })
 }
 
@@ -247,6 +280,10 @@ impl Daemon {
         }
         if let Some(t) = self.tls_server {
             t.await.context("TLS server task")?;
+        }
+        if let Some(t) = self.mqtt_task {
+            // Says `offline` and hands its acks to the ledger before it closes.
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.control_task.abort();
         self.heartbeat_task.abort();

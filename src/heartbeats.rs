@@ -212,6 +212,7 @@ impl Monitor {
                     jail: None,
                     ip: None,
                     source: Some(t.source.clone()),
+                    event_id: None,
                 };
                 if let Err(e) = ledger.record(event).await {
                     tracing::error!("could not store the heartbeat transition: {e}");

@@ -74,6 +74,8 @@ pub struct App {
     pub heartbeats: Arc<crate::heartbeats::Monitor>,
     /// The live page at `/` (`None`: `[web] enabled = false`).
     pub web: Option<Arc<crate::web::Web>>,
+    /// With `[mqtt]`: the broker connection's figures.
+    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
 }
 
 /// Responses are whole JSON, or the web page's event stream (`web.rs`).
@@ -154,6 +156,7 @@ impl App {
                 "events": self.commit_stats.events.load(Ordering::Relaxed),
             },
             "heartbeats": self.heartbeats.status_json(),
+            "mqtt": self.mqtt.as_ref().map(|m| m.json(self.commit_stats.outbox_dropped.load(Ordering::Relaxed))),
         })
     }
 
@@ -313,6 +316,7 @@ impl App {
             source,
             time: params.time,
             ignored,
+            event_id: params.id,
         };
         match self.ledger.hook(hook).await {
             Ok(outcome) if ignored => json_response(

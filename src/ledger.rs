@@ -13,7 +13,7 @@ use crate::core::clockcheck::{ClockStep, ClockWatch, PruneHorizon};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
 use crate::core::loglimit::{LogLimit, LogNow};
-use crate::store::{Store, StoreError, StoredEvent};
+use crate::store::{CommitExtras, OutboxRow, Store, StoreError, StoredEvent};
 
 /// Largest batch committed at once.
 const MAX_BATCH: usize = 1024;
@@ -117,6 +117,9 @@ pub struct Hook {
     pub time: Option<u64>,
     /// The ip is on the ignore list: logged as an `ignored` event, not counted.
     pub ignored: bool,
+    /// The sender's event id (MQTT hooks always, HTTP `id=`): an id counted
+    /// before is not counted again, whatever the path it came by.
+    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +153,11 @@ pub enum LedgerMsg {
     ClockSet,
     /// Stores an event that counts nothing (a heartbeat transition).
     Record(StoredEvent, Reply<()>),
+    /// MQTT: the oldest outbox rows after a seq.
+    OutboxAfter(u64, usize, Reply<Vec<OutboxRow>>),
+    /// MQTT: the broker acknowledged these rows (PUBACK): remove them.
+    OutboxAcked(Vec<u64>, Reply<()>),
+    OutboxLen(Reply<u64>),
     /// Commit what is queued and stop.
     Close,
 }
@@ -204,6 +212,23 @@ impl LedgerHandle {
         self.ask(|r| LedgerMsg::Record(event, r)).await
     }
 
+    pub async fn outbox_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, String> {
+        self.ask(|r| LedgerMsg::OutboxAfter(after_seq, limit, r))
+            .await
+    }
+
+    pub async fn outbox_acked(&self, seqs: Vec<u64>) -> Result<(), String> {
+        self.ask(|r| LedgerMsg::OutboxAcked(seqs, r)).await
+    }
+
+    pub async fn outbox_len(&self) -> Result<u64, String> {
+        self.ask(LedgerMsg::OutboxLen).await
+    }
+
     pub async fn set_dedupe_window(&self, ms: u64) {
         let _ = self.tx.send(LedgerMsg::SetDedupeWindow(ms)).await;
     }
@@ -236,6 +261,8 @@ pub struct CommitStats {
     pub events: AtomicU64,
     /// The ledger's figures for `/metrics` (see metrics.rs).
     pub metrics: crate::metrics::LedgerMetrics,
+    /// MQTT outbox rows dropped (oldest first) because it was full.
+    pub outbox_dropped: AtomicU64,
 }
 
 /// Dedupe as of `now`, remembering the bans stored within its window: a
@@ -259,6 +286,7 @@ pub struct Ledger {
     max_events: u64,
     events_since_cap: u64,
     cap_log: LogLimit,
+    outbox_log: LogLimit,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     clock: Arc<dyn Clock>,
@@ -267,6 +295,9 @@ pub struct Ledger {
     horizon: PruneHorizon,
     dedupe_window_ms: u64,
     last_prune_mono_ms: u64,
+    /// MQTT: every counted event also goes into the outbox (at most `.0`
+    /// rows); `.1` wakes the publisher after a commit.
+    outbox: Option<(u64, Arc<tokio::sync::Notify>)>,
 }
 
 impl Ledger {
@@ -336,8 +367,18 @@ impl Ledger {
             horizon: PruneHorizon::new(cutoff, mono),
             dedupe_window_ms,
             last_prune_mono_ms: mono,
+            outbox_log: LogLimit::new(60_000),
+            outbox: None,
         };
         Ok((ledger, counters))
+    }
+
+    /// Puts every counted event into the MQTT outbox too (in the same
+    /// transaction), keeping at most `max` rows; `wake` is notified after
+    /// each commit that added some.
+    pub fn with_outbox(mut self, max: u64, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.outbox = Some((max, wake));
+        self
     }
 
     /// Runs on its own thread until every handle is dropped.
@@ -476,6 +517,17 @@ impl Ledger {
                 let r = self.store.activity(since_ms);
                 let _ = reply.send(r.map_err(|e| e.to_string()));
             }
+            LedgerMsg::OutboxAfter(after, limit, reply) => {
+                let r = self.store.outbox_after(after, limit);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::OutboxAcked(seqs, reply) => {
+                let r = self.store.outbox_remove(&seqs);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            LedgerMsg::OutboxLen(reply) => {
+                let _ = reply.send(self.store.outbox_len().map_err(|e| e.to_string()));
+            }
         }
     }
 
@@ -491,6 +543,8 @@ impl Ledger {
         // changes nothing (and no per-batch copy of the counters is made).
         let mut events = Vec::new();
         let mut remembered = Vec::new();
+        // Event ids counted in this batch (and to store with it).
+        let mut new_ids: Vec<(String, u64)> = Vec::new();
         // (route, count after this batch, last seen) for every route it touches
         let mut counts: Vec<(String, u64, Option<u64>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(hooks.len());
@@ -499,10 +553,18 @@ impl Ledger {
             let live = self.counters.lock().expect("counters lock");
             let mut total = live.total();
             for (h, _) in hooks.iter() {
+                // An id counted before (stored, or earlier in this batch) is a
+                // replay or the same ban by another path. A store error reads
+                // as "not seen": better one count too many than a ban lost.
+                let id_seen = h.event_id.as_ref().is_some_and(|id| {
+                    new_ids.iter().any(|(x, _)| x == id)
+                        || self.store.has_event_id(id).unwrap_or(false)
+                });
                 let counted = match &h.ip {
                     // Not remembered by dedupe either: the owner may take the
                     // network off the list and want the next ban counted.
                     _ if h.ignored => false,
+                    _ if id_seen => false,
                     None => true, // nothing to tell two bans apart by
                     Some(ip) => {
                         let key = BanKey {
@@ -532,6 +594,9 @@ impl Ledger {
                     }
                 };
                 if counted {
+                    if let Some(id) = &h.event_id {
+                        new_ids.push((id.clone(), now));
+                    }
                     // Dedupe above goes by arrival; the event keeps the ban's time.
                     let ts_ms = crate::request::event_time_ms(h.time, now);
                     let entry = &mut counts[at];
@@ -545,6 +610,7 @@ impl Ledger {
                         jail: h.jail.clone(),
                         ip: h.ip.clone(),
                         source: h.source.clone(),
+                        event_id: h.event_id.clone(),
                     });
                 } else if h.ignored {
                     events.push(StoredEvent {
@@ -554,6 +620,7 @@ impl Ledger {
                         jail: h.jail.clone(),
                         ip: h.ip.clone(),
                         source: h.source.clone(),
+                        event_id: None,
                     });
                 }
                 outcomes.push(HookOutcome {
@@ -565,16 +632,39 @@ impl Ledger {
         }
         // Routes the batch only looked at need no write.
         counts.retain(|(r, _, _)| events.iter().any(|e| e.route == *r && e.kind == "hook"));
+        let extras = CommitExtras {
+            event_ids: &new_ids,
+            outbox_max: self.outbox.as_ref().map(|(max, _)| *max),
+        };
         let result = if events.is_empty() {
-            Ok(())
+            Ok(0)
         } else {
             let started = std::time::Instant::now();
-            let r = self.store.commit(&events, &counts);
+            let r = self.store.commit_with(&events, &counts, extras);
             self.stats.metrics.commit_done(started.elapsed(), r.is_ok());
             r
         };
         match result {
-            Ok(()) => {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    self.stats
+                        .outbox_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
+                    // A long outage drops a few on every commit: once a minute.
+                    if let LogNow::Log { suppressed } = self.outbox_log.hit(wall_ms()) {
+                        tracing::warn!(
+                            dropped,
+                            times_since_last_line = suppressed,
+                            total_dropped = self.stats.outbox_dropped.load(Ordering::Relaxed),
+                            "MQTT outbox full: oldest undelivered events dropped (broker away for long? raise [mqtt] outbox_max)"
+                        );
+                    }
+                }
+                if let Some((_, wake)) = &self.outbox {
+                    if events.iter().any(|e| e.kind == "hook") {
+                        wake.notify_one();
+                    }
+                }
                 if !events.is_empty() {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -679,6 +769,7 @@ mod tests {
             source: None,
             time: None,
             ignored: false,
+            event_id: None,
         }
     }
 
@@ -1040,6 +1131,7 @@ mod tests {
             jail: None,
             ip: None,
             source: None,
+            event_id: None,
         };
         // stamped by a clock a year ahead; banlight was stopped, the clock fixed
         let ahead = t0 + 365 * 86_400_000;
@@ -1052,5 +1144,84 @@ mod tests {
         let c = store.load_counters(t0).unwrap();
         assert_eq!(c.get("red").unwrap().last_seen_ms, Some(t0 - 1000));
         assert_eq!(c.get("red").unwrap().count, 2);
+    }
+
+    #[tokio::test]
+    async fn counted_events_enter_the_bounded_outbox_and_ids_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (ledger, counters) = Ledger::open(
+            Store::open(dir.path()).unwrap(),
+            600_000,
+            90,
+            1_000_000,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let ledger = ledger.with_outbox(10, wake.clone());
+        let stats = ledger.stats.clone();
+        let (handle, join) = ledger.spawn();
+        let with_id = |id: &str, ip: Option<&str>| Hook {
+            event_id: Some(id.into()),
+            ..hook("red", ip)
+        };
+        assert!(handle.hook(with_id("a1", None)).await.unwrap().counted);
+        // The same id again (a replay, or the same ban over the other path),
+        // even without an ip to dedupe by: not counted.
+        assert!(!handle.hook(with_id("a1", None)).await.unwrap().counted);
+        // The same ban without an id within the window: dedupe by (route, jail, ip).
+        assert!(
+            handle
+                .hook(with_id("a2", Some("203.0.113.9")))
+                .await
+                .unwrap()
+                .counted
+        );
+        assert!(
+            !handle
+                .hook(hook("red", Some("203.0.113.9")))
+                .await
+                .unwrap()
+                .counted
+        );
+        let mut ignored = with_id("a3", Some("203.0.113.50"));
+        ignored.ignored = true;
+        assert!(!handle.hook(ignored).await.unwrap().counted);
+        tokio::time::timeout(std::time::Duration::from_secs(10), wake.notified())
+            .await
+            .expect("the publisher is woken");
+        let rows = handle.outbox_after(0, 100).await.unwrap();
+        assert_eq!(rows.len(), 2, "only counted events: {rows:?}");
+        assert_eq!(rows[0].event_id.as_deref(), Some("a1"));
+        assert_eq!(rows[1].ip.as_deref(), Some("203.0.113.9"));
+        assert!(rows[0].seq < rows[1].seq);
+        // Bounded: 15 more, the oldest are dropped and counted.
+        for _ in 0..15 {
+            handle.hook(hook("blue", None)).await.unwrap();
+        }
+        assert_eq!(handle.outbox_len().await.unwrap(), 10);
+        assert_eq!(stats.outbox_dropped.load(Ordering::Relaxed), 7);
+        let rows = handle.outbox_after(0, 100).await.unwrap();
+        assert!(
+            rows.iter().all(|r| r.route == "blue"),
+            "oldest dropped first"
+        );
+        // Acked rows go; the rest stay, in order.
+        let acked: Vec<u64> = rows[..4].iter().map(|r| r.seq).collect();
+        handle.outbox_acked(acked).await.unwrap();
+        let left = handle.outbox_after(0, 100).await.unwrap();
+        assert_eq!(left, rows[4..].to_vec());
+        assert_eq!(counters.lock().unwrap().total(), 17);
+        handle.close().await;
+        drop(handle);
+        join.join().unwrap();
+        // After a restart the outbox and the ids are still there.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_len().unwrap(), 6);
+        assert!(store.has_event_id("a1").unwrap());
+        assert!(
+            !store.has_event_id("a3").unwrap(),
+            "ignored: not remembered"
+        );
     }
 }

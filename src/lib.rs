@@ -14,6 +14,7 @@ pub mod hook;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
+pub mod mqtt;
 pub mod notify;
 pub mod panel;
 pub mod quiet_gate;

@@ -658,6 +658,7 @@ mod tests {
             jail: Some("sshd".into()),
             ip: Some("203.0.113.9".into()),
             source: Some("web-1".into()),
+            event_id: None,
         };
         lm.counted(
             &[ev("red", "hook"), ev("red", "hook"), ev("blue", "hook")],

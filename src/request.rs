@@ -96,6 +96,9 @@ pub struct HookParams {
     /// server's spool; see [`event_time_ms`].
     pub time: Option<u64>,
     pub token: Option<String>,
+    /// The sender's event id (issue 12): the same id over HTTP and MQTT,
+    /// or replayed, counts once.
+    pub id: Option<String>,
 }
 
 fn shown(v: &str, max: usize) -> String {
@@ -152,6 +155,15 @@ pub fn parse_params(input: &[u8], into: &mut HookParams) -> Result<(), RequestEr
                 );
             }
             "token" => into.token = Some(v.to_string()),
+            "id" => {
+                if !crate::core::mqtt::valid_event_id(v) {
+                    return Err(bad(format!(
+                        "invalid id \"{}\": use 1-128 printable characters without spaces",
+                        shown(v, 64)
+                    )));
+                }
+                into.id = Some(v.to_string());
+            }
             _ => {}
         }
     }

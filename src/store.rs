@@ -43,6 +43,31 @@ pub struct StoredEvent {
     pub jail: Option<String>,
     pub ip: Option<String>,
     pub source: Option<String>,
+    /// The sender's event id, if it gave one: goes to the outbox (it is
+    /// not kept in the event log, so it reads back as `None`).
+    pub event_id: Option<String>,
+}
+
+/// One event waiting in the MQTT outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub seq: u64,
+    pub event_id: Option<String>,
+    pub ts_ms: u64,
+    pub route: String,
+    pub source: Option<String>,
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What a commit adds besides events and counts (MQTT, issue 12).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommitExtras<'a> {
+    /// Event ids of the counted events that carried one (id, arrival ms).
+    pub event_ids: &'a [(String, u64)],
+    /// `Some(max)`: every `hook` event also goes into the outbox, which keeps
+    /// the newest `max` rows.
+    pub outbox_max: Option<u64>,
 }
 
 fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
@@ -140,6 +165,25 @@ impl Store {
                  route TEXT PRIMARY KEY,
                  count INTEGER NOT NULL,
                  last_seen_ms INTEGER
+             );
+             -- MQTT (issue 12): counted events waiting for the broker's PUBACK,
+             -- written in the transaction that counts them. AUTOINCREMENT: a
+             -- seq is never reused, so subscribers can order and spot gaps.
+             CREATE TABLE IF NOT EXISTS outbox (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 event_id TEXT,
+                 ts_ms INTEGER NOT NULL,
+                 route TEXT NOT NULL,
+                 source TEXT,
+                 jail TEXT,
+                 ip TEXT
+             );
+             -- Event ids of counted events (hooks that carried one), so the same
+             -- ban via HTTP and MQTT, or a replay, counts once.
+             CREATE TABLE IF NOT EXISTS event_ids (
+                 n INTEGER PRIMARY KEY,
+                 id TEXT NOT NULL UNIQUE,
+                 ts_ms INTEGER NOT NULL
              );
              PRAGMA user_version = 1;",
         )
@@ -253,6 +297,19 @@ impl Store {
         events: &[StoredEvent],
         counts: &[(String, u64, Option<u64>)],
     ) -> Result<(), StoreError> {
+        self.commit_with(events, counts, CommitExtras::default())
+            .map(|_| ())
+    }
+
+    /// [`Store::commit`] plus event ids and the MQTT outbox, in the same
+    /// transaction. Returns how many outbox rows were dropped to stay
+    /// within `outbox_max` (oldest first).
+    pub fn commit_with(
+        &mut self,
+        events: &[StoredEvent],
+        counts: &[(String, u64, Option<u64>)],
+        extras: CommitExtras,
+    ) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let sqlite = sqlite_error(&path);
         let tx = self.conn.transaction().map_err(sqlite)?;
@@ -285,6 +342,98 @@ impl Store {
                     .execute(params![route, to_i64(*count), last.map(to_i64)])
                     .map_err(sqlite)?;
             }
+            let mut ids = tx
+                .prepare_cached("INSERT OR IGNORE INTO event_ids (id, ts_ms) VALUES (?1, ?2)")
+                .map_err(sqlite)?;
+            for (id, at) in extras.event_ids {
+                ids.execute(params![id, to_i64(*at)]).map_err(sqlite)?;
+            }
+        }
+        let mut dropped = 0;
+        if let Some(max) = extras.outbox_max {
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO outbox (event_id, ts_ms, route, source, jail, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(sqlite)?;
+                for e in events.iter().filter(|e| e.kind == "hook") {
+                    insert
+                        .execute(params![
+                            e.event_id,
+                            to_i64(e.ts_ms),
+                            e.route,
+                            e.source,
+                            e.jail,
+                            e.ip
+                        ])
+                        .map_err(sqlite)?;
+                }
+            }
+            dropped = tx
+                .execute(
+                    "DELETE FROM outbox WHERE seq <= (SELECT MAX(seq) FROM outbox) - ?1",
+                    [to_i64(max)],
+                )
+                .map_err(sqlite)? as u64;
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(dropped)
+    }
+
+    /// Is this event id already counted?
+    pub fn has_event_id(&self, id: &str) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM event_ids WHERE id = ?1")
+            .and_then(|mut s| s.exists([id]))
+            .map_err(self.sqlite())
+    }
+
+    /// The oldest `limit` outbox rows after `after_seq`, in order.
+    pub fn outbox_after(&self, after_seq: u64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, event_id, ts_ms, route, source, jail, ip FROM outbox
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map(params![to_i64(after_seq), to_i64(limit as u64)], |r| {
+                Ok(OutboxRow {
+                    seq: r.get::<_, i64>(0)?.max(0) as u64,
+                    event_id: r.get(1)?,
+                    ts_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                    route: r.get(3)?,
+                    source: r.get(4)?,
+                    jail: r.get(5)?,
+                    ip: r.get(6)?,
+                })
+            })
+            .map_err(self.sqlite())?;
+        rows.collect::<Result<_, _>>().map_err(self.sqlite())
+    }
+
+    /// Rows waiting in the outbox.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(self.sqlite())
+    }
+
+    /// Removes outbox rows the broker acknowledged.
+    pub fn outbox_remove(&mut self, seqs: &[u64]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = sqlite_error(&path);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq = ?1")
+                .map_err(sqlite)?;
+            for s in seqs {
+                del.execute([to_i64(*s)]).map_err(sqlite)?;
+            }
         }
         tx.commit().map_err(sqlite)
     }
@@ -309,6 +458,12 @@ impl Store {
     /// Deletes events older than `cutoff_ms`; the counts are kept.
     pub fn prune(&mut self, cutoff_ms: u64) -> Result<usize, StoreError> {
         self.conn
+            .execute(
+                "DELETE FROM event_ids WHERE ts_ms < ?1",
+                [to_i64(cutoff_ms)],
+            )
+            .map_err(self.sqlite())?;
+        self.conn
             .execute("DELETE FROM events WHERE ts_ms < ?1", [to_i64(cutoff_ms)])
             .map_err(self.sqlite())
     }
@@ -316,6 +471,12 @@ impl Store {
     /// Keeps only the newest `max` events (the counts are kept): a flood of
     /// hooks cannot fill the SD card.
     pub fn cap_events(&mut self, max: u64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM event_ids WHERE n <= (SELECT MAX(n) FROM event_ids) - ?1",
+                [to_i64(max)],
+            )
+            .map_err(self.sqlite())?;
         self.conn
             .execute(
                 "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
@@ -361,6 +522,7 @@ impl Store {
                         jail: r.get(3)?,
                         ip: r.get(4)?,
                         source: r.get(5)?,
+                        event_id: None,
                     })
                 },
             )
@@ -551,6 +713,7 @@ mod tests {
             jail: Some("sshd".into()),
             ip: ip.map(str::to_string),
             source: None,
+            event_id: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod history;
 pub mod ignore;
 pub mod larson;
 pub mod loglimit;
+pub mod mqtt;
 pub mod names;
 pub mod quiet;
 pub mod ratelimit;

@@ -1,0 +1,631 @@
+//! MQTT without the network: the broker URL, topic names, the JSON of a
+//! published event and of an incoming hook, and Home Assistant discovery
+//! configs. Pure (no I/O, time passed in), so it is unit-tested here and
+//! `src/mqtt.rs` only moves bytes.
+
+use serde_json::{json, Value};
+
+/// Where the broker is: `mqtt://host[:1883]` or `mqtts://host[:8883]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses a broker URL. Written by hand (a URL crate would be a dependency
+/// for three fields): scheme, host or `[v6]`, optional port, nothing else.
+pub fn parse_url(url: &str) -> Result<BrokerUrl, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (true, r)
+    } else {
+        return Err(format!(
+            "broker url \"{url}\" must start with mqtt:// or mqtts:// (like \"mqtt://192.168.1.10:1883\")"
+        ));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "broker url \"{url}\" has a path, query or user part: give only host and port (user name and password have their own keys)"
+        ));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("broker url \"{url}\": unclosed [ in the IPv6 address"))?;
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or_else(|| format!("broker url \"{url}\": expected :PORT after ]"))?,
+            ),
+        };
+        (h, port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("broker url \"{url}\" has no host"));
+    }
+    let port = match port {
+        None => {
+            if tls {
+                8883
+            } else {
+                1883
+            }
+        }
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("broker url \"{url}\": port \"{p}\" is not 1-65535"))?,
+    };
+    Ok(BrokerUrl {
+        tls,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// A topic we publish to or subscribe to: no wildcards, no empty levels at
+/// the ends, no NUL, at most 256 bytes (the MQTT limit is 64 KiB; nobody
+/// needs that on a desk).
+pub fn valid_topic(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 256
+        && !t.starts_with('/')
+        && !t.ends_with('/')
+        && !t.contains(['+', '#', '\0'])
+}
+
+/// A host name as a Home Assistant node id / MQTT topic level: `[a-zA-Z0-9_-]`.
+pub fn node_id(host: &str) -> String {
+    let id: String = host
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.is_empty() {
+        "banlight".into()
+    } else {
+        id
+    }
+}
+
+/// One counted event as published on `<prefix>/events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutEvent {
+    /// The outbox sequence number: increases by one per counted event of
+    /// this desk, across restarts (a gap means events were dropped).
+    pub seq: u64,
+    /// The event id: the sender's, or `<client id>-<seq>` when it gave none
+    /// (unique per broker, as client ids are).
+    pub id: String,
+    pub ts_ms: u64,
+    pub route: String,
+    pub source: Option<String>,
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl OutEvent {
+    pub fn to_json(&self) -> String {
+        json!({
+            "id": self.id,
+            "seq": self.seq,
+            "time": crate::core::time::rfc3339_utc(self.ts_ms),
+            "ts_ms": self.ts_ms,
+            "route": self.route,
+            "source": self.source,
+            "jail": self.jail,
+            "ip": self.ip,
+        })
+        .to_string()
+    }
+}
+
+/// An event id (from a hook over MQTT or HTTP): 1-128 printable ASCII
+/// characters without spaces.
+pub fn valid_event_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A hook received over MQTT, checked for form (not yet for its token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InHook {
+    pub id: String,
+    pub route: String,
+    pub token: Option<String>,
+    pub source: Option<String>,
+    pub jail: Option<String>,
+    pub ip: Option<String>,
+    /// Unix seconds.
+    pub time: Option<u64>,
+}
+
+impl std::fmt::Display for InHook {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "id={} route={} source={:?} jail={:?} ip={:?}",
+            self.id, self.route, self.source, self.jail, self.ip
+        )
+    }
+}
+
+/// Largest hook message accepted (a real one is ~200 bytes).
+pub const MAX_HOOK_MESSAGE: usize = 4096;
+
+/// Parses `{"id","route","token","source","jail","ip","time"}`. `id` and
+/// `route` are required; the rest is checked exactly like the HTTP hook's
+/// parameters (names, canonical ip, whole unix seconds).
+pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
+    if payload.len() > MAX_HOOK_MESSAGE {
+        return Err(format!("message larger than {MAX_HOOK_MESSAGE} bytes"));
+    }
+    let v: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v.as_object().ok_or("not a JSON object")?;
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(format!("\"{k}\" must be a string")),
+        }
+    };
+    let id = text("id")?.ok_or("\"id\" (the event id) is required")?;
+    if !valid_event_id(&id) {
+        return Err("\"id\" must be 1-128 printable characters without spaces".into());
+    }
+    let route = text("route")?.ok_or("\"route\" is required")?;
+    let mut form = Vec::new();
+    for k in ["jail", "source", "ip"] {
+        if let Some(v) = text(k)? {
+            form.push((k, v));
+        }
+    }
+    match obj.get("time") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) => form.push((
+            "time",
+            n.as_u64()
+                .ok_or("\"time\" must be whole unix seconds")?
+                .to_string(),
+        )),
+        Some(Value::String(s)) => form.push(("time", s.clone())),
+        Some(_) => return Err("\"time\" must be unix seconds".into()),
+    }
+    // The same validation as the HTTP hook, by building its form input.
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut params = crate::request::HookParams::default();
+    crate::request::parse_params(encoded.as_bytes(), &mut params).map_err(|e| e.message())?;
+    Ok(InHook {
+        id,
+        route,
+        token: text("token")?,
+        source: params.source,
+        jail: params.jail,
+        ip: params.ip,
+        time: params.time,
+    })
+}
+
+/// Topics of one desk under its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub prefix: String,
+}
+
+impl Topics {
+    pub fn availability(&self) -> String {
+        format!("{}/availability", self.prefix)
+    }
+    pub fn events(&self) -> String {
+        format!("{}/events", self.prefix)
+    }
+    pub fn count(&self, route: &str) -> String {
+        format!("{}/count/{route}", self.prefix)
+    }
+    pub fn total(&self) -> String {
+        format!("{}/total", self.prefix)
+    }
+    pub fn last_24h(&self) -> String {
+        format!("{}/last_24h", self.prefix)
+    }
+    pub fn panel(&self) -> String {
+        format!("{}/panel", self.prefix)
+    }
+    /// Heartbeat states go here, one retained topic per source
+    /// (`<prefix>/heartbeat/<source>`, payload `ok`/`problem`).
+    pub fn heartbeat(&self, source: &str) -> String {
+        format!("{}/heartbeat/{source}", self.prefix)
+    }
+    /// `<prefix>/cmd/<name>`: test, next_mode, brightness.
+    pub fn command(&self, name: &str) -> String {
+        format!("{}/cmd/{name}", self.prefix)
+    }
+}
+
+/// A command that came back over MQTT (only with `allow_commands = true`).
+/// Reset and shutdown deliberately do not exist here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Play a route's sweep without counting (payload: a route, or empty
+    /// / `PRESS` for the first route).
+    TestSweep(Option<String>),
+    NextMode,
+    /// LED brightness 0-31.
+    Brightness(u8),
+}
+
+pub fn parse_command(prefix: &str, topic: &str, payload: &[u8]) -> Result<Command, String> {
+    let name = topic
+        .strip_prefix(prefix)
+        .and_then(|t| t.strip_prefix("/cmd/"))
+        .ok_or_else(|| format!("not a command topic: {topic}"))?;
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| "payload is not UTF-8".to_string())?
+        .trim();
+    match name {
+        "test" => Ok(Command::TestSweep(
+            (!text.is_empty() && text != "PRESS").then(|| text.to_string()),
+        )),
+        "next_mode" => Ok(Command::NextMode),
+        "brightness" => {
+            let v: f64 = text
+                .parse()
+                .map_err(|_| format!("brightness \"{text}\" is not a number"))?;
+            if !(0.0..=31.0).contains(&v) {
+                return Err(format!("brightness {v} is out of range 0-31"));
+            }
+            Ok(Command::Brightness(v.round() as u8))
+        }
+        other => Err(format!(
+            "unknown command \"{other}\" (test, next_mode, brightness; reset and shutdown are never taken over MQTT)"
+        )),
+    }
+}
+
+/// One retained Home Assistant discovery message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    pub topic: String,
+    pub config: Value,
+}
+
+/// Everything Home Assistant needs to show this desk: a device "banlight
+/// <host>" with a count sensor per route (total_increasing), total and
+/// last-24-h sensors, the LED brightness as a number, and (only with
+/// commands allowed) buttons for a test sweep and the next display mode.
+pub fn discovery(
+    discovery_prefix: &str,
+    node: &str,
+    host: &str,
+    topics: &Topics,
+    routes: &[String],
+    commands: bool,
+) -> Vec<Discovery> {
+    let device = json!({
+        "identifiers": [format!("banlight_{node}")],
+        "name": format!("banlight {host}"),
+        "manufacturer": "banlight",
+        "model": "banlight desk appliance",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
+    let avail = topics.availability();
+    let entity = |component: &str, object: &str, mut config: Value| {
+        let c = config.as_object_mut().expect("object");
+        c.insert(
+            "unique_id".into(),
+            json!(format!("banlight_{node}_{object}")),
+        );
+        c.insert(
+            "object_id".into(),
+            json!(format!("banlight_{node}_{object}")),
+        );
+        c.insert("availability_topic".into(), json!(avail));
+        c.insert("payload_available".into(), json!("online"));
+        c.insert("payload_not_available".into(), json!("offline"));
+        c.insert("device".into(), device.clone());
+        Discovery {
+            topic: format!("{discovery_prefix}/{component}/{node}/{object}/config"),
+            config,
+        }
+    };
+    let mut out = Vec::new();
+    for r in routes {
+        out.push(entity(
+            "sensor",
+            &format!("route_{r}"),
+            json!({
+                "name": format!("{r} bans"),
+                "state_topic": topics.count(r),
+                "state_class": "total_increasing",
+                "unit_of_measurement": "bans",
+                "icon": "mdi:shield-alert",
+            }),
+        ));
+    }
+    // Heartbeats (another part of issue 12): a `binary_sensor` per source,
+    // `device_class: problem`, state_topic `topics.heartbeat(source)`, goes here.
+    out.push(entity(
+        "sensor",
+        "total",
+        json!({
+            "name": "Total bans",
+            "state_topic": topics.total(),
+            "state_class": "total_increasing",
+            "unit_of_measurement": "bans",
+            "icon": "mdi:shield-alert",
+        }),
+    ));
+    out.push(entity(
+        "sensor",
+        "last_24h",
+        json!({
+            "name": "Bans in the last 24 h",
+            "state_topic": topics.last_24h(),
+            "state_class": "measurement",
+            "unit_of_measurement": "bans",
+            "icon": "mdi:shield-half-full",
+        }),
+    ));
+    let mut brightness = json!({
+        "name": "LED brightness",
+        "state_topic": topics.panel(),
+        "value_template": "{{ value_json.led_brightness }}",
+        "min": 0,
+        "max": 31,
+        "step": 1,
+        "mode": "slider",
+        "icon": "mdi:brightness-6",
+    });
+    if commands {
+        brightness["command_topic"] = json!(topics.command("brightness"));
+    }
+    out.push(entity("number", "led_brightness", brightness));
+    if commands {
+        out.push(entity(
+            "button",
+            "test_sweep",
+            json!({
+                "name": "Test sweep",
+                "command_topic": topics.command("test"),
+                "payload_press": "PRESS",
+                "icon": "mdi:led-strip-variant",
+            }),
+        ));
+        out.push(entity(
+            "button",
+            "next_mode",
+            json!({
+                "name": "Next display mode",
+                "command_topic": topics.command("next_mode"),
+                "payload_press": "PRESS",
+                "icon": "mdi:numeric",
+            }),
+        ));
+    }
+    out
+}
+
+/// Does a discovery topic belong to this node (`<prefix>/<component>/<node>/<object>/config`)?
+pub fn is_own_discovery_topic(discovery_prefix: &str, node: &str, topic: &str) -> bool {
+    let Some(rest) = topic.strip_prefix(discovery_prefix) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    parts.len() == 5 && parts[0].is_empty() && parts[2] == node && parts[4] == "config"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let ok = |u: &str, tls, host: &str, port| {
+            assert_eq!(
+                parse_url(u),
+                Ok(BrokerUrl {
+                    tls,
+                    host: host.into(),
+                    port
+                }),
+                "{u}"
+            )
+        };
+        ok("mqtt://127.0.0.1:1883", false, "127.0.0.1", 1883);
+        ok("mqtt://broker.lan", false, "broker.lan", 1883);
+        ok(
+            "mqtts://broker.example.org",
+            true,
+            "broker.example.org",
+            8883,
+        );
+        ok(
+            "mqtts://broker.example.org:8884/",
+            true,
+            "broker.example.org",
+            8884,
+        );
+        ok("mqtt://[::1]:1884", false, "::1", 1884);
+        ok("mqtt://[2001:db8::5]", false, "2001:db8::5", 1883);
+        for (bad, why) in [
+            ("tcp://host:1883", "mqtt://"),
+            ("http://host", "mqtt://"),
+            ("mqtt://", "no host"),
+            ("mqtt://:1883", "no host"),
+            ("mqtt://host:0", "1-65535"),
+            ("mqtt://host:99999", "1-65535"),
+            ("mqtt://host:port", "1-65535"),
+            ("mqtt://user:pw@host", "user"),
+            ("mqtt://host/topic", "path"),
+            ("mqtt://[::1", "unclosed"),
+            ("mqtt://[::1]1883", ":PORT"),
+        ] {
+            let e = parse_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn topics_and_node_ids() {
+        assert!(valid_topic("banlight/pi"));
+        for bad in ["", "/a", "a/", "a/+/b", "a/#", "a\0b"] {
+            assert!(!valid_topic(bad), "{bad:?}");
+        }
+        assert!(!valid_topic(&"a".repeat(257)));
+        assert_eq!(node_id("desk-pi.local"), "desk-pi");
+        assert_eq!(node_id("Desk Pi"), "Desk_Pi");
+        assert_eq!(node_id(""), "banlight");
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        assert_eq!(t.count("red"), "banlight/desk/count/red");
+        assert_eq!(t.heartbeat("web-1"), "banlight/desk/heartbeat/web-1");
+    }
+
+    #[test]
+    fn an_event_is_json_with_its_original_time() {
+        let e = OutEvent {
+            seq: 7,
+            id: "desk-7".into(),
+            ts_ms: 1_700_000_000_000,
+            route: "red".into(),
+            source: Some("web-1".into()),
+            jail: Some("sshd".into()),
+            ip: None,
+        };
+        let v: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["id"], "desk-7");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["ts_ms"], 1_700_000_000_000u64);
+        assert_eq!(v["route"], "red");
+        assert_eq!(v["source"], "web-1");
+        assert_eq!(v["jail"], "sshd");
+        assert!(v["ip"].is_null());
+    }
+
+    #[test]
+    fn hook_messages_are_checked_like_http_hooks() {
+        let h = parse_hook_message(
+            br#"{"id":"web-1:sshd:203.0.113.9:1700000000","route":"red","token":"t0123456789abcdef","source":"web-1","jail":"sshd","ip":"::ffff:203.0.113.9","time":1700000000}"#,
+        )
+        .unwrap();
+        assert_eq!(h.id, "web-1:sshd:203.0.113.9:1700000000");
+        assert_eq!(h.ip.as_deref(), Some("203.0.113.9"), "canonical");
+        assert_eq!(h.time, Some(1_700_000_000));
+        assert_eq!(h.token.as_deref(), Some("t0123456789abcdef"));
+        assert!(!h.to_string().contains("t0123456789abcdef"), "{h}");
+        let h = parse_hook_message(br#"{"id":"x1","route":"red","time":"1700000000"}"#).unwrap();
+        assert_eq!((h.time, h.jail, h.ip), (Some(1_700_000_000), None, None));
+        for (bad, why) in [
+            (&b"not json"[..], "JSON"),
+            (b"[1]", "object"),
+            (br#"{"route":"red"}"#, "id"),
+            (br#"{"id":"a b","route":"red"}"#, "id"),
+            (br#"{"id":"x"}"#, "route"),
+            (br#"{"id":"x","route":"red","ip":"999.1.1.1"}"#, "ip"),
+            (br#"{"id":"x","route":"red","jail":"a b"}"#, "jail"),
+            (br#"{"id":"x","route":"red","time":-5}"#, "time"),
+            (br#"{"id":"x","route":"red","time":1.5}"#, "time"),
+            (br#"{"id":"x","route":"red","time":"soon"}"#, "time"),
+            (br#"{"id":"x","route":5}"#, "route"),
+        ] {
+            let e = parse_hook_message(bad).unwrap_err();
+            assert!(e.contains(why), "{}: {e}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse_hook_message(&vec![b' '; MAX_HOOK_MESSAGE + 1]).is_err());
+    }
+
+    #[test]
+    fn commands_never_include_reset_or_shutdown() {
+        let p = "banlight/desk";
+        let c = |t: &str, b: &[u8]| parse_command(p, &format!("{p}/cmd/{t}"), b);
+        assert_eq!(c("test", b"PRESS"), Ok(Command::TestSweep(None)));
+        assert_eq!(
+            c("test", b"blue"),
+            Ok(Command::TestSweep(Some("blue".into())))
+        );
+        assert_eq!(c("next_mode", b"PRESS"), Ok(Command::NextMode));
+        assert_eq!(c("brightness", b"12.0"), Ok(Command::Brightness(12)));
+        assert!(c("brightness", b"32").is_err());
+        assert!(c("brightness", b"bright").is_err());
+        for never in ["reset", "shutdown", "poweroff"] {
+            assert!(c(never, b"PRESS").unwrap_err().contains("never"));
+        }
+        assert!(parse_command(p, "other/cmd/test", b"").is_err());
+    }
+
+    #[test]
+    fn discovery_has_the_documented_fields() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let routes = vec!["red".to_string(), "blue".to_string()];
+        let all = discovery("homeassistant", "desk", "desk.lan", &t, &routes, false);
+        let topics: Vec<&str> = all.iter().map(|d| d.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "homeassistant/sensor/desk/route_red/config",
+                "homeassistant/sensor/desk/route_blue/config",
+                "homeassistant/sensor/desk/total/config",
+                "homeassistant/sensor/desk/last_24h/config",
+                "homeassistant/number/desk/led_brightness/config",
+            ],
+            "no buttons without allow_commands"
+        );
+        let red = &all[0].config;
+        assert_eq!(red["state_class"], "total_increasing");
+        assert_eq!(red["state_topic"], "banlight/desk/count/red");
+        assert_eq!(red["device"]["name"], "banlight desk.lan");
+        assert_eq!(red["availability_topic"], "banlight/desk/availability");
+        assert_eq!(red["unique_id"], "banlight_desk_route_red");
+        assert!(all[4].config.get("command_topic").is_none());
+        let with = discovery("homeassistant", "desk", "desk.lan", &t, &routes, true);
+        assert_eq!(with.len(), 7);
+        assert_eq!(
+            with[4].config["command_topic"],
+            "banlight/desk/cmd/brightness"
+        );
+        assert_eq!(with[5].topic, "homeassistant/button/desk/test_sweep/config");
+        assert_eq!(
+            with[6].config["command_topic"],
+            "banlight/desk/cmd/next_mode"
+        );
+        assert!(is_own_discovery_topic(
+            "homeassistant",
+            "desk",
+            "homeassistant/sensor/desk/route_red/config"
+        ));
+        assert!(!is_own_discovery_topic(
+            "homeassistant",
+            "desk",
+            "homeassistant/sensor/other/route_red/config"
+        ));
+        assert!(!is_own_discovery_topic(
+            "homeassistant",
+            "desk",
+            "homeassistant/sensor/desk/route_red/state"
+        ));
+    }
+}

@@ -1,0 +1,753 @@
+//! The MQTT boundary (issue 12): one task that owns the broker connection.
+//!
+//! Out: counted events wait in the store's outbox (written in the
+//! transaction that counted them); this task publishes them in order at QoS 1
+//! and removes each only after the broker's PUBACK. Counts, the last 24 h and
+//! the panel state are retained topics, availability has a last will, and
+//! Home Assistant discovery configs describe the desk.
+//!
+//! In: with `subscribe = true`, hooks from the fleet topic go to the ledger
+//! like HTTP hooks (token checked, event id deduped) and are acknowledged
+//! only once stored. With `allow_commands = true`, a few harmless commands.
+//!
+//! Each connection is a fresh rumqttc client and event loop: on a lost
+//! connection everything unacknowledged is simply resent from the outbox,
+//! so the outbox (not rumqttc's memory) is the one source of truth.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::config::{MqttConfig, MqttPassword};
+use crate::core::mqtt::{self as pure, Command, OutEvent, Topics};
+use crate::engine::{EngineHandle, EngineMsg};
+use crate::http::App;
+use crate::ledger::{Hook, LedgerHandle};
+use crate::store::OutboxRow;
+
+/// Outbox events published and not yet acknowledged, at most.
+const WINDOW: usize = 256;
+/// rumqttc's request queue: the window plus state and discovery messages.
+const REQUEST_QUEUE: usize = 2048;
+/// Acknowledged rows are removed in batches of up to this many (one
+/// transaction each); a crash before that only means they are sent again.
+const ACK_BATCH: usize = 128;
+/// Retained state is compared and republished this often (and after events):
+/// the last-24-h figure decays without events.
+const STATE_EVERY: Duration = Duration::from_secs(5);
+/// Hooks from the broker being stored at once, at most; beyond, the event
+/// loop waits (and TCP pushes back on the broker) instead of memory growing.
+const HOOKS_IN_FLIGHT: usize = 1024;
+/// When rumqttc's request queue was full, try again this soon.
+const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// For `banlight status`.
+#[derive(Debug, Default)]
+pub struct MqttStats {
+    pub connected: AtomicBool,
+    /// The broker confirmed our subscriptions (hooks, commands) on this connection.
+    pub subscribed: AtomicBool,
+    /// Connections made since start.
+    pub connects: AtomicU64,
+    /// Outbox events the broker acknowledged since start.
+    pub published: AtomicU64,
+    /// Outbox rows waiting (as of the last look).
+    pub pending: AtomicU64,
+    pub hooks_received: AtomicU64,
+    pub hooks_counted: AtomicU64,
+    /// Bad JSON, unknown route, wrong token, ...
+    pub hooks_refused: AtomicU64,
+    pub commands: AtomicU64,
+    pub commands_refused: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl MqttStats {
+    pub fn json(&self, outbox_dropped: u64) -> Value {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        json!({
+            "connected": self.connected.load(Ordering::Relaxed),
+            "subscribed": self.subscribed.load(Ordering::Relaxed),
+            "connects": n(&self.connects),
+            "published": n(&self.published),
+            "outbox": n(&self.pending),
+            "outbox_dropped": outbox_dropped,
+            "hooks_received": n(&self.hooks_received),
+            "hooks_counted": n(&self.hooks_counted),
+            "hooks_refused": n(&self.hooks_refused),
+            "commands": n(&self.commands),
+            "commands_refused": n(&self.commands_refused),
+            "last_error": self.last_error.lock().expect("mqtt stats lock").clone(),
+        })
+    }
+}
+
+/// `[mqtt]` with the host-dependent defaults filled in and the password read.
+#[derive(Clone)]
+pub struct Settings {
+    pub config: MqttConfig,
+    pub host: String,
+    /// This machine's host name as a topic level (default prefix, client id).
+    pub node: String,
+    /// Home Assistant's node id: the client id as a topic level, unique per
+    /// broker by MQTT's own rule, so two desks never share entities.
+    pub ha_node: String,
+    pub client_id: String,
+    pub topics: Topics,
+    password: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Settings {
+    /// Reads the password file and the CAs now, so a mistake stops the start
+    /// with a message naming the file.
+    pub fn resolve(config: &MqttConfig, host: &str) -> anyhow::Result<Settings> {
+        let node = pure::node_id(host);
+        let password = match &config.password {
+            MqttPassword::None => None,
+            MqttPassword::Inline(p) => Some(p.clone()),
+            MqttPassword::File(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| {
+                        format!(
+                            "cannot read [mqtt] password_file {} (it must be readable by the service user)",
+                            f.display()
+                        )
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+        };
+        let tls = if config.broker.tls {
+            Some(Arc::new(tls_config(config.ca_file.as_deref())?))
+        } else {
+            None
+        };
+        let client_id = config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("banlight-{node}"));
+        Ok(Settings {
+            ha_node: pure::node_id(&client_id),
+            topics: Topics {
+                prefix: config
+                    .topic_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("banlight/{node}")),
+            },
+            client_id,
+            host: host.to_string(),
+            node,
+            config: config.clone(),
+            password,
+            tls,
+        })
+    }
+
+    fn options(&self) -> MqttOptions {
+        let b = &self.config.broker;
+        let mut o = MqttOptions::new(self.client_id.clone(), b.host.clone(), b.port);
+        o.set_keep_alive(Duration::from_millis(self.config.keep_alive_ms));
+        o.set_last_will(LastWill::new(
+            self.topics.availability(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        // A subscribing desk keeps its session, so the broker holds the
+        // fleet's hooks for it while it reboots; acks go out only once a
+        // hook is stored.
+        o.set_clean_session(!self.config.subscribe);
+        o.set_manual_acks(true);
+        o.set_request_channel_capacity(REQUEST_QUEUE);
+        o.set_max_packet_size(64 * 1024, 64 * 1024);
+        if let Some(user) = &self.config.username {
+            o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
+        o
+    }
+}
+
+/// rustls with ring (no OpenSSL, no aws-lc): the system's CAs, or only
+/// those in `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read [mqtt] ca_file {}: {e}", path.display())
+                })?;
+            if certs.is_empty() {
+                anyhow::bail!("[mqtt] ca_file {} holds no PEM certificate", path.display());
+            }
+            for c in certs {
+                roots.add(c).with_context(|| {
+                    format!(
+                        "[mqtt] ca_file {}: a certificate is invalid",
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                anyhow::bail!(
+                    "no system CA certificates found for mqtts:// (install ca-certificates, or set [mqtt] ca_file)"
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// What the task works with.
+pub struct Mqtt {
+    pub settings: Settings,
+    pub ledger: LedgerHandle,
+    pub app: Arc<App>,
+    pub engine: EngineHandle,
+    /// Notified by the ledger after a commit that filled the outbox.
+    pub wake: Arc<Notify>,
+    pub stats: Arc<MqttStats>,
+}
+
+enum Ended {
+    Stopped,
+    Lost { had_connected: bool },
+}
+
+impl Mqtt {
+    /// Runs until `stop` turns true: then publishes `offline` and disconnects.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let mut backoff = BACKOFF_MIN;
+        let mut log = crate::core::loglimit::LogLimit::new(60_000);
+        loop {
+            match this.clone().session(&mut stop, &mut log).await {
+                Ended::Stopped => return,
+                Ended::Lost { had_connected } => {
+                    this.stats.connected.store(false, Ordering::Relaxed);
+                    this.stats.subscribed.store(false, Ordering::Relaxed);
+                    if had_connected {
+                        backoff = BACKOFF_MIN;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => return,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    async fn session(
+        self: Arc<Self>,
+        stop: &mut watch::Receiver<bool>,
+        log: &mut crate::core::loglimit::LogLimit,
+    ) -> Ended {
+        let (client, mut events) = AsyncClient::new(self.settings.options(), REQUEST_QUEUE);
+        let mut s = Session {
+            m: self.clone(),
+            client,
+            kinds: VecDeque::new(),
+            by_pkid: HashMap::new(),
+            sent_up_to: 0,
+            inflight: 0,
+            acked: Vec::new(),
+            retained: HashMap::new(),
+            discovery: HashSet::new(),
+            wanted_discovery: HashSet::new(),
+            connected: false,
+            queue_full: false,
+            hooks_in_flight: Arc::new(tokio::sync::Semaphore::new(HOOKS_IN_FLIGHT)),
+        };
+        let mut tick = tokio::time::interval(STATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                    if s.connected {
+                        // Wait briefly for the PUBACKs of what is in flight,
+                        // so the next start does not send those again.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while s.inflight > 0 {
+                                match events.poll().await {
+                                    Ok(ev @ (Event::Incoming(Packet::PubAck(_)) | Event::Outgoing(Outgoing::Publish(_)))) => s.on_event(ev).await,
+                                    Ok(_) => {}
+                                    Err(_) => break,
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                    s.flush_acks().await;
+                    if s.connected {
+                        // A clean goodbye: retained `offline`, then DISCONNECT
+                        // (which also tells the broker not to send the will).
+                        let _ = s.client.try_publish(self.settings.topics.availability(), QoS::AtLeastOnce, true, "offline");
+                        let _ = s.client.try_disconnect();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while let Ok(ev) = events.poll().await {
+                                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                    return Ended::Stopped;
+                }
+                ev = events.poll() => match ev {
+                    Ok(ev) => s.on_event(ev).await,
+                    Err(e) => {
+                        s.flush_acks().await;
+                        let msg = format!("broker {}: {e}", self.settings.config.url);
+                        if let crate::core::loglimit::LogNow::Log { suppressed } = log.hit(crate::ledger::wall_ms()) {
+                            tracing::warn!(suppressed, "MQTT connection lost or refused: {msg}; retrying");
+                        }
+                        *self.stats.last_error.lock().expect("mqtt stats lock") = Some(msg);
+                        return Ended::Lost { had_connected: s.connected };
+                    }
+                },
+                _ = self.wake.notified(), if s.connected => s.fill().await,
+                _ = tokio::time::sleep(QUEUE_FULL_RETRY), if s.queue_full => {
+                    s.queue_full = false;
+                    s.publish_state();
+                    s.update_discovery();
+                    s.fill().await;
+                }
+                _ = tick.tick(), if s.connected => {
+                    s.flush_acks().await;
+                    s.publish_state();
+                    s.update_discovery();
+                    s.fill().await;
+                    if let Ok(n) = self.ledger.outbox_len().await {
+                        self.stats.pending.store(n, Ordering::Relaxed);
+                    }
+                }
+            }
+            if s.acked.len() >= ACK_BATCH || (!s.acked.is_empty() && s.inflight == 0) {
+                s.flush_acks().await;
+                s.publish_state();
+                s.fill().await;
+            }
+        }
+    }
+}
+
+struct Session {
+    m: Arc<Mqtt>,
+    client: AsyncClient,
+    /// One entry per publish handed to rumqttc, in order: the outbox seq it
+    /// carries, or None (state, discovery). rumqttc reports each as
+    /// Outgoing::Publish(pkid) in the same order, which pairs pkids to seqs.
+    kinds: VecDeque<Option<u64>>,
+    by_pkid: HashMap<u16, u64>,
+    /// The highest outbox seq handed to rumqttc in this session.
+    sent_up_to: u64,
+    inflight: usize,
+    acked: Vec<u64>,
+    /// What each retained state topic holds (as published this session).
+    retained: HashMap<String, String>,
+    /// Discovery topics published this session.
+    discovery: HashSet<String>,
+    /// Discovery topics this desk has now (published or about to be).
+    wanted_discovery: HashSet<String>,
+    connected: bool,
+    /// A publish found rumqttc's request queue full: try again shortly.
+    queue_full: bool,
+    hooks_in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl Session {
+    fn publish(&mut self, topic: String, retain: bool, payload: String, seq: Option<u64>) -> bool {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
+            Ok(()) => {
+                self.kinds.push_back(seq);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("MQTT request queue full: {e}");
+                self.queue_full = true;
+                false
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Incoming(Packet::ConnAck(_)) => self.on_connect().await,
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(Some(seq)) = self.kinds.pop_front() {
+                    self.by_pkid.insert(pkid, seq);
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                if let Some(seq) = self.by_pkid.remove(&ack.pkid) {
+                    self.inflight = self.inflight.saturating_sub(1);
+                    self.acked.push(seq);
+                    self.m.stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) => self.on_message(p).await,
+            Event::Incoming(Packet::SubAck(_)) => {
+                self.m.stats.subscribed.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_connect(&mut self) {
+        let m = self.m.clone();
+        let t = &m.settings.topics;
+        let c = &m.settings.config;
+        self.connected = true;
+        m.stats.connected.store(true, Ordering::Relaxed);
+        m.stats.connects.fetch_add(1, Ordering::Relaxed);
+        *m.stats.last_error.lock().expect("mqtt stats lock") = None;
+        tracing::info!(broker = %c.url, prefix = %t.prefix, client_id = %m.settings.client_id, "MQTT connected");
+        self.publish(t.availability(), true, "online".into(), None);
+        let mut subs = Vec::new();
+        if c.subscribe {
+            subs.push(c.hooks_topic.clone());
+        }
+        if c.allow_commands {
+            subs.push(t.command("+"));
+        }
+        if c.discovery {
+            // Our own retained configs come back: any we no longer want
+            // (a route removed while we were away) is cleared.
+            subs.push(format!(
+                "{}/+/{}/+/config",
+                c.discovery_prefix, m.settings.ha_node
+            ));
+        }
+        for topic in subs {
+            if let Err(e) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+                tracing::warn!("MQTT subscribe to {topic} failed: {e}");
+            }
+        }
+        self.update_discovery();
+        self.publish_state();
+        self.fill().await;
+    }
+
+    /// Publishes the next outbox events, up to the window.
+    async fn fill(&mut self) {
+        if !self.connected || self.inflight >= WINDOW {
+            return;
+        }
+        let rows = match self
+            .m
+            .ledger
+            .outbox_after(self.sent_up_to, WINDOW - self.inflight)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("reading the MQTT outbox failed: {e}");
+                return;
+            }
+        };
+        let more = rows.len() == WINDOW - self.inflight;
+        for row in rows {
+            let payload = self.event(&row).to_json();
+            if !self.publish(
+                self.m.settings.topics.events(),
+                false,
+                payload,
+                Some(row.seq),
+            ) {
+                return;
+            }
+            self.sent_up_to = row.seq;
+            self.inflight += 1;
+        }
+        if more {
+            // Come back for the rest once acks make room.
+            self.m.wake.notify_one();
+        }
+    }
+
+    fn event(&self, row: &OutboxRow) -> OutEvent {
+        OutEvent {
+            seq: row.seq,
+            id: row
+                .event_id
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", self.m.settings.ha_node, row.seq)),
+            ts_ms: row.ts_ms,
+            route: row.route.clone(),
+            source: row.source.clone(),
+            jail: row.jail.clone(),
+            ip: row.ip.clone(),
+        }
+    }
+
+    async fn flush_acks(&mut self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let seqs = std::mem::take(&mut self.acked);
+        if let Err(e) = self.m.ledger.outbox_acked(seqs).await {
+            // They stay in the outbox and go out again: a duplicate, not a loss.
+            tracing::warn!("removing acknowledged events from the outbox failed: {e}");
+        }
+        if self.inflight == 0 {
+            if let Ok(n) = self.m.ledger.outbox_len().await {
+                self.m.stats.pending.store(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Retained state: counts per route, total, last 24 h, panel. Only
+    /// what changed is sent.
+    fn publish_state(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let m = self.m.clone();
+        let t = &m.settings.topics;
+        let now = crate::ledger::wall_ms();
+        let routes = m.app.routes.read().expect("routes lock").clone();
+        let mut state: Vec<(String, String)> = Vec::new();
+        {
+            let c = m.app.counters.lock().expect("counters lock");
+            for r in routes.iter() {
+                state.push((t.count(&r.name), c.count(&r.name).to_string()));
+            }
+            state.push((t.total(), c.total().to_string()));
+            state.push((t.last_24h(), c.total_last_24h(now).to_string()));
+        }
+        let p = m.app.panel.lock().expect("panel lock").clone();
+        state.push((
+            t.panel(),
+            json!({
+                "mode": p.mode,
+                "dark": p.dark,
+                "quiet": p.quiet,
+                "display": p.display,
+                "led_brightness": p.led_brightness,
+                "display_brightness": p.display_brightness,
+                "backend": p.backend,
+            })
+            .to_string(),
+        ));
+        // Heartbeat states (another part of issue 12's fleet work) are to be
+        // pushed here as (t.heartbeat(source), "ok" | "problem"), and their
+        // binary sensors added in core::mqtt::discovery.
+        // A route removed by a reload: its retained count is cleared.
+        let current: HashSet<&String> = state.iter().map(|(k, _)| k).collect();
+        let gone: Vec<String> = self
+            .retained
+            .keys()
+            .filter(|k| k.starts_with(&t.count("")) && !current.contains(k))
+            .cloned()
+            .collect();
+        for topic in gone {
+            self.retained.remove(&topic);
+            self.publish(topic, true, String::new(), None);
+        }
+        for (topic, payload) in state {
+            if self.retained.get(&topic) != Some(&payload)
+                && self.publish(topic.clone(), true, payload.clone(), None)
+            {
+                self.retained.insert(topic, payload);
+            }
+        }
+    }
+
+    /// Home Assistant discovery: publishes configs, and clears those of
+    /// routes that were removed (an empty retained config removes the entity).
+    fn update_discovery(&mut self) {
+        let m = self.m.clone();
+        let c = &m.settings.config;
+        if !self.connected || !c.discovery {
+            return;
+        }
+        let routes: Vec<String> = m
+            .app
+            .routes
+            .read()
+            .expect("routes lock")
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        let wanted = pure::discovery(
+            &c.discovery_prefix,
+            &m.settings.ha_node,
+            &m.settings.host,
+            &m.settings.topics,
+            &routes,
+            c.allow_commands,
+        );
+        let wanted_topics: HashSet<String> = wanted.iter().map(|d| d.topic.clone()).collect();
+        self.wanted_discovery = wanted_topics.clone();
+        let gone: Vec<String> = self.discovery.difference(&wanted_topics).cloned().collect();
+        for topic in gone {
+            self.discovery.remove(&topic);
+            self.publish(topic, true, String::new(), None);
+        }
+        for d in wanted {
+            if !self.discovery.contains(&d.topic)
+                && self.publish(d.topic.clone(), true, d.config.to_string(), None)
+            {
+                self.discovery.insert(d.topic);
+            }
+        }
+    }
+
+    async fn on_message(&mut self, p: Publish) {
+        let m = self.m.clone();
+        let c = &m.settings.config;
+        let topic = p.topic.clone();
+        if c.subscribe && topic == c.hooks_topic {
+            m.stats.hooks_received.fetch_add(1, Ordering::Relaxed);
+            let client = self.client.clone();
+            let Ok(permit) = self.hooks_in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            // One task per hook, so concurrent hooks share the ledger's
+            // group commit; the broker gets the ack once the hook is stored.
+            tokio::spawn(async move {
+                match hook_from_message(&p.payload, &m.app) {
+                    Ok(hook) => match m.ledger.hook(hook).await {
+                        Ok(outcome) => {
+                            if outcome.counted {
+                                m.stats.hooks_counted.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            // Not acknowledged: the broker sends it again
+                            // on the next connection.
+                            tracing::error!("MQTT hook not stored: {e}");
+                            drop(permit);
+                            return;
+                        }
+                    },
+                    Err(why) => {
+                        m.stats.hooks_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(topic = %p.topic, "MQTT hook refused: {why}");
+                    }
+                }
+                // The permit goes before the ack may wait for room in the
+                // request queue: that room is made by the event loop, which
+                // may itself be waiting for a permit.
+                drop(permit);
+                let _ = client.ack(&p).await;
+            });
+            return;
+        }
+        let _ = self.client.try_ack(&p);
+        if c.allow_commands && topic.starts_with(&m.settings.topics.command("")) {
+            match pure::parse_command(&m.settings.topics.prefix, &topic, &p.payload) {
+                Ok(cmd) => self.run_command(cmd),
+                Err(e) => {
+                    m.stats.commands_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("MQTT command refused: {e}");
+                }
+            }
+            return;
+        }
+        if c.discovery
+            && pure::is_own_discovery_topic(&c.discovery_prefix, &m.settings.ha_node, &topic)
+            && !p.payload.is_empty()
+            && !self.wanted_discovery.contains(&topic)
+        {
+            tracing::info!(%topic, "clearing a Home Assistant entity this desk no longer has");
+            self.publish(topic, true, String::new(), None);
+        }
+    }
+
+    fn run_command(&mut self, cmd: Command) {
+        let m = &self.m;
+        let routes = m.app.routes.read().expect("routes lock").clone();
+        match cmd {
+            Command::TestSweep(route) => {
+                let route = route.or_else(|| routes.first().map(|r| r.name.clone()));
+                match route.filter(|r| routes.iter().any(|x| x.name == *r)) {
+                    Some(r) => {
+                        m.stats.commands.fetch_add(1, Ordering::Relaxed);
+                        m.engine.send(EngineMsg::Test(r));
+                    }
+                    None => {
+                        m.stats.commands_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("MQTT test sweep refused: no such route");
+                    }
+                }
+            }
+            Command::NextMode => {
+                m.stats.commands.fetch_add(1, Ordering::Relaxed);
+                let engine = m.engine.clone();
+                tokio::spawn(async move {
+                    let _ = engine.set_mode("next".into()).await;
+                });
+            }
+            Command::Brightness(leds) => {
+                m.stats.commands.fetch_add(1, Ordering::Relaxed);
+                let display = m.app.panel.lock().expect("panel lock").display_brightness;
+                m.engine.send(EngineMsg::Brightness(leds, display));
+            }
+        }
+    }
+}
+
+/// A hook message, checked like an HTTP hook: known route, the source's
+/// token (constant time, routes it may post to), ignore list.
+pub fn hook_from_message(payload: &[u8], app: &App) -> Result<Hook, String> {
+    let h = pure::parse_hook_message(payload)?;
+    let routes = app.routes.read().expect("routes lock").clone();
+    if !routes.iter().any(|r| r.name == h.route) {
+        return Err(format!("no such route \"{}\" ({h})", h.route));
+    }
+    let sources = app.sources.read().expect("sources lock").clone();
+    let source = match crate::request::authorize(h.token.as_deref(), &sources, &h.route) {
+        Ok(Some(name)) => Some(name),
+        Ok(None) => h.source.clone(),
+        Err(crate::request::RequestError::Unauthorized) if h.token.is_some() => {
+            return Err(format!("wrong token ({h})"))
+        }
+        Err(e) => return Err(format!("{} ({h})", e.message())),
+    };
+    let ignored =
+        h.ip.as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| app.ignore.read().expect("ignore lock").contains(ip));
+    Ok(Hook {
+        route: h.route,
+        jail: h.jail,
+        ip: h.ip,
+        source,
+        time: h.time,
+        ignored,
+        event_id: Some(h.id),
+    })
+}
