@@ -561,15 +561,22 @@ impl Session {
             })
             .to_string(),
         ));
-        // Heartbeat states (another part of issue 12's fleet work) are to be
-        // pushed here as (t.heartbeat(source), "ok" | "problem"), and their
-        // binary sensors added in core::mqtt::discovery.
-        // A route removed by a reload: its retained count is cleared.
+        for h in m.app.heartbeats.samples() {
+            state.push((
+                t.heartbeat(&h.source),
+                pure::heartbeat_payload(&h.state, h.last_ms, h.fail2ban_up).to_string(),
+            ));
+        }
+        // A route (or watched source) removed by a reload: its retained
+        // topic is cleared.
         let current: HashSet<&String> = state.iter().map(|(k, _)| k).collect();
         let gone: Vec<String> = self
             .retained
             .keys()
-            .filter(|k| k.starts_with(&t.count("")) && !current.contains(k))
+            .filter(|k| {
+                (k.starts_with(&t.count("")) || k.starts_with(&t.heartbeat("")))
+                    && !current.contains(k)
+            })
             .cloned()
             .collect();
         for topic in gone {
@@ -601,12 +608,20 @@ impl Session {
             .iter()
             .map(|r| r.name.clone())
             .collect();
+        let sources: Vec<String> = m
+            .app
+            .heartbeats
+            .samples()
+            .into_iter()
+            .map(|h| h.source)
+            .collect();
         let wanted = pure::discovery(
             &c.discovery_prefix,
             &m.settings.ha_node,
             &m.settings.host,
             &m.settings.topics,
             &routes,
+            &sources,
             c.allow_commands,
         );
         let wanted_topics: HashSet<String> = wanted.iter().map(|d| d.topic.clone()).collect();

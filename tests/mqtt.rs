@@ -892,6 +892,56 @@ async fn home_assistant_discovery_describes_the_desk_and_follows_the_routes() {
 }
 
 /// A retained discovery config: JSON with the fields every entity has.
+/// A watched source's heartbeat state is a retained topic and a Home
+/// Assistant problem sensor, and follows the source going up and down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_states_are_retained_and_a_problem_sensor() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = "web1-token-0123456789abcdef";
+    let section = format!(
+        "[[source]]\nname = \"web-1\"\ntoken = \"{token}\"\nheartbeat = \"1h\"\n{}",
+        mqtt_section(&broker, "")
+    );
+    let ha = Sub::start(broker.port, "ha-hb", true, &["homeassistant/#", "t/desk/#"]).await;
+    let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
+    let sensor = ha_config(
+        &ha,
+        "homeassistant/binary_sensor/desk-under-test/heartbeat_web-1/config".into(),
+    )
+    .await;
+    assert_eq!(sensor["device_class"], "problem");
+    assert_eq!(sensor["state_topic"], "t/desk/heartbeat/web-1");
+    let state = |p: &str| serde_json::from_str::<Value>(p).unwrap();
+    let first = ha
+        .wait_last("t/desk/heartbeat/web-1", |p| state(p)["state"] == "new")
+        .await;
+    assert_eq!(state(&first)["problem"], false);
+    // fail2ban reported down: a problem, retained for whoever comes later
+    let body = r#"{"fail2ban": false}"#;
+    let r = common::request(
+        d.addr,
+        &format!(
+            "POST /api/heartbeat HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    ha.wait_last("t/desk/heartbeat/web-1", |p| state(p)["problem"] == true)
+        .await;
+    let late = Sub::start(broker.port, "late-hb", true, &["t/desk/heartbeat/#"]).await;
+    let got = state(&late.wait_last("t/desk/heartbeat/web-1", |_| true).await);
+    assert_eq!(
+        (got["state"].clone(), got["fail2ban_up"].clone()),
+        (Value::from("down"), Value::from(false))
+    );
+    assert!(late.on("t/desk/heartbeat/web-1")[0].retain);
+    d.shutdown().await;
+}
+
 async fn ha_config(ha: &Sub, t: String) -> Value {
     let raw = ha.wait_last(&t, |p| !p.is_empty()).await;
     let v: Value =

@@ -251,8 +251,7 @@ impl Topics {
     pub fn panel(&self) -> String {
         format!("{}/panel", self.prefix)
     }
-    /// Heartbeat states go here, one retained topic per source
-    /// (`<prefix>/heartbeat/<source>`, payload `ok`/`problem`).
+    /// A watched source's heartbeat state, retained (see `heartbeat_payload`).
     pub fn heartbeat(&self, source: &str) -> String {
         format!("{}/heartbeat/{source}", self.prefix)
     }
@@ -302,6 +301,19 @@ pub fn parse_command(prefix: &str, topic: &str, payload: &[u8]) -> Result<Comman
     }
 }
 
+/// The retained payload of a source's heartbeat topic: its state
+/// (`new`/`up`/`late`/`down`), whether that is a problem (down: silent past
+/// the grace, or fail2ban not answering), the last heartbeat (unix ms) and
+/// what the server said of fail2ban.
+pub fn heartbeat_payload(state: &str, last_ms: Option<u64>, fail2ban_up: Option<bool>) -> Value {
+    json!({
+        "state": state,
+        "problem": state == "down",
+        "last_ms": last_ms,
+        "fail2ban_up": fail2ban_up,
+    })
+}
+
 /// One retained Home Assistant discovery message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Discovery {
@@ -311,14 +323,16 @@ pub struct Discovery {
 
 /// Everything Home Assistant needs to show this desk: a device "banlight
 /// <host>" with a count sensor per route (total_increasing), total and
-/// last-24-h sensors, the LED brightness as a number, and (only with
-/// commands allowed) buttons for a test sweep and the next display mode.
+/// last-24-h sensors, a problem binary sensor per heartbeat source, the LED
+/// brightness as a number, and (only with commands allowed) buttons for a
+/// test sweep and the next display mode.
 pub fn discovery(
     discovery_prefix: &str,
     node: &str,
     host: &str,
     topics: &Topics,
     routes: &[String],
+    heartbeat_sources: &[String],
     commands: bool,
 ) -> Vec<Discovery> {
     let device = json!({
@@ -362,8 +376,19 @@ pub fn discovery(
             }),
         ));
     }
-    // Heartbeats (another part of issue 12): a `binary_sensor` per source,
-    // `device_class: problem`, state_topic `topics.heartbeat(source)`, goes here.
+    for source in heartbeat_sources {
+        out.push(entity(
+            "binary_sensor",
+            &format!("heartbeat_{source}"),
+            json!({
+                "name": format!("{source} heartbeat"),
+                "state_topic": topics.heartbeat(source),
+                "device_class": "problem",
+                "value_template": "{{ 'ON' if value_json.problem else 'OFF' }}",
+                "json_attributes_topic": topics.heartbeat(source),
+            }),
+        ));
+    }
     out.push(entity(
         "sensor",
         "total",
@@ -576,12 +601,40 @@ mod tests {
     }
 
     #[test]
+    fn each_heartbeat_source_is_a_problem_binary_sensor() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let d = discovery(
+            "homeassistant",
+            "desk",
+            "desk.lan",
+            &t,
+            &["red".to_string()],
+            &["web-1".to_string()],
+            false,
+        );
+        let hb = d
+            .iter()
+            .find(|d| d.topic == "homeassistant/binary_sensor/desk/heartbeat_web-1/config")
+            .expect("a binary sensor for web-1");
+        assert_eq!(hb.config["device_class"], "problem");
+        assert_eq!(hb.config["state_topic"], "banlight/desk/heartbeat/web-1");
+        assert_eq!(hb.config["unique_id"], "banlight_desk_heartbeat_web-1");
+        assert_eq!(
+            heartbeat_payload("down", Some(5), Some(false)),
+            json!({"state": "down", "problem": true, "last_ms": 5, "fail2ban_up": false})
+        );
+        assert_eq!(heartbeat_payload("late", None, None)["problem"], false);
+    }
+
+    #[test]
     fn discovery_has_the_documented_fields() {
         let t = Topics {
             prefix: "banlight/desk".into(),
         };
         let routes = vec!["red".to_string(), "blue".to_string()];
-        let all = discovery("homeassistant", "desk", "desk.lan", &t, &routes, false);
+        let all = discovery("homeassistant", "desk", "desk.lan", &t, &routes, &[], false);
         let topics: Vec<&str> = all.iter().map(|d| d.topic.as_str()).collect();
         assert_eq!(
             topics,
@@ -601,7 +654,7 @@ mod tests {
         assert_eq!(red["availability_topic"], "banlight/desk/availability");
         assert_eq!(red["unique_id"], "banlight_desk_route_red");
         assert!(all[4].config.get("command_topic").is_none());
-        let with = discovery("homeassistant", "desk", "desk.lan", &t, &routes, true);
+        let with = discovery("homeassistant", "desk", "desk.lan", &t, &routes, &[], true);
         assert_eq!(with.len(), 7);
         assert_eq!(
             with[4].config["command_topic"],
