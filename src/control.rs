@@ -101,17 +101,7 @@ impl Control {
                     Ok(events) => {
                         let list: Vec<Value> = events
                             .iter()
-                            .map(|e| {
-                                json!({
-                                    "time": rfc3339_utc(e.ts_ms),
-                                    "ts_ms": e.ts_ms,
-                                    "route": e.route,
-                                    "kind": e.kind,
-                                    "source": e.source,
-                                    "jail": e.jail,
-                                    "ip": e.ip,
-                                })
-                            })
+                            .map(crate::store::StoredEvent::to_json)
                             .collect();
                         ok(json!({ "events": list }))
                     }

@@ -48,6 +48,21 @@ pub struct StoredEvent {
     pub event_id: Option<String>,
 }
 
+impl StoredEvent {
+    /// As `banlight events --json` and the live page list it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "time": crate::core::time::rfc3339_utc(self.ts_ms),
+            "ts_ms": self.ts_ms,
+            "route": self.route,
+            "kind": self.kind,
+            "source": self.source,
+            "jail": self.jail,
+            "ip": self.ip,
+        })
+    }
+}
+
 /// One event waiting in the MQTT outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {

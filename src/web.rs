@@ -24,10 +24,10 @@ use tokio::time::Instant;
 
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
-use crate::core::time::rfc3339_utc;
 use crate::http::{App, Body};
 use crate::ledger::{wall_ms, EventQuery};
 use crate::panel::{PanelError, PanelOutput};
+use crate::store::StoredEvent;
 
 const INDEX_HTML: &str = include_str!("web/index.html");
 const APP_CSS: &str = include_str!("web/app.css");
@@ -277,20 +277,7 @@ async fn recent(app: &App) -> Result<Value, String> {
             ignored: false,
         })
         .await?;
-    let list: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({
-                "time": rfc3339_utc(e.ts_ms),
-                "ts_ms": e.ts_ms,
-                "route": e.route,
-                "kind": e.kind,
-                "source": e.source,
-                "jail": e.jail,
-                "ip": e.ip,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = events.iter().map(StoredEvent::to_json).collect();
     Ok(json!({ "events": list }))
 }
 

@@ -243,7 +243,7 @@ async fn tokens_gate_hooks_and_name_the_source() {
     // a server that got itself rate-limited by mistakes still gets its real bans in
     let server = [127, 0, 0, 88];
     for _ in 0..40 {
-        from(
+        request_from(
             server,
             d.addr,
             "GET /typo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -251,7 +251,7 @@ async fn tokens_gate_hooks_and_name_the_source() {
         .await;
     }
     assert_eq!(
-        from(
+        request_from(
             server,
             d.addr,
             "GET /red HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -260,7 +260,7 @@ async fn tokens_gate_hooks_and_name_the_source() {
         .status,
         429
     );
-    let r = from(
+    let r = request_from(
         server,
         d.addr,
         &with_auth(
@@ -290,19 +290,6 @@ async fn tokens_gate_hooks_and_name_the_source() {
     d.shutdown().await;
 }
 
-/// A connection from a chosen loopback address.
-async fn from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind((std::net::Ipv4Addr::from(src), 0).into())
-        .unwrap();
-    let mut s = sock.connect(addr).await.unwrap();
-    s.write_all(raw.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    parse_response(&buf)
-}
-
 #[tokio::test]
 async fn scanners_are_rate_limited_per_address_and_counted_in_status() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,13 +302,15 @@ async fn scanners_are_rate_limited_per_address_and_counted_in_status() {
     let scanner = [127, 0, 0, 66];
     for _ in 0..5 {
         assert_eq!(
-            from(scanner, d.addr, &get("/wp-login.php")).await.status,
+            request_from(scanner, d.addr, &get("/wp-login.php"))
+                .await
+                .status,
             404
         );
     }
     for path in ["/wp-login.php", "/red", "/api/status"] {
         assert_eq!(
-            from(scanner, d.addr, &get(path)).await.status,
+            request_from(scanner, d.addr, &get(path)).await.status,
             429,
             "{path}"
         );
@@ -329,7 +318,7 @@ async fn scanners_are_rate_limited_per_address_and_counted_in_status() {
     // another address is unaffected, and valid hooks from it cost nothing
     let server = [127, 0, 0, 77];
     for i in 0..20 {
-        let r = from(
+        let r = request_from(
             server,
             d.addr,
             &get(&format!("/red?jail=sshd&ip=198.18.1.{i}")),

@@ -330,15 +330,7 @@ fn the_binary_runs_on_gpio_sim_from_the_config() {
         ),
     )
     .unwrap();
-    let mut child = bin::command()
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn banlight");
+    let mut child = bin::spawn_daemon(&config);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr: SocketAddr = loop {
         let line = lines.next().expect("banlight exited early").unwrap();

@@ -445,32 +445,19 @@ async fn heartbeats_without_sources_are_refused_and_wrong_tokens_are_rate_limite
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(
-            from(scanner, d.addr, &raw("wrong-token-0123456789"))
+            request_from(scanner, d.addr, &raw("wrong-token-0123456789"))
                 .await
                 .status,
         );
     }
     assert_eq!(statuses, [401, 401, 429, 429]);
     // a server with its own token is never locked out by earlier mistakes
-    let r = from(scanner, d.addr, &raw(WEB)).await;
+    let r = request_from(scanner, d.addr, &raw(WEB)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let s = d.status().await;
     assert_eq!(s["requests"]["unauthorized"], 2);
     assert_eq!(s["requests"]["rate_limited"], 2);
     d.shutdown().await;
-}
-
-/// A connection from a chosen loopback address.
-async fn from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind((std::net::Ipv4Addr::from(src), 0).into())
-        .unwrap();
-    let mut s = sock.connect(addr).await.unwrap();
-    s.write_all(raw.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    parse_response(&buf)
 }
 
 #[test]

@@ -118,7 +118,7 @@ impl Metrics {
 /// Scrapes from its own loopback address, as a Prometheus server would:
 /// the rate limiter does not mix it up with a misbehaving client.
 async fn scrape(addr: std::net::SocketAddr) -> Metrics {
-    let r = from(
+    let r = request_from(
         [127, 0, 0, 9],
         addr,
         "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -133,19 +133,6 @@ async fn scrape(addr: std::net::SocketAddr) -> Metrics {
         r.head
     );
     Metrics(parse(&r.body))
-}
-
-/// A connection from a chosen loopback address.
-async fn from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind((std::net::Ipv4Addr::from(src), 0).into())
-        .unwrap();
-    let mut s = sock.connect(addr).await.unwrap();
-    s.write_all(raw.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
-    parse_response(&buf)
 }
 
 fn hook(path: &str, token: &str) -> String {
@@ -177,7 +164,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
     assert_eq!(*build.1, 1.0);
 
     // a counted ban
-    let r = from(
+    let r = request_from(
         server,
         d.addr,
         &hook("/red?jail=sshd&ip=203.0.113.9", TOKEN),
@@ -202,7 +189,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
     );
 
     // the same ban again: a dedupe hit, not a count
-    let r = from(
+    let r = request_from(
         server,
         d.addr,
         &hook("/red?jail=sshd&ip=203.0.113.9", TOKEN),
@@ -216,7 +203,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
 
     // a wrong token: 401
     let scanner = [127, 0, 0, 66];
-    let r = from(scanner, d.addr, &hook("/red", "wrong-token-0123456789")).await;
+    let r = request_from(scanner, d.addr, &hook("/red", "wrong-token-0123456789")).await;
     assert_eq!(r.status, 401);
     let m = scrape(d.addr).await;
     assert_eq!(m.get("banlight_requests_unauthorized_total", &[]), 1.0);
@@ -225,7 +212,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
 
     // the scanner goes on past its burst of 3 failures: 429
     for _ in 0..2 {
-        let r = from(
+        let r = request_from(
             scanner,
             d.addr,
             "GET /wp-login.php HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -233,7 +220,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
         .await;
         assert_eq!(r.status, 404);
     }
-    let r = from(
+    let r = request_from(
         scanner,
         d.addr,
         "GET /wp-login.php HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -246,13 +233,13 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
     assert_eq!(m.get("banlight_rate_limited_clients", &[]), 1.0);
 
     // another jail, and another route with no jail
-    from(
+    request_from(
         server,
         d.addr,
         &hook("/red?jail=nginx-botsearch&ip=203.0.113.10", TOKEN),
     )
     .await;
-    from(server, d.addr, &hook("/blue", TOKEN)).await;
+    request_from(server, d.addr, &hook("/blue", TOKEN)).await;
     let m = scrape(d.addr).await;
     assert_eq!(
         m.get(
@@ -293,7 +280,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
     db.execute_batch("ALTER TABLE events RENAME TO events_away")
         .unwrap();
     let before = scrape(d.addr).await;
-    let r = from(
+    let r = request_from(
         server,
         d.addr,
         &hook("/red?jail=sshd&ip=203.0.113.77", TOKEN),
@@ -309,7 +296,7 @@ async fn metrics_move_with_hooks_dedupe_401_and_429() {
         .unwrap();
 
     // read-only: no other method
-    let r = from(
+    let r = request_from(
         [127, 0, 0, 9],
         d.addr,
         "POST /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",

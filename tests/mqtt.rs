@@ -525,15 +525,7 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
     .unwrap();
     let spawn = move || {
         use std::io::BufRead;
-        let mut child = bin::command()
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn banlight");
+        let mut child = bin::spawn_daemon(&config);
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let addr: std::net::SocketAddr = loop {
             let line = lines.next().expect("banlight exited early").unwrap();

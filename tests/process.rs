@@ -21,15 +21,7 @@ fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
 fn spawn_with_log(
     config: &std::path::Path,
 ) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
-    let mut child = bin::command()
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn banlight");
+    let mut child = bin::spawn_daemon(config);
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -35,15 +35,7 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
         ),
     )
     .unwrap();
-    let mut child = bin::command()
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn banlight");
+    let mut child = bin::spawn_daemon(&config);
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let port: u16 = loop {
         let line = lines.next().expect("banlight exited early").unwrap();

@@ -200,3 +200,16 @@ pub fn config_file(dir: &Path, extra: &str) -> (std::path::PathBuf, Config) {
     let config = Config::load(&file).unwrap();
     (file, config)
 }
+
+/// One request on a connection from a chosen loopback address (the daemon
+/// limits and rate-limits per address); the answer, or what came within 10 s.
+pub async fn request_from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -> Response {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((std::net::Ipv4Addr::from(src), 0).into())
+        .unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    parse_response(&buf)
+}

@@ -87,3 +87,17 @@ pub fn record_config(dir: &std::path::Path, frames: &str) -> String {
         dir.join(frames).display()
     )
 }
+
+/// The daemon on `config`, logging at info level to a piped stderr (where
+/// tests read its address and what it did).
+pub fn spawn_daemon(config: &std::path::Path) -> std::process::Child {
+    command()
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn banlight")
+}
