@@ -165,6 +165,7 @@ pub async fn start(
         max_connections: config.max_connections,
         max_connections_per_client: config.max_connections_per_client,
         slots: crate::slots::Slots::new(config.max_connections),
+        per_client: Default::default(),
         commit_stats,
         heartbeats,
         web: web.clone(),

@@ -69,6 +69,9 @@ pub struct App {
     pub max_connections_per_client: usize,
     /// Connection slots shared by every listener (see `slots.rs`).
     pub slots: Arc<crate::slots::Slots>,
+    /// Open connections per client address, over every listener: one
+    /// address gets `max_connections_per_client` in all, not per port.
+    pub per_client: PerClient,
     pub commit_stats: Arc<crate::ledger::CommitStats>,
     /// Heartbeats per source (issue 11).
     pub heartbeats: Arc<crate::heartbeats::Monitor>,
@@ -468,7 +471,7 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
     }
 }
 
-type PerClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
+pub type PerClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// One open connection of a client address; released on drop.
 struct ClientSlot {
@@ -525,7 +528,7 @@ async fn serve_on(
     tls: Option<Arc<crate::tls::TlsState>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let per_client: PerClient = Arc::default();
+    let per_client = app.per_client.clone();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

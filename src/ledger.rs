@@ -287,6 +287,9 @@ pub struct Ledger {
     events_since_cap: u64,
     cap_log: LogLimit,
     outbox_log: LogLimit,
+    /// A stuck store fails every batch: the first failure, then a line
+    /// every 30 s (the HTTP side limits its own line the same way).
+    store_error_log: LogLimit,
     /// Told the route name of every counted event (for the animation).
     on_counted: Box<dyn FnMut(&str) + Send>,
     clock: Arc<dyn Clock>,
@@ -368,6 +371,7 @@ impl Ledger {
             dedupe_window_ms,
             last_prune_mono_ms: mono,
             outbox_log: LogLimit::new(60_000),
+            store_error_log: LogLimit::new(30_000),
             outbox: None,
         };
         Ok((ledger, counters))
@@ -706,7 +710,12 @@ impl Ledger {
                 }
             }
             Err(e) => {
-                tracing::error!("could not store {} events: {e}", events.len());
+                if let LogNow::Log { suppressed } = self.store_error_log.hit(self.clock.mono_ms()) {
+                    tracing::error!(
+                        "could not store {} events: {e} ({suppressed} more failed commits since the last such line)",
+                        events.len()
+                    );
+                }
                 for key in &remembered {
                     self.dedupe.forget(key);
                 }

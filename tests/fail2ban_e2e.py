@@ -1163,6 +1163,34 @@ def _run(bl, cap, hung, lossy, f2b):
             f"rows {bl.rows_for('198.18.30.2')}")
     expected.append(("red", "late", "198.18.30.2"))
 
+    # ---- the delivery process is gone (it ends with the fail2ban service, or
+    # the server rebooted) while bans wait: the jail's start delivers them.
+    log("spooled ban, delivery process killed, banlight back: actionstart delivers it")
+    wait_for(lambda: not pending(f2b, bl.port))
+    rc = bl.stop()
+    f2b.client("set", "late", "banip", "198.18.30.3")
+    R.check("the ban made while banlight is down is spooled",
+            bool(wait_for(lambda: len(pending(f2b, bl.port)) == 1)), f"{pending(f2b, bl.port)}")
+    for pid in delivery_pids(f2b.spool):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    R.check("no delivery process is left", bool(wait_for(lambda: not delivery_pids(f2b.spool))),
+            f"pids {delivery_pids(f2b.spool)}")
+    bl.start()
+    R.check("with no delivery process the spooled ban waits",
+            stays(lambda: not bl.rows_for("198.18.30.3"), 2.0) and len(pending(f2b, bl.port)) == 1)
+    t_kick = time.monotonic()
+    r = f2b.client("restart", "late")
+    R.check("the jail's restart (actionstart) delivers the spooled ban, counted once",
+            r.returncode == 0
+            and bool(wait_for(lambda: bl.rows_for("198.18.30.3") == [("red", "late", "198.18.30.3")]))
+            and not pending(f2b, bl.port),
+            f"rc={r.returncode} rows {bl.rows_for('198.18.30.3')} pending {pending(f2b, bl.port)}")
+    log(f"  delivered {time.monotonic() - t_kick:.1f}s after the jail restart")
+    expected.append(("red", "late", "198.18.30.3"))
+
     # ---- fail2ban restart: restored bans must not be sent (norestored = 1)
     log("stopping fail2ban (unbans everything)")
     wait_for(lambda: not pending(f2b, bl.port) and not pending(f2b, cap.port))

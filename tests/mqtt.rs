@@ -288,6 +288,22 @@ fn mqtt_section(broker: &Broker, extra: &str) -> String {
     )
 }
 
+/// The sweeps `d`'s panel has begun for `route`, once there are at least `n`.
+async fn wait_sweeps(d: &TestDaemon, route: &str, n: usize) -> usize {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let got = d.panel.sweeps().iter().filter(|s| s.0 == route).count();
+        if got >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {n} {route} sweeps within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_status(d: &TestDaemon, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -392,6 +408,12 @@ async fn events_and_retained_state_are_published() {
         .await
         .unwrap();
     wait_status(&d, "next mode over MQTT", |s| s["mode"] != mode).await;
+    let blue_sweeps = d.panel.sweeps().iter().filter(|s| s.0 == "blue").count();
+    cmd.publish("t/desk/cmd/test", QoS::AtLeastOnce, false, "blue")
+        .await
+        .unwrap();
+    wait_sweeps(&d, "blue", blue_sweeps + 1).await;
+    assert_eq!(d.status().await["total"], 3, "a test sweep counts nothing");
     for never in ["reset", "shutdown"] {
         cmd.publish(
             format!("t/desk/cmd/{never}"),
@@ -564,7 +586,12 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
         );
     }
     watch.wait_last("t/k9/total", |p| p == "25").await;
-    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
+    watch
+        .wait_last("t/k9/availability", |p| p == "online")
+        .await;
+    // A desk that dies without a word (kill -9, power cut) is reported
+    // offline by the broker: the last will.
+    second.kill().unwrap(); // SIGKILL
     second.wait().unwrap();
     watch
         .wait_last("t/k9/availability", |p| p == "offline")
@@ -618,6 +645,7 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
     send(good).await;
     let s = wait_status(&d, "counted", |s| s["mqtt"]["hooks_counted"] == 1).await;
     assert_eq!(s["routes"]["red"]["count"], 1);
+    wait_sweeps(&d, "red", 1).await;
     // The same event again (a replay, or the sender's retry after a lost
     // PUBACK), and the same id over HTTP: counted once.
     send(good).await;
@@ -628,6 +656,7 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
     wait_status(&d, "replay seen", |s| s["mqtt"]["hooks_received"] == 6).await;
     let s = d.status().await;
     assert_eq!(s["total"], 1, "{s}");
+    assert_eq!(wait_sweeps(&d, "red", 1).await, 1, "animated once");
     // The counted event is published, with the sender's id and the source
     // its token names (not the one it claims).
     let events = sender.wait_events("t/desk-a/events", 1).await;
@@ -679,11 +708,7 @@ fn shipped_actionban(tags: &[(&str, String)]) -> String {
     actionban
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
-    let Some(broker) = Broker::start(false) else {
-        return;
-    };
+fn mosquitto_pub_present() -> bool {
     if std::process::Command::new("mosquitto_pub")
         .arg("--help")
         .output()
@@ -694,6 +719,127 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
             "mosquitto_pub is required under CI=true"
         );
         eprintln!("SKIPPED: mosquitto_pub is not installed (apt install mosquitto-clients)");
+        return false;
+    }
+    true
+}
+
+fn shipped_deliver_mqtt() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fail2ban/banlight-deliver-mqtt")
+        .display()
+        .to_string()
+}
+
+/// Runs the shipped action's command line as fail2ban does (sh -c).
+fn run_action(command: &str) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn spooled(spool: &Path) -> usize {
+    std::fs::read_dir(spool)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("e."))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A ban made while the broker is away waits in the server's spool and is
+/// published once the broker is back, with no new ban to trigger it, with
+/// the ban's own time; the desk counts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_made_while_the_broker_is_away_is_delivered_when_it_is_back() {
+    let Some(mut broker) = Broker::start(true) else {
+        return;
+    };
+    if !mosquitto_pub_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-s", ""),
+    ))
+    .await;
+    // The desk's session (persistent, it subscribes) survives the broker's
+    // restart, so what is published meanwhile is queued for it.
+    wait_subscribed(&d).await;
+    let mut broker = tokio::task::spawn_blocking(move || {
+        broker.stop();
+        broker
+    })
+    .await
+    .unwrap();
+    let server = tempfile::tempdir().unwrap();
+    let spool = server.path().join("spool");
+    let ban_time = banlight::ledger::wall_ms() / 1000 - 300;
+    let command = shipped_actionban(&[
+        ("name", "sshd".into()),
+        ("ip", "203.0.113.78".into()),
+        ("time", format!("{ban_time}.5")),
+        ("broker", "127.0.0.1".into()),
+        ("port", broker.port.to_string()),
+        ("topic", "t/fleet/hooks".into()),
+        ("route", "blue".into()),
+        ("token", "web1-token-0123456789".into()),
+        ("spool_dir", spool.display().to_string()),
+        ("retry_min", "1".into()),
+        ("retry_max", "2".into()),
+        ("deliver", shipped_deliver_mqtt()),
+    ]);
+    let started = Instant::now();
+    run_action(&command);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the action returns at once with the broker away"
+    );
+    assert_eq!(spooled(&spool), 1, "the ban waits in the spool");
+    assert_eq!(d.status().await["total"], 0);
+    let _broker = tokio::task::spawn_blocking(move || {
+        broker.run();
+        broker
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    let s = wait_status(&d, "the spooled ban arrived", |s| s["total"] == 1).await;
+    assert_eq!(s["routes"]["blue"]["count"], 1);
+    let deadline = Instant::now() + DEADLINE;
+    while spooled(&spool) > 0 {
+        assert!(Instant::now() < deadline, "spool not emptied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "spooled MQTT ban delivered {:.1}s after the broker came back",
+        back.elapsed().as_secs_f64()
+    );
+    let recent = d.get("/api/recent").await.json();
+    assert_eq!(recent["events"][0]["ip"], "203.0.113.78");
+    assert_eq!(
+        recent["events"][0]["ts_ms"].as_u64().unwrap(),
+        ban_time * 1000,
+        "the history shows when the ban happened"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    if !mosquitto_pub_present() {
         return;
     }
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -724,31 +870,17 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
         ("route", "blue".into()),
         ("token_file", token_file.display().to_string()),
         ("spool_dir", spool.display().to_string()),
-        (
-            "deliver",
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("fail2ban/banlight-deliver-mqtt")
-                .display()
-                .to_string(),
-        ),
+        ("deliver", shipped_deliver_mqtt()),
     ]);
     // fail2ban runs it with sh; twice, as for a ban restored and re-sent.
     for _ in 0..2 {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&command)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_action(&command);
     }
     for d in [&a, &b] {
         let s = wait_status(d, "the ban arrived", |s| s["mqtt"]["hooks_received"] == 2).await;
         assert_eq!(s["routes"]["blue"]["count"], 1, "counted once: {s}");
         assert_eq!(s["total"], 1);
+        assert_eq!(wait_sweeps(d, "blue", 1).await, 1, "each desk sweeps once");
     }
     // The spool is empty once the broker acknowledged both.
     let deadline = Instant::now() + DEADLINE;

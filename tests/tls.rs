@@ -114,6 +114,14 @@ async fn pinned_tls_with_curl() {
         "metrics over TLS: {body}"
     );
 
+    let (code, body) = curl(tls_addr, "/", p0(), ca1()).await;
+    assert_eq!(code, 0, "{body}");
+    assert!(
+        body.to_ascii_lowercase().contains("<html") && body.contains("<title>banlight</title>"),
+        "the live page over TLS: {}",
+        &body[..body.len().min(300)]
+    );
+
     // a wrong pin: curl refuses before sending anything (exit 90)
     let wrong = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
     let (code, body) = curl(tls_addr, "/red?ip=198.51.100.2", wrong.into(), ca1()).await;
@@ -183,5 +191,111 @@ async fn pinned_tls_with_curl() {
     assert_ne!(code, 0, "a server with the leaked keys is refused");
     let (code, _) = curl(tls_addr, "/red", p0(), ca1()).await;
     assert_ne!(code, 0, "a server never updated is refused");
+    d.shutdown().await;
+}
+
+/// The HTTP status of one request over TLS (curl verifying as above).
+fn curl_code(
+    addr: std::net::SocketAddr,
+    path: &str,
+    pin: &str,
+    cacert: &std::path::Path,
+) -> String {
+    let port = addr.port();
+    let out = Command::new("curl")
+        .args([
+            "--silent",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(cacert)
+        .arg("--connect-to")
+        .arg(format!(
+            "{}:{port}:{}:{port}",
+            banlight::hook::TLS_NAME,
+            addr.ip()
+        ))
+        .arg("--pinnedpubkey")
+        .arg(pin)
+        .arg(format!("https://{}:{port}{path}", banlight::hook::TLS_NAME))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The per-client connection cap counts an address's connections on both
+/// listeners together (holding the cap on the plain port leaves none on
+/// the TLS port), and failing requests over TLS are rate-limited like
+/// plain ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_and_rate_limit_hold_across_both_listeners() {
+    if !curl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(
+        dir.path(),
+        "header_timeout = \"30s\"\nmax_connections_per_client = 2\n[rate_limit]\nburst = 3\nper_minute = 1\n[tls]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let d = TestDaemon::start(&config).await;
+    let tls_addr = d.daemon.as_ref().unwrap().tls_addr.expect("TLS listener");
+    let pin = banlight::tls::read_pins(&config.state_dir).unwrap()[0].clone();
+    let ca = dir.path().join("appliance.pem");
+    std::fs::write(&ca, banlight::tls::read_certs(&config.state_dir).unwrap()).unwrap();
+
+    // Read in-process: a status request from this address would be refused
+    // while it is at its cap.
+    let app = d.daemon.as_ref().unwrap().app.clone();
+    // Two idle connections to the plain port: this address's whole share.
+    let held: Vec<tokio::net::TcpStream> = vec![
+        tokio::net::TcpStream::connect(d.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(d.addr).await.unwrap(),
+    ];
+    // Give the accept loop time to take both (it holds no slot otherwise).
+    eventually(20, "both plain connections accepted", || {
+        app.per_client.lock().unwrap().values().sum::<usize>() == 2
+    })
+    .await;
+    let dropped_now = || {
+        app.stats
+            .dropped_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let dropped = dropped_now();
+    let (ca2, pin2) = (ca.clone(), pin.clone());
+    let code = tokio::task::spawn_blocking(move || curl_code(tls_addr, "/api/status", &pin2, &ca2))
+        .await
+        .unwrap();
+    assert_eq!(
+        code, "000",
+        "the TLS port is closed to an address at its cap"
+    );
+    assert!(dropped_now() > dropped, "counted as a dropped connection");
+    drop(held);
+    eventually(20, "the held connections released", || {
+        app.per_client.lock().unwrap().is_empty()
+    })
+    .await;
+
+    // Failing requests over TLS: the burst of 3, then 429.
+    let (ca2, pin2) = (ca.clone(), pin.clone());
+    let codes = tokio::task::spawn_blocking(move || {
+        (0..5)
+            .map(|_| curl_code(tls_addr, "/no-such-route", &pin2, &ca2))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    // (The connection closed at the cap was charged too: 2 or 3 get through.)
+    let passed = codes.iter().take_while(|c| *c == "404").count();
+    assert!((2..=3).contains(&passed), "{codes:?}");
+    assert!(codes[passed..].iter().all(|c| c == "429"), "{codes:?}");
+    // ...and the same address is limited on the plain port too.
+    assert_eq!(d.get("/no-such-route").await.status, 429);
     d.shutdown().await;
 }

@@ -317,3 +317,46 @@ async fn with_the_page_off_its_paths_are_404() {
     assert_eq!(d.status().await["total"], 1);
     d.shutdown().await;
 }
+
+/// A heartbeat and a silent source's fall to `late` and `down` reach an
+/// open page by themselves: no hook, no reload of the page.
+#[tokio::test]
+async fn heartbeat_states_reach_an_open_stream() {
+    const TOKEN: &str = "web1-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &format!(
+            "[[source]]\nname = \"web-1\"\ntoken = \"{TOKEN}\"\nheartbeat = \"1s\"\ngrace = \"1s\"\n"
+        ),
+    ))
+    .await;
+    let mut stream = Stream::open(d.addr).await;
+    let st = stream
+        .status_until("web-1 listed, never heard", |st| {
+            st["heartbeats"]["web-1"]["state"] == "new"
+        })
+        .await;
+    assert_eq!(st["heartbeats"]["web-1"]["period_ms"], 1000, "{st}");
+    let body = r#"{"fail2ban": true, "jails": {"sshd": 4}}"#;
+    let r = request(
+        d.addr,
+        &format!(
+            "POST /api/heartbeat HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    stream
+        .status_until("up on the page", |st| {
+            st["heartbeats"]["web-1"]["state"] == "up"
+        })
+        .await;
+    for state in ["late", "down"] {
+        stream
+            .status_until(state, |st| st["heartbeats"]["web-1"]["state"] == state)
+            .await;
+    }
+    d.shutdown().await;
+}

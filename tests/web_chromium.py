@@ -241,6 +241,26 @@ def get(base, path):
         return json.loads(r.read())
 
 
+# The servers that post to this desk, as [[source]]s: hooks carry their
+# token, and web-1 and mail-1 send heartbeats.
+TOKENS = {"web-1": "web1-token-0123456789ab", "mail-1": "mail1-token-0123456789ab",
+          "db-1": "db1-token-0123456789abcd"}
+SOURCES = "".join(
+    f'[[source]]\nname = "{name}"\ntoken = "{token}"\n'
+    + ('heartbeat = "1h"\n' if name != "db-1" else "")
+    for name, token in TOKENS.items())
+
+
+def beat(base, source, body):
+    """A heartbeat as fail2ban/banlight-heartbeat sends it."""
+    req = urllib.request.Request(
+        base + "/api/heartbeat", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {TOKENS[source]}",
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
 def seed(base, n, rng):
     """Bans delivered late from servers' spools, spread over 30 days."""
     now = int(time.time())
@@ -251,7 +271,7 @@ def seed(base, n, rng):
         ip = f"198.18.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         jail = rng.choice(["sshd", "nginx-botsearch", "postfix"])
         src = rng.choice(["web-1", "mail-1", "db-1"])
-        get(base, f"/{route}?jail={jail}&ip={ip}&source={src}&time={now - age}")
+        get(base, f"/{route}?jail={jail}&ip={ip}&token={TOKENS[src]}&time={now - age}")
 
 
 def run(tmp, screenshot):
@@ -272,7 +292,7 @@ sweep_time = "400ms"
 sweep_passes = 1
 event_display = "1s"
 label_time = "300ms"
-""")
+{SOURCES}""")
     binary = find_banlight()
     log(f"banlight: {binary}")
     daemon = subprocess.Popen([binary, "--config", str(config)], start_new_session=True,
@@ -281,6 +301,9 @@ label_time = "300ms"
     browser = None
     try:
         wait_for(lambda: get(base, "/api/status")["total"] == 0, "the daemon")
+        # web-1 is up; mail-1 has not been heard yet (new: no alarm).
+        check("web-1's heartbeat is taken",
+              beat(base, "web-1", {"fail2ban": True, "jails": {"sshd": 12, "recidive": 2}})["state"] == "up")
         rng = random.Random(11)
         seeded = 120 if screenshot else 30
         seed(base, seeded, rng)
@@ -294,8 +317,12 @@ label_time = "300ms"
         check("page loads, connects to /api/stream and shows the total", True)
         check("30-day chart holds every seeded ban", s["month_total"] == seeded, s["month_total"])
         day0 = s["day_total"]
-        check("no heartbeats configured is said so",
-              "no heartbeats configured" in s["heartbeats"], s["heartbeats"])
+        hb_rows = """(() => Object.fromEntries([...document.querySelectorAll('#heartbeats .hb')].map(
+          r => [r.dataset.source, [r.dataset.state, r.textContent]])))()"""
+        rows = wait_for(lambda: (lambda r: r if r.get("web-1", [""])[0] == "up" else None)(
+            browser.eval(hb_rows)), "web-1 up on the page")
+        check("the page lists each watched source with its state (web-1 up, mail-1 new)",
+              sorted(rows) == ["mail-1", "web-1"] and rows["mail-1"][0] == "new", rows)
 
         # Let the seeded bans' sweeps play out: the panel at rest shows one
         # dim marker pixel and the count, for a whole second.
@@ -316,7 +343,7 @@ label_time = "300ms"
         browser.eval(WATCH_LEDS)
         hooks = [("red", "203.0.113.5"), ("red", "203.0.113.6"), ("blue", "203.0.113.7")]
         for route, ip in hooks:
-            r = get(base, f"/{route}?jail=sshd&ip={ip}&source=web-1")
+            r = get(base, f"/{route}?jail=sshd&ip={ip}&token={TOKENS['web-1']}")
             check(f"hook /{route} counted", r["counted"], r)
         total = seeded + len(hooks)
 
@@ -385,21 +412,14 @@ label_time = "300ms"
               s["events"][0][1:] == ["blue", "web-1", "sshd", "203.0.113.7"]
               and s["events"][1][1:] == ["red", "web-1", "sshd", "203.0.113.6"], s["events"][:2])
 
-        # Heartbeat states as /api/status gives them once sources send
-        # heartbeats (issue 11, part 1): drawn per source with its state.
-        hb = browser.eval("""(() => {
-          const saved = lastStatus;
-          renderStatus(Object.assign({}, saved, {heartbeats: {
-            "web-1": {state: "down", last_ms: Date.now() - 600000},
-            "mail-1": {state: "up", last_ms: Date.now() - 30000}}}));
-          const rows = [...document.querySelectorAll('#heartbeats .hb')].map(
-            r => [r.dataset.source, r.dataset.state, r.textContent]);
-          renderStatus(saved);
-          return rows;
-        })()""")
-        check("heartbeat states are drawn per source",
-              [r[:2] for r in hb] == [["mail-1", "up"], ["web-1", "down"]]
-              and "10 min ago" in hb[1][2], hb)
+        # mail-1's heartbeat says its fail2ban is not answering: down, on
+        # the page at once (the stream), with no reload.
+        check("mail-1's heartbeat with fail2ban down is taken",
+              beat(base, "mail-1", {"fail2ban": False})["state"] == "down")
+        rows = wait_for(lambda: (lambda r: r if r.get("mail-1", [""])[0] == "down" else None)(
+            browser.eval(hb_rows)), "mail-1 down on the page")
+        check("heartbeat states follow on the open page (mail-1 down, web-1 up)",
+              rows["web-1"][0] == "up" and rows["mail-1"][0] == "down", rows)
 
         if screenshot:
             browser.screenshot(screenshot)
