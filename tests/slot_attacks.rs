@@ -199,15 +199,31 @@ fn run_attack(kind: &str, addresses: usize, per_address: usize) -> Figures {
     rt.shutdown_timeout(Duration::from_secs(1));
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = child.wait();
-    eprintln!(
+    report(&format!(
         "{kind} attack ({addresses} addresses x {per_address}): {ok}/{HOOKS} hooks ok, daemon fds max {max_fds}, RSS max {} KiB",
         max_rss_kb
-    );
+    ));
     Figures {
         ok,
         max_fds,
         max_rss_kb,
         status,
+    }
+}
+
+/// A figure line: on stderr, and appended to the file `$BANLIGHT_FIGURES`
+/// names (`cargo test` hides a passing test's output; CI prints that file).
+fn report(line: &str) {
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("BANLIGHT_FIGURES") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
     }
 }
 
