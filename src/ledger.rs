@@ -576,10 +576,36 @@ impl Ledger {
                             jail: h.jail.clone().unwrap_or_default(),
                             ip: ip.clone(),
                         };
-                        let first = self.dedupe.first_seen(&key, now);
-                        if first {
-                            remembered.push(key);
+                        let ts_ms = crate::request::event_time_ms(h.time, now);
+                        let window = self.dedupe_window_ms;
+                        let first = if window > 0 && now.saturating_sub(ts_ms) >= window {
+                            // A ban from before the window (delivered late by a
+                            // server's spool) is the same ban only as one made
+                            // within the window of *its* time: two bans of one
+                            // address an hour apart, both held up by an outage
+                            // and delivered together, count twice; the same
+                            // ban sent again after a lost answer, once.
+                            let near = |e: &StoredEvent| {
+                                e.kind == "hook"
+                                    && e.route == key.route
+                                    && e.jail.as_deref().unwrap_or("") == key.jail
+                                    && e.ip.as_deref() == Some(key.ip.as_str())
+                                    && e.ts_ms.abs_diff(ts_ms) < window
+                            };
+                            // A store error reads as "not seen", as for ids.
+                            !events.iter().any(near)
+                                && !self
+                                    .store
+                                    .has_ban_near(&key.route, &key.jail, &key.ip, ts_ms, window)
+                                    .unwrap_or(false)
                         } else {
+                            let first = self.dedupe.first_seen(&key, now);
+                            if first {
+                                remembered.push(key);
+                            }
+                            first
+                        };
+                        if !first {
                             dedupe_hits += 1;
                         }
                         first
@@ -601,7 +627,8 @@ impl Ledger {
                     if let Some(id) = &h.event_id {
                         new_ids.push((id.clone(), now));
                     }
-                    // Dedupe above goes by arrival; the event keeps the ban's time.
+                    // Dedupe above goes by arrival for bans within its window,
+                    // by the ban's time for older ones; the event keeps its time.
                     let ts_ms = crate::request::event_time_ms(h.time, now);
                     let entry = &mut counts[at];
                     entry.1 = entry.1.saturating_add(1);
@@ -793,9 +820,28 @@ mod tests {
         };
         let first = handle.hook(late.clone()).await.unwrap();
         assert!(first.counted);
-        // A replay from a spool whose answer was lost: deduped by arrival.
-        let replay = handle.hook(late).await.unwrap();
+        // A replay from a spool whose answer was lost: the same ban.
+        let replay = handle.hook(late.clone()).await.unwrap();
         assert_eq!((replay.counted, replay.count), (false, 1));
+        // Another ban of the same address 40 minutes later, delivered with it
+        // after an outage: a ban of its own; then the first's replay again
+        // (sent after it by a spool whose answer was lost) is still the same.
+        let later = Hook {
+            time: Some(banned_s + 2400),
+            ..late.clone()
+        };
+        assert_eq!(handle.hook(later.clone()).await.unwrap().count, 2);
+        let replay = handle.hook(late.clone()).await.unwrap();
+        assert_eq!((replay.counted, replay.count), (false, 2));
+        let replay = handle.hook(later).await.unwrap();
+        assert!(!replay.counted);
+        // Within the dedupe window of a stored ban's time: the same ban (a
+        // flapping jail), though it came separately.
+        let near = Hook {
+            time: Some(banned_s + 300),
+            ..late.clone()
+        };
+        assert!(!handle.hook(near).await.unwrap().counted);
         // A time in the future is stored at arrival.
         let before = wall_ms();
         let ahead = Hook {
@@ -813,15 +859,20 @@ mod tests {
             .await
             .unwrap();
         let at = |ip: &str| {
-            let e: Vec<_> = events
+            let mut t: Vec<u64> = events
                 .iter()
                 .filter(|e| e.ip.as_deref() == Some(ip))
+                .map(|e| e.ts_ms)
                 .collect();
-            assert_eq!(e.len(), 1, "{ip} stored once: {events:?}");
-            e[0].ts_ms
+            t.sort();
+            t
         };
-        assert_eq!(at("203.0.113.9"), banned_s * 1000, "the ban's own time");
-        let arrival = at("203.0.113.10");
+        assert_eq!(
+            at("203.0.113.9"),
+            [banned_s * 1000, (banned_s + 2400) * 1000],
+            "two bans, each stored once with its own time"
+        );
+        let arrival = at("203.0.113.10")[0];
         assert!((before..=wall_ms()).contains(&arrival), "{arrival}");
         stop(handle, join).await;
     }

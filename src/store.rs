@@ -304,6 +304,39 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sqlite())
     }
 
+    /// Is the same ban (route, jail, ip) stored with a time strictly within
+    /// `window_ms` of `ts_ms`? How a ban delivered late (from a server's
+    /// spool, with its own time) is told from another ban of the same
+    /// address: by when each happened, not when each arrived.
+    pub fn has_ban_near(
+        &self,
+        route: &str,
+        jail: &str,
+        ip: &str,
+        ts_ms: u64,
+        window_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM events
+                 WHERE ts_ms > ?1 AND ts_ms < ?2 AND kind IN ('hook', 'hook-before-reset')
+                   AND route = ?3 AND COALESCE(jail, '') = ?4 AND ip = ?5)",
+            )
+            .map_err(self.sqlite())?;
+        stmt.query_row(
+            rusqlite::params![
+                to_i64(ts_ms.saturating_sub(window_ms)),
+                to_i64(ts_ms.saturating_add(window_ms)),
+                route,
+                jail,
+                ip
+            ],
+            |r| r.get::<_, bool>(0),
+        )
+        .map_err(self.sqlite())
+    }
+
     /// Appends events and bumps their routes' counts in one transaction: one
     /// sync for the whole batch. `counts` holds each touched route's new
     /// lifetime count and last-seen time.
