@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Idle cost of the live page: the daemon's CPU time, wake-ups (context
 switches of all its threads) and RSS over a quiet window, with no page open
-and then with the page open in headless Chromium. Prints figures; not a gate.
+and then with the page open in headless Chromium, while two sources'
+heartbeats are watched (one up, one not heard yet). Prints figures; not a gate.
 
 Usage: python3 bench/web_idle.py [SECONDS]   (default 20 per window)
 Environment: BANLIGHT_BIN (default target/release/banlight), CHROMIUM.
@@ -59,14 +60,16 @@ def main():
     base = f"http://127.0.0.1:{port}"
     cfg = Path(tmp) / "b.toml"
     cfg.write_text(f'listen = "127.0.0.1:{port}"\nstate_dir = "{tmp}/state"\n'
-                   f'control_socket = "{tmp}/c.sock"\n[panel]\nbackend = "sim"\n')
+                   f'control_socket = "{tmp}/c.sock"\n{wc.SOURCES}[panel]\nbackend = "sim"\n')
     d = subprocess.Popen([binary, "--config", str(cfg)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     browser = None
     try:
         wc.wait_for(lambda: wc.get(base, "/api/status"), "the daemon")
+        # Heartbeats are watched all the while: web-1 up, mail-1 not heard yet.
+        assert wc.beat(base, "web-1", {"fail2ban": True})["state"] == "up"
         for route in ("red", "blue"):
-            wc.get(base, f"/{route}?ip=203.0.113.{len(route)}")
+            wc.get(base, f"/{route}?ip=203.0.113.{len(route)}&token={wc.TOKENS['web-1']}")
         time.sleep(8)  # let both sweeps (2 x 2.4 s) end; the marker then holds, drawing nothing
         window(d.pid, seconds, "page closed")
         browser = wc.Chromium(os.environ.get("CHROMIUM", "chromium"), tmp)
