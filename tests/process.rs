@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/bin.rs"]
 mod bin;
+#[path = "support/curl.rs"]
+mod curl;
 
 fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
     let (child, addr, _log) = spawn_with_log(config);
@@ -291,22 +293,8 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
 /// One hook by the real curl, as the fail2ban action sends it (bearer token,
 /// `--max-time 3`): the HTTP status curl saw, "000" when it gave up.
 fn curl_status(addr: SocketAddr, token: &str, path: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "3",
-        ])
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("http://{addr}{path}"))
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let auth = format!("Authorization: Bearer {token}");
+    curl::status(&["-H", &auth], &format!("http://{addr}{path}"))
 }
 
 /// A store locked by someone else (a backup tool, a stuck sqlite3 shell)
@@ -316,14 +304,7 @@ fn curl_status(addr: SocketAddr, token: &str, path: &str) -> String {
 /// "token required".
 #[test]
 fn a_locked_store_answers_503_in_time_and_is_logged_with_a_limit() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        assert!(std::env::var("CI").is_err(), "curl is required under CI");
-        eprintln!("SKIPPED: curl is not installed");
+    if !curl::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

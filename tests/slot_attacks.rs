@@ -11,7 +11,7 @@ mod common;
 use common::raise_fd_limit;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/bin.rs"]
 mod bin;
+#[path = "support/curl.rs"]
+mod curl;
 
 const HOOKS: usize = 40;
 
@@ -116,21 +118,10 @@ fn rss_kb(pid: u32) -> u64 {
 
 /// One real curl hook from 127.1.0.1; true when answered 200 within 3 s.
 fn curl_hook(to: SocketAddr, n: usize) -> bool {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "3",
-        ])
-        .args(["--interface", "127.1.0.1"])
-        .arg(format!("http://{to}/red?ip=192.0.2.{}", n % 250 + 1))
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&out.stdout) == "200"
+    curl::status(
+        &["--interface", "127.1.0.1"],
+        &format!("http://{to}/red?ip=192.0.2.{}", n % 250 + 1),
+    ) == "200"
 }
 
 fn status_of(to: SocketAddr) -> String {
@@ -250,23 +241,10 @@ fn check(kind: &str, f: &Figures, counter: &str) {
     );
 }
 
-fn curl_present() -> bool {
-    let present = std::process::Command::new("curl")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
-    if !present {
-        assert!(std::env::var("CI").is_err(), "curl is required under CI");
-        eprintln!("skipping: curl is not installed");
-    }
-    present
-}
-
 /// Both attacks, one after the other (each needs ~800 client sockets here).
 #[test]
 fn trickling_or_keep_alive_holders_cannot_lock_hooks_out() {
-    if !curl_present() {
+    if !curl::present() {
         return;
     }
     // The attackers' sockets live in this process: lift the soft fd limit.
