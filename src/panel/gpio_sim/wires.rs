@@ -112,7 +112,8 @@ struct State {
     log: VecDeque<PinEdge>,
     dropped: u64,
     chip: Option<Chip>,
-    watchers: BTreeMap<u8, std_mpsc::Sender<InputEdge>>,
+    /// Each edge goes with the real instant it was played: see `watch_input`.
+    watchers: BTreeMap<u8, std_mpsc::Sender<(InputEdge, Instant)>>,
     /// Reads of a line the host was driving low itself: it reads its own
     /// low, so a missing TM1637 would pass for an ACK on the wires.
     reads_of_own_drive: u64,
@@ -285,6 +286,7 @@ impl SimGpio {
     pub fn play_button(&self, bcm: u8, ago: Duration, steps: &[(Duration, bool)]) {
         let mut s = self.lock();
         let now = s.now();
+        let played = Instant::now();
         let t0 = now.saturating_sub(ago.as_nanos() as u64);
         for &(offset, closed) in steps {
             let t = t0 + offset.as_nanos() as u64;
@@ -304,12 +306,16 @@ impl SimGpio {
                 high: after,
             });
             if let Some(w) = s.watchers.get(&bcm) {
-                let _ = w.send(InputEdge {
-                    falling: !after,
-                    at: Duration::from_nanos(t),
-                    // filled in by the interrupt thread on delivery
-                    now: Duration::ZERO,
-                });
+                let _ = w.send((
+                    InputEdge {
+                        falling: !after,
+                        at: Duration::from_nanos(t),
+                        // the clock when played; the interrupt thread adds
+                        // the time the edge waited for delivery
+                        now: Duration::from_nanos(now),
+                    },
+                    played,
+                ));
             }
         }
     }
@@ -493,15 +499,19 @@ impl PanelGpio for SimGpio {
         mut on_edge: EdgeHandler,
     ) -> anyhow::Result<(Box<dyn Send>, bool)> {
         let bcm = self.claim(bcm, what, Drive::Released)?;
-        let (tx, rx) = std_mpsc::channel::<InputEdge>();
+        let (tx, rx) = std_mpsc::channel::<(InputEdge, Instant)>();
         self.lock().watchers.insert(bcm, tx);
-        let sim = self.clone();
         std::thread::Builder::new()
             .name(format!("gpio-sim-{bcm}"))
             .spawn(move || {
-                // Ends when the `Watch` drops the sender.
-                for mut edge in rx {
-                    edge.now = Duration::from_nanos(sim.now_ns());
+                // Ends when the `Watch` drops the sender. As on a Pi, the
+                // kernel's clock keeps running while an edge waits to be read:
+                // "now" at delivery is the simulated time it was played plus
+                // the real time since, so an edge's age, and the daemon-clock
+                // time made from it, does not depend on how fast this thread
+                // gets to it (the simulated clock stands still meanwhile).
+                for (mut edge, played) in rx {
+                    edge.now += played.elapsed();
                     on_edge(edge);
                 }
             })?;
