@@ -135,13 +135,14 @@ pub fn format_status(s: &Value) -> String {
     out.push_str(&format_heartbeats(&s["heartbeats"]));
     if let Some(m) = s["mqtt"].as_object() {
         out.push_str(&format!(
-            "mqtt {}: published {}, outbox {} waiting, {} dropped (outbox full); hooks in {} (counted {}, refused {}){}\n",
+            "mqtt {}: published {}, outbox {} waiting, {} dropped (outbox full); hooks in {} (counted {}, repeats or ignored {}, refused {}){}\n",
             if m["connected"] == Value::Bool(true) { "connected" } else { "NOT connected" },
             text(&m["published"]),
             text(&m["outbox"]),
             text(&m["outbox_dropped"]),
             text(&m["hooks_received"]),
             text(&m["hooks_counted"]),
+            text(&m["hooks_not_counted"]),
             text(&m["hooks_refused"]),
             m["last_error"].as_str().map(|e| format!("; last error: {e}")).unwrap_or_default(),
         ));

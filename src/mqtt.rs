@@ -64,6 +64,9 @@ pub struct MqttStats {
     pub pending: AtomicU64,
     pub hooks_received: AtomicU64,
     pub hooks_counted: AtomicU64,
+    /// Stored, but not counted: the same ban again (its id or dedupe), or
+    /// an ignored address.
+    pub hooks_not_counted: AtomicU64,
     /// Bad JSON, unknown route, wrong token, ...
     pub hooks_refused: AtomicU64,
     pub commands: AtomicU64,
@@ -83,6 +86,7 @@ impl MqttStats {
             "outbox_dropped": outbox_dropped,
             "hooks_received": n(&self.hooks_received),
             "hooks_counted": n(&self.hooks_counted),
+            "hooks_not_counted": n(&self.hooks_not_counted),
             "hooks_refused": n(&self.hooks_refused),
             "commands": n(&self.commands),
             "commands_refused": n(&self.commands_refused),
@@ -656,9 +660,11 @@ impl Session {
                 match hook_from_message(&p.payload, &m.app) {
                     Ok(hook) => match m.ledger.hook(hook).await {
                         Ok(outcome) => {
-                            if outcome.counted {
-                                m.stats.hooks_counted.fetch_add(1, Ordering::Relaxed);
-                            }
+                            let n = match outcome.counted {
+                                true => &m.stats.hooks_counted,
+                                false => &m.stats.hooks_not_counted,
+                            };
+                            n.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
                             // Not acknowledged: the broker sends it again

@@ -653,7 +653,10 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
         .get("/red?id=g1&jail=other&ip=198.51.100.1&token=web1-token-0123456789")
         .await;
     assert!(r.body.contains("\"counted\":false"), "{}", r.body);
-    wait_status(&d, "replay seen", |s| s["mqtt"]["hooks_received"] == 6).await;
+    wait_status(&d, "replay seen", |s| {
+        s["mqtt"]["hooks_received"] == 6 && s["mqtt"]["hooks_not_counted"] == 1
+    })
+    .await;
     let s = d.status().await;
     assert_eq!(s["total"], 1, "{s}");
     assert_eq!(wait_sweeps(&d, "red", 1).await, 1, "animated once");
@@ -877,7 +880,13 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
         run_action(&command);
     }
     for d in [&a, &b] {
-        let s = wait_status(d, "the ban arrived", |s| s["mqtt"]["hooks_received"] == 2).await;
+        // Both sends are through the ledger: one counted, one a repeat.
+        let s = wait_status(d, "the ban arrived, twice", |s| {
+            s["mqtt"]["hooks_received"] == 2
+                && s["mqtt"]["hooks_counted"] == 1
+                && s["mqtt"]["hooks_not_counted"] == 1
+        })
+        .await;
         assert_eq!(s["routes"]["blue"]["count"], 1, "counted once: {s}");
         assert_eq!(s["total"], 1);
         assert_eq!(wait_sweeps(d, "blue", 1).await, 1, "each desk sweeps once");
