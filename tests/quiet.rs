@@ -90,3 +90,40 @@ async fn dim_quiet_hours_show_the_count_at_the_lowest_brightness() {
     }
     d.shutdown().await;
 }
+
+/// `banlight reload` starts and ends quiet hours on a running desk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_starts_and_ends_quiet_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banlight.toml");
+    let base = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
+        dir.path().join("state").display()
+    );
+    std::fs::write(&file, &base).unwrap();
+    let d = TestDaemon::start(&banlight::config::Config::load(&file).unwrap()).await;
+    let panel = d.panel.clone();
+    eventually(10, "the panel shows the count", || {
+        panel.last().is_some_and(|f| f.display_on)
+    })
+    .await;
+    assert_eq!(d.status().await["panel"]["quiet"], false);
+    let reload = || async { d.daemon.as_ref().unwrap().control.reload().await.unwrap() };
+
+    std::fs::write(&file, format!("{base}{}", window_around_now())).unwrap();
+    reload().await;
+    assert_eq!(d.status().await["panel"]["quiet"], true);
+    eventually(10, "the panel goes dark", || {
+        panel.last().is_some_and(|f| all_dark(&f))
+    })
+    .await;
+
+    std::fs::write(&file, &base).unwrap();
+    reload().await;
+    assert_eq!(d.status().await["panel"]["quiet"], false);
+    eventually(10, "the panel is lit again", || {
+        panel.last().is_some_and(|f| f.display_on)
+    })
+    .await;
+    d.shutdown().await;
+}
