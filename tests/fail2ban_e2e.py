@@ -52,6 +52,10 @@ from urllib.parse import parse_qs, urlsplit
 REPO = Path(__file__).resolve().parent.parent
 ACTION_FILE = REPO / "fail2ban" / "action.d" / "banlight.conf"
 DELIVER = REPO / "fail2ban" / "banlight-deliver"
+MQTT_ACTION_FILE = REPO / "fail2ban" / "action.d" / "banlight-mqtt.conf"
+DELIVER_MQTT = REPO / "fail2ban" / "banlight-deliver-mqtt"
+MQTT_TOPIC = "t/e2e/hooks"
+MQTT_TOKEN = "mqtt-token-0123456789abcdef"
 SSHGUARD_HOOK = REPO / "fail2ban" / "sshguard" / "sshg-fw-banlight"
 HEARTBEAT = REPO / "fail2ban" / "banlight-heartbeat"
 HB_TOKEN = "hb-token-5c1e0a9d7b3f"
@@ -161,6 +165,70 @@ def skip_or_fail(reason):
     print(f"SKIP: {reason}")
     print("0 passed, 0 failed, 1 skipped")
     sys.exit(0)
+
+
+# ---------------------------------------------------------------- MQTT
+
+class Broker:
+    """A private Mosquitto on a loopback port and a subscriber to the hooks
+    topic, for the shipped MQTT action (banlight-mqtt): what it publishes is
+    what a subscribing desk would count."""
+
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.dir = tmp / "mqtt"
+        self.dir.mkdir()
+        self.dir.chmod(0o777)  # mosquitto started as root drops to its own user
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\nlog_dest stderr\nlog_type error\n")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0)
+        self.out = self.dir / "received"
+        self.sub = subprocess.Popen(
+            # line-buffered: mosquitto_sub's stdout to a file is block-buffered
+            ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-t", MQTT_TOPIC, "-q", "1"],
+            start_new_session=True, stdout=open(self.out, "wb"), stderr=subprocess.DEVNULL)
+        # The subscriber is ready once a probe comes back through the broker.
+        def probe():
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t", MQTT_TOPIC,
+                            "-q", "1", "-m", '{"probe":true}'], capture_output=True, timeout=10)
+            return '"probe"' in self.out.read_text(errors="replace")
+        if not wait_for(probe, timeout=DEADLINE, interval=0.5):
+            raise Fatal("mosquitto_sub never received the probe")
+
+    def messages(self):
+        """Every ban published so far (the probe left out), parsed."""
+        out = []
+        for line in self.out.read_text(errors="replace").splitlines():
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if not m.get("probe"):
+                out.append(m)
+        return out
+
+    def close(self):
+        for p in (self.sub, self.proc):
+            kill_group(p)
+
+
+def mosquitto_present():
+    missing = [t for t in ("mosquitto_pub", "mosquitto_sub") if shutil.which(t) is None]
+    if not os.access(MOSQUITTO, os.X_OK):
+        missing.append(MOSQUITTO)
+    if missing:
+        if CI:
+            raise Fatal(f"{', '.join(missing)} not installed (CI=true: the MQTT action must be tested)")
+        log(f"SKIP the MQTT action checks: {', '.join(missing)} not installed"
+            " (apt-get install mosquitto mosquitto-clients)")
+        return False
+    return True
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 # ---------------------------------------------------------------- banlight
@@ -439,6 +507,7 @@ class Fail2ban:
         shutil.copytree(STOCK_FILTERS, self.dir / "filter.d")
         # Only the repository's action file, nothing from /etc/fail2ban/action.d.
         shutil.copy(ACTION_FILE, self.dir / "action.d" / "banlight.conf")
+        shutil.copy(MQTT_ACTION_FILE, self.dir / "action.d" / "banlight-mqtt.conf")
         (self.dir / "action.d" / "fw.conf").write_text(FW_ACTION)
         for f in (self.authlog, self.capturelog, self.idlelog):
             f.touch()
@@ -475,9 +544,16 @@ class Fail2ban:
         # banlight action, the appliance up, hung, and refusing connections.
         # lossy: an appliance whose first answer is lost.
         # late: a running jail that banlight is added to later (restart test).
+        # With a broker, sshd also publishes each ban through the shipped MQTT
+        # action (its own spool), so its norestored is checked at the restart.
+        mqtt = [] if p.get("mqtt") is None else [
+            "banlight-mqtt[actname=mqtt, broker=127.0.0.1, "
+            f"port={p['mqtt']}, topic={MQTT_TOPIC}, route=red, token={MQTT_TOKEN}, "
+            f"deliver={DELIVER_MQTT}, spool_dir={tmp}/spool-mqtt, retry_min=1, retry_max=2]"]
         jails = {
             "sshd": (self.authlog, [bl("banlight", p["banlight"], "red"),
-                                    bl("control", p["capture"], "control", "norestored=0")]),
+                                    bl("control", p["capture"], "control", "norestored=0"),
+                                    *mqtt]),
             "capture": (self.capturelog, [
                 bl("inline", p["capture"], "inline", f"token={INLINE_TOKEN}"),
                 bl("file", p["capture"], "file", f"token_file={self.tokenfile}"),
@@ -636,7 +712,8 @@ def delivery_pids(spool):
             cmd = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(c.endswith(b"banlight-deliver") for c in cmd) and str(spool).encode() in cmd:
+        if any(c.endswith((b"banlight-deliver", b"banlight-deliver-mqtt")) for c in cmd) \
+                and str(spool).encode() in cmd:
             pids.append(int(d.name))
     return pids
 
@@ -877,16 +954,19 @@ def run(tmp):
     cap = Capture()
     hung = Hung()
     lossy = LossyProxy(bl.base)
+    broker = Broker(tmp) if mosquitto_present() else None
     ports = {"banlight": bl.port, "capture": cap.port, "hung": hung.port,
              "closed": free_port(),  # nothing listens there
-             "lossy": lossy.port}
+             "lossy": lossy.port, "mqtt": broker.port if broker else None}
     f2b = Fail2ban(tmp, ports)
     try:
-        _run(bl, cap, hung, lossy, f2b)
+        _run(bl, cap, hung, lossy, f2b, broker)
     finally:
+        if broker:
+            broker.close()
         f2b.stop()
         kill_group(f2b.proc)
-        for pid in delivery_pids(f2b.spool):
+        for pid in delivery_pids(f2b.spool) + delivery_pids(tmp / "spool-mqtt"):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -911,7 +991,7 @@ def pending(f2b, port):
     return out
 
 
-def _run(bl, cap, hung, lossy, f2b):
+def _run(bl, cap, hung, lossy, f2b, broker):
     expected = []  # every (route, jail, ip) the daemon must have counted, once
     r = f2b.check_config()
     R.require("fail2ban accepts the config with the repo's action file (fail2ban-client -t)",
@@ -943,6 +1023,16 @@ def _run(bl, cap, hung, lossy, f2b):
         R.check(f"{ip}: one event, route=red jail=sshd", rows == [("red", "sshd", ip)], f"rows: {rows}")
         expected.append(("red", "sshd", ip))
     R.check(f"{below} (below maxretry) not counted", bl.rows_for(below) == [])
+    if broker:
+        got = wait_for(lambda: (lambda m: m if {x.get("ip") for x in m} >= set(attackers) else None)(
+            broker.messages()))
+        msgs = got or broker.messages()
+        R.check("the shipped MQTT action published each log-driven ban once (route, jail, time, token, id)",
+                bool(got) and len(msgs) == 3
+                and all(m.get("route") == "red" and m.get("jail") == "sshd" and m.get("token") == MQTT_TOKEN
+                        and isinstance(m.get("time"), int) and str(m.get("id", "")).startswith("f2b:")
+                        for m in msgs),
+                f"{msgs}")
     ctl = wait_for(lambda: cap.get("/control", ip=attackers[0]))
     R.check(f"log-driven ban sends failures={MAXRETRY}",
             ctl and len(ctl) == 1 and ctl[0][1].get("failures") == str(MAXRETRY), f"control requests: {ctl}")
@@ -1194,6 +1284,12 @@ def _run(bl, cap, hung, lossy, f2b):
     # ---- fail2ban restart: restored bans must not be sent (norestored = 1)
     log("stopping fail2ban (unbans everything)")
     wait_for(lambda: not pending(f2b, bl.port) and not pending(f2b, cap.port))
+    mqtt_spool = f2b.tmp / "spool-mqtt"
+    def mqtt_pending():
+        return [f for f in mqtt_spool.glob("e.*")] if mqtt_spool.exists() else []
+    if broker:
+        wait_for(lambda: not mqtt_pending())
+    mqtt_before = len(broker.messages()) if broker else 0
     before = bl.count("red")
     nrows = len(bl.rows())
     mark = cap.mark()
@@ -1219,7 +1315,17 @@ def _run(bl, cap, hung, lossy, f2b):
             stays(lambda: bl.count("red") == before and len(bl.rows()) == nrows)
             and not pending(f2b, bl.port),
             f"red count {bl.count('red')} (was {before}); rows {bl.rows()[nrows:]}")
+    if broker:
+        R.check("restored bans are not published over MQTT either (banlight-mqtt, norestored = 1)",
+                stays(lambda: len(broker.messages()) == mqtt_before) and not mqtt_pending(),
+                f"{len(broker.messages())} messages, {mqtt_before} before the restart;"
+                f" new: {broker.messages()[mqtt_before:][:3]}; spooled {mqtt_pending()}")
     r = f2b.client("set", "sshd", "banip", "203.0.113.11")
+    if broker:
+        R.check("after the restart a new ban is published over MQTT once",
+                bool(wait_for(lambda: [m for m in broker.messages() if m.get("ip") == "203.0.113.11"]))
+                and stays(lambda: len([m for m in broker.messages() if m.get("ip") == "203.0.113.11"]) == 1, 1.0),
+                f"{broker.messages()[mqtt_before:]}")
     R.check("after the fail2ban restart a new ban is counted once",
             wait_for(lambda: bl.count("red") == before + 1
                      and bl.rows_for("203.0.113.11") == [("red", "sshd", "203.0.113.11")]),
