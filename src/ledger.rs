@@ -564,6 +564,7 @@ impl Ledger {
                     new_ids.iter().any(|(x, _)| x == id)
                         || self.store.has_event_id(id).unwrap_or(false)
                 });
+                let ts_ms = crate::request::event_time_ms(h.time, now);
                 let counted = match &h.ip {
                     // Not remembered by dedupe either: the owner may take the
                     // network off the list and want the next ban counted.
@@ -576,7 +577,6 @@ impl Ledger {
                             jail: h.jail.clone().unwrap_or_default(),
                             ip: ip.clone(),
                         };
-                        let ts_ms = crate::request::event_time_ms(h.time, now);
                         let window = self.dedupe_window_ms;
                         let first = if window > 0 && now.saturating_sub(ts_ms) >= window {
                             // A ban from before the window (delivered late by a
@@ -629,7 +629,6 @@ impl Ledger {
                     }
                     // Dedupe above goes by arrival for bans within its window,
                     // by the ban's time for older ones; the event keeps its time.
-                    let ts_ms = crate::request::event_time_ms(h.time, now);
                     let entry = &mut counts[at];
                     entry.1 = entry.1.saturating_add(1);
                     entry.2 = Some(entry.2.map_or(ts_ms, |t| t.max(ts_ms)));
