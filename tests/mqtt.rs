@@ -123,6 +123,26 @@ impl Broker {
         }
     }
 
+    /// `stop` off the async runtime's threads (it waits for the process).
+    pub async fn stopped(mut self) -> Broker {
+        tokio::task::spawn_blocking(move || {
+            self.stop();
+            self
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `run` again off the async runtime's threads (it waits for the port).
+    pub async fn started(mut self) -> Broker {
+        tokio::task::spawn_blocking(move || {
+            self.run();
+            self
+        })
+        .await
+        .unwrap()
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.run();
@@ -477,7 +497,7 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_mid_burst_loses_nothing_and_keeps_the_order() {
-    let Some(mut broker) = Broker::start(true) else {
+    let Some(broker) = Broker::start(true) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -497,12 +517,7 @@ async fn a_broker_outage_mid_burst_loses_nothing_and_keeps_the_order() {
     burst(0, 20).await.unwrap();
     // The broker goes away while hooks keep coming: they are counted at
     // once, and wait in the outbox.
-    let mut broker = tokio::task::spawn_blocking(move || {
-        broker.stop();
-        broker
-    })
-    .await
-    .unwrap();
+    let broker = broker.stopped().await;
     burst(20, 50).await.unwrap();
     wait_status(&d, "the desk noticed the outage", |s| {
         s["mqtt"]["connected"] == false
@@ -513,12 +528,7 @@ async fn a_broker_outage_mid_burst_loses_nothing_and_keeps_the_order() {
         50,
         "counting never waits for the broker"
     );
-    let _broker = tokio::task::spawn_blocking(move || {
-        broker.run();
-        broker
-    })
-    .await
-    .unwrap();
+    let _broker = broker.started().await;
     burst(50, 60).await.unwrap();
     let events = watch.wait_events("t/desk/events", 60).await;
     let dups = assert_once_in_order(&events, 60);
@@ -763,7 +773,7 @@ fn spooled(spool: &Path) -> usize {
 /// the ban's own time; the desk counts it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_made_while_the_broker_is_away_is_delivered_when_it_is_back() {
-    let Some(mut broker) = Broker::start(true) else {
+    let Some(broker) = Broker::start(true) else {
         return;
     };
     if !mosquitto_pub_present() {
@@ -778,12 +788,7 @@ async fn a_ban_made_while_the_broker_is_away_is_delivered_when_it_is_back() {
     // The desk's session (persistent, it subscribes) survives the broker's
     // restart, so what is published meanwhile is queued for it.
     wait_subscribed(&d).await;
-    let mut broker = tokio::task::spawn_blocking(move || {
-        broker.stop();
-        broker
-    })
-    .await
-    .unwrap();
+    let broker = broker.stopped().await;
     let server = tempfile::tempdir().unwrap();
     let spool = server.path().join("spool");
     let ban_time = banlight::ledger::wall_ms() / 1000 - 300;
@@ -809,12 +814,7 @@ async fn a_ban_made_while_the_broker_is_away_is_delivered_when_it_is_back() {
     );
     assert_eq!(spooled(&spool), 1, "the ban waits in the spool");
     assert_eq!(d.status().await["total"], 0);
-    let _broker = tokio::task::spawn_blocking(move || {
-        broker.run();
-        broker
-    })
-    .await
-    .unwrap();
+    let _broker = broker.started().await;
     let back = Instant::now();
     let s = wait_status(&d, "the spooled ban arrived", |s| s["total"] == 1).await;
     assert_eq!(s["routes"]["blue"]["count"], 1);

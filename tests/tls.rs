@@ -26,30 +26,39 @@ fn curl_available() -> bool {
     ok
 }
 
-/// curl over TLS trusting the certificates in `cacert`, with these pins;
-/// (exit code, body).
+/// curl verifying as the snippet makes a server verify: the certificates
+/// in `cacert` as the only trusted ones, the appliance's name in the URL,
+/// `--connect-to` its address, these pins.
+fn tls_curl(
+    addr: std::net::SocketAddr,
+    path: &str,
+    pins: &str,
+    cacert: &std::path::Path,
+) -> Command {
+    let port = addr.port();
+    let name = banlight::hook::TLS_NAME;
+    let mut c = Command::new("curl");
+    c.args(["--silent", "--max-time", "20", "--cacert"])
+        .arg(cacert)
+        .arg("--connect-to")
+        .arg(format!("{name}:{port}:{}:{port}", addr.ip()))
+        .arg("--pinnedpubkey")
+        .arg(pins)
+        .arg(format!("https://{name}:{port}{path}"));
+    c
+}
+
+/// One request over TLS: (exit code, body and error text).
 async fn curl(
     addr: std::net::SocketAddr,
     path: &str,
     pins: &str,
     cacert: &std::path::Path,
 ) -> (i32, String) {
-    let port = addr.port();
-    let url = format!("https://{}:{port}{path}", banlight::hook::TLS_NAME);
-    let connect_to = format!("{}:{port}:{}:{port}", banlight::hook::TLS_NAME, addr.ip());
-    let pins = pins.to_string();
-    let cacert = cacert.to_path_buf();
+    let mut c = tls_curl(addr, path, pins, cacert);
+    c.arg("--show-error");
     tokio::task::spawn_blocking(move || {
-        let out = Command::new("curl")
-            .args(["--silent", "--show-error", "--max-time", "20", "--cacert"])
-            .arg(&cacert)
-            .arg("--connect-to")
-            .arg(&connect_to)
-            .arg("--pinnedpubkey")
-            .arg(&pins)
-            .arg(&url)
-            .output()
-            .expect("run curl");
+        let out = c.output().expect("run curl");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned()
@@ -201,28 +210,8 @@ fn curl_code(
     pin: &str,
     cacert: &std::path::Path,
 ) -> String {
-    let port = addr.port();
-    let out = Command::new("curl")
-        .args([
-            "--silent",
-            "--max-time",
-            "20",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg("--cacert")
-        .arg(cacert)
-        .arg("--connect-to")
-        .arg(format!(
-            "{}:{port}:{}:{port}",
-            banlight::hook::TLS_NAME,
-            addr.ip()
-        ))
-        .arg("--pinnedpubkey")
-        .arg(pin)
-        .arg(format!("https://{}:{port}{path}", banlight::hook::TLS_NAME))
+    let out = tls_curl(addr, path, pin, cacert)
+        .args(["-o", "/dev/null", "-w", "%{http_code}"])
         .output()
         .expect("run curl");
     String::from_utf8_lossy(&out.stdout).into_owned()
