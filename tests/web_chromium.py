@@ -262,11 +262,15 @@ def beat(base, source, body):
 
 
 def seed(base, n, rng):
-    """Bans delivered late from servers' spools, spread over 30 days."""
+    """Bans delivered late from servers' spools, spread over the 30-day
+    chart. The chart is 30 calendar days (today and the 29 before, from
+    local midnight), so right after midnight it reaches back only a little
+    over 29 days: ages stay under 28.5 days, inside it at any hour and
+    across a DST change."""
     now = int(time.time())
     routes = ["red", "blue", "purple", "green"]
     for i in range(n):
-        age = int(rng.random() ** 2 * 29.5 * 86400)
+        age = int(rng.random() ** 2 * 28.5 * 86400)
         route = rng.choice(routes[:3] if i % 5 else routes)
         ip = f"198.18.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         jail = rng.choice(["sshd", "nginx-botsearch", "postfix"])
@@ -311,9 +315,17 @@ label_time = "300ms"
         browser = Chromium(chromium, tmp)
         browser.open(base + "/", 1000, 1400)
         state = lambda: browser.eval(PAGE_STATE)  # noqa: E731
-        s = wait_for(lambda: (lambda s: s if s["conn"] == "live" and s["total"] == str(seeded)
-                                        and s["month_total"] == seeded else None)(state()),
-                     "the page to load and connect")
+        loaded = {}
+
+        def connected():
+            s = loaded["last"] = state()
+            return s if (s["conn"] == "live" and s["total"] == str(seeded)
+                         and s["month_total"] == seeded) else None
+        try:
+            s = wait_for(connected, "the page to load and connect")
+        except Failed as e:
+            last = {k: loaded.get("last", {}).get(k) for k in ("conn", "total", "month_total")}
+            raise Failed(f"{e}; the page showed {last}") from None
         check("page loads, connects to /api/stream and shows the total", True)
         check("30-day chart holds every seeded ban", s["month_total"] == seeded, s["month_total"])
         day0 = s["day_total"]
