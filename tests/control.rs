@@ -50,6 +50,30 @@ async fn run_cli(socket: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dark_panel_still_reports_mode_and_brightness_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    let sock = socket_of(&d);
+    d.press(banlight::core::buttons::Button::Power, 200).await;
+    d.status_until(10, "dark", |s| s["panel"]["dark"] == true)
+        .await;
+    // Dark, the panel's frame does not change with the mode or the
+    // brightness; status (and the MQTT panel topic read from it) still must.
+    let (ok, out, _) = run_cli(&sock, &["mode", "24h"]).await;
+    assert!(ok && out.contains("mode: 24h"), "{out}");
+    let (ok, _, err) = run_cli(&sock, &["brightness", "20", "6"]).await;
+    assert!(ok, "{err}");
+    let s = d
+        .status_until(10, "mode 24h and brightness 20 in status", |s| {
+            s["mode"] == "24h" && s["panel"]["led_brightness"] == 20
+        })
+        .await;
+    assert_eq!(s["panel"]["dark"], true, "still dark: {s}");
+    assert!(d.panel.last().is_some_and(|f| !f.display_on));
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_against_a_running_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(dir.path(), "")).await;
@@ -110,7 +134,8 @@ async fn every_subcommand_against_a_running_daemon() {
     assert!(ok && out.contains("mode: red"), "{out}");
     let (ok, out, _) = run_cli(&sock, &["mode", "24h"]).await;
     assert!(ok && out.contains("mode: 24h"), "{out}");
-    assert_eq!(d.status().await["mode"], "24h");
+    d.status_until(10, "mode 24h in status", |s| s["mode"] == "24h")
+        .await;
     let (ok, _, err) = run_cli(&sock, &["mode", "sideways"]).await;
     assert!(!ok && err.contains("no mode"), "{err}");
     let (ok, _, _) = run_cli(&sock, &["brightness", "20", "6"]).await;

@@ -237,12 +237,15 @@ async fn a_power_button_held_3_s_through_the_interrupt_path_shuts_down() {
     );
     let power = config.panel.power_button_pin as u8;
     let (d, sim, _report) = start_on_pins(&config).await;
-    // A press of 2.9 s, with bounce at both ends, that ended 0.1 s ago:
-    // the panel goes dark, nothing shuts down.
+    // A press of 2.5 s, with bounce at both ends, that ended 0.1 s ago:
+    // the panel goes dark, nothing shuts down. (It began 2.6 s ago: one that
+    // began 3 s ago would rightly shut down if the engine saw its press edge
+    // before its release edge; the 3 s boundary itself is unit-tested in
+    // core::buttons.)
     sim.press(
         power,
-        Duration::from_millis(3000),
-        Duration::from_millis(2900),
+        Duration::from_millis(2600),
+        Duration::from_millis(2500),
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !d.status().await["panel"]["dark"].as_bool().unwrap() {
@@ -252,11 +255,14 @@ async fn a_power_button_held_3_s_through_the_interrupt_path_shuts_down() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!flag.exists(), "2.9 s is not a shutdown");
+    assert!(!flag.exists(), "2.5 s is not a shutdown");
     // Held since 3.2 s ago and still down.
     sim.press_and_hold(power, Duration::from_millis(3200));
-    eventually(20, "the shutdown command ran", || flag.exists()).await;
-    assert_eq!(std::fs::read_to_string(&flag).unwrap().trim(), "--now");
+    // the script's `echo > file` creates the file before it writes: wait for the words
+    eventually(20, "the shutdown command ran with --now", || {
+        std::fs::read_to_string(&flag).is_ok_and(|s| s.trim() == "--now")
+    })
+    .await;
     assert!(d.status().await["shutting_down"].as_bool().unwrap());
     d.shutdown().await;
 }

@@ -280,14 +280,22 @@ async fn a_silent_source_goes_late_then_down_then_recovers_and_the_cli_shows_it(
         ..Default::default()
     };
     let ledger = &d.daemon.as_ref().unwrap().ledger;
-    let web: Vec<banlight::store::StoredEvent> = ledger
-        .events(q.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .rev()
-        .filter(|e| e.kind == "heartbeat" && e.source.as_deref() == Some("web-1"))
-        .collect();
+    // the state flips before its event is stored: wait for the third event
+    let mut web: Vec<banlight::store::StoredEvent> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while web.len() < 3 && std::time::Instant::now() < deadline {
+        web = ledger
+            .events(q.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .rev()
+            .filter(|e| e.kind == "heartbeat" && e.source.as_deref() == Some("web-1"))
+            .collect();
+        if web.len() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let states: Vec<&str> = web.iter().map(|e| e.route.as_str()).collect();
     assert_eq!(states, ["up", "late", "down"]);
     // each step at its deadline: 1 s after the heartbeat, then 1 s more
@@ -580,7 +588,10 @@ async fn dark_quiet_hours_hide_the_alarm_and_a_press_shows_it() {
     let d = TestDaemon::start(&test_config(dir.path(), &extra)).await;
     let r = beat(&d, Some(WEB), None, r#"{"fail2ban": false}"#).await;
     assert_eq!(r.json()["state"], "down");
-    assert_eq!(d.status().await["panel"]["quiet"], true);
+    d.status_until(10, "quiet hours on the panel", |s| {
+        s["panel"]["quiet"] == true
+    })
+    .await;
     // let the alarm run underneath for a few of its frames (not a timing assertion)
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let frames = d.panel.frames();

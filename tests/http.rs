@@ -315,7 +315,11 @@ fn colour_only(frame_leds: &[Rgb], color: Rgb) -> bool {
 #[tokio::test]
 async fn frames_show_the_route_colour_then_the_count() {
     let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(&test_config(dir.path(), "")).await;
+    // A 1 s sweep (the tests' usual is 200 ms): the eye is on LED 7 for
+    // about 130 ms, so a frame late on a loaded machine still catches it.
+    let panel = "[panel]\nsweep_time = \"1s\"\nsweep_passes = 1\nlabel_time = \"50ms\"\n\
+                 event_display = \"150ms\"\nmarker_hold = \"300ms\"\nmarker_fade = \"100ms\"\n";
+    let d = TestDaemon::start(&test_config(dir.path(), panel)).await;
     d.get("/blue").await;
     let panel = d.panel.clone();
     let marker_only = |leds: &[Rgb]| {
@@ -408,7 +412,8 @@ async fn buttons_cycle_modes_darken_and_shut_down() {
     })
     .await;
     assert_eq!(d.get("/red").await.json()["count"], 2);
-    assert!(d.status().await["panel"]["dark"].as_bool().unwrap());
+    d.status_until(5, "status says dark", |s| s["panel"]["dark"] == true)
+        .await;
     d.press(Button::Power, 200).await;
     eventually(5, "panel lit again", || {
         panel.last().is_some_and(|f| f.display_on)

@@ -34,9 +34,12 @@ async fn quiet_hours_darken_the_panel_and_counting_goes_on() {
     let d = TestDaemon::start(&test_config(dir.path(), &window_around_now())).await;
     let r = d.get("/red?ip=198.51.100.1").await;
     assert_eq!(r.json()["counted"], true, "{}", r.body);
-    let s = d.status().await;
+    let s = d
+        .status_until(10, "the engine's first quiet frame", |s| {
+            s["panel"]["quiet"] == true
+        })
+        .await;
     assert_eq!(s["routes"]["red"]["count"], 1);
-    assert_eq!(s["panel"]["quiet"], true, "{s}");
     assert!(banlight::admin::format_status(&s).contains("(quiet hours)"));
     // the sweep (200 ms here) and its marker never reach the panel
     let panel = d.panel.clone();
@@ -56,9 +59,12 @@ async fn quiet_hours_darken_the_panel_and_counting_goes_on() {
         panel.last().is_some_and(|f| f.display_on)
     })
     .await;
-    let s = d.status().await;
+    let s = d
+        .status_until(10, "quiet false: lit by the press", |s| {
+            s["panel"]["quiet"] == false
+        })
+        .await;
     assert_eq!(s["mode"], "total", "the waking press only wakes");
-    assert_eq!(s["panel"]["quiet"], false, "lit by the press");
     d.shutdown().await;
 }
 
@@ -112,7 +118,10 @@ async fn a_reload_starts_and_ends_quiet_hours() {
 
     std::fs::write(&file, format!("{base}{}", window_around_now())).unwrap();
     reload().await;
-    assert_eq!(d.status().await["panel"]["quiet"], true);
+    d.status_until(10, "quiet hours started by the reload", |s| {
+        s["panel"]["quiet"] == true
+    })
+    .await;
     eventually(10, "the panel goes dark", || {
         panel.last().is_some_and(|f| all_dark(&f))
     })
@@ -120,7 +129,10 @@ async fn a_reload_starts_and_ends_quiet_hours() {
 
     std::fs::write(&file, &base).unwrap();
     reload().await;
-    assert_eq!(d.status().await["panel"]["quiet"], false);
+    d.status_until(10, "quiet hours ended by the reload", |s| {
+        s["panel"]["quiet"] == false
+    })
+    .await;
     eventually(10, "the panel is lit again", || {
         panel.last().is_some_and(|f| f.display_on)
     })

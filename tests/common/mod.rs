@@ -98,6 +98,28 @@ impl TestDaemon {
         r.json()
     }
 
+    /// Polls `/api/status` until `check` holds (the engine publishes its
+    /// state just after it acts), for at most `secs`; returns that status.
+    pub async fn status_until<F: FnMut(&serde_json::Value) -> bool>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut check: F,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.status().await;
+            if check(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for: {what}; status {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn press(&self, button: banlight::core::buttons::Button, hold_ms: u64) {
         let t = self.clock.now_ms();
         self.buttons
