@@ -571,19 +571,7 @@ async fn reload_keeps_unchanged_heartbeats_and_applies_new_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dark_quiet_hours_hide_the_alarm_and_a_press_shows_it() {
-    let now = jiff::Zoned::now();
-    let around = |h: i64| {
-        now.checked_add(jiff::SignedDuration::from_hours(h))
-            .unwrap()
-            .strftime("%H:%M")
-            .to_string()
-    };
-    let extra = format!(
-        "{}[quiet]\nfrom = \"{}\"\nto = \"{}\"\n",
-        sources("1h", "1h"),
-        around(-1),
-        around(1)
-    );
+    let extra = format!("{}{}", sources("1h", "1h"), quiet_window_around_now());
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(dir.path(), &extra)).await;
     let r = beat(&d, Some(WEB), None, r#"{"fail2ban": false}"#).await;

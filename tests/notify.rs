@@ -68,10 +68,17 @@ fn notifications_reach_the_socket_and_the_watchdog_follows_liveness() {
         .unwrap();
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
+    // checks that found the daemon stuck: once one has, no check that found
+    // it alive is still on its way to a ping
+    let stuck_checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stuck_seen = stuck_checks.clone();
     let pinger = std::thread::spawn(move || {
         rt.block_on(async move {
             let watchdog = notify::watchdog(Duration::from_millis(20), move || {
                 let ok = flag.load(Ordering::SeqCst);
+                if !ok {
+                    stuck_seen.fetch_add(1, Ordering::SeqCst);
+                }
                 async move {
                     if ok {
                         Ok(())
@@ -88,7 +95,11 @@ fn notifications_reach_the_socket_and_the_watchdog_follows_liveness() {
     assert_eq!(recv(&sock), "WATCHDOG=1\n");
     alive.store(false, Ordering::SeqCst);
     // drain what was sent before the flag flipped, then expect silence
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stuck_checks.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no check ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     sock.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 64];
     while sock.recv(&mut buf).is_ok() {}

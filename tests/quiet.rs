@@ -8,22 +8,6 @@ use banlight::core::buttons::Button;
 use banlight::core::color::Rgb;
 use common::*;
 
-/// `[quiet]` from an hour ago to an hour ahead, local time.
-fn window_around_now() -> String {
-    let now = jiff::Zoned::now();
-    let from = now
-        .checked_sub(jiff::SignedDuration::from_hours(1))
-        .unwrap();
-    let to = now
-        .checked_add(jiff::SignedDuration::from_hours(1))
-        .unwrap();
-    format!(
-        "[quiet]\nfrom = \"{}\"\nto = \"{}\"\n",
-        from.strftime("%H:%M"),
-        to.strftime("%H:%M")
-    )
-}
-
 fn all_dark(f: &banlight::core::scene::Frame) -> bool {
     !f.display_on && f.leds.iter().all(|c| *c == Rgb::BLACK)
 }
@@ -31,7 +15,7 @@ fn all_dark(f: &banlight::core::scene::Frame) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_darken_the_panel_and_counting_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start(&test_config(dir.path(), &window_around_now())).await;
+    let d = TestDaemon::start(&test_config(dir.path(), &quiet_window_around_now())).await;
     let r = d.get("/red?ip=198.51.100.1").await;
     assert_eq!(r.json()["counted"], true, "{}", r.body);
     let s = d
@@ -71,7 +55,7 @@ async fn quiet_hours_darken_the_panel_and_counting_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dim_quiet_hours_show_the_count_at_the_lowest_brightness() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = window_around_now() + "dim = true\n";
+    let extra = quiet_window_around_now() + "dim = true\n";
     let d = TestDaemon::start(&test_config(dir.path(), &extra)).await;
     for _ in 0..3 {
         d.get("/blue").await;
@@ -116,7 +100,7 @@ async fn a_reload_starts_and_ends_quiet_hours() {
     assert_eq!(d.status().await["panel"]["quiet"], false);
     let reload = || async { d.daemon.as_ref().unwrap().control.reload().await.unwrap() };
 
-    std::fs::write(&file, format!("{base}{}", window_around_now())).unwrap();
+    std::fs::write(&file, format!("{base}{}", quiet_window_around_now())).unwrap();
     reload().await;
     d.status_until(10, "quiet hours started by the reload", |s| {
         s["panel"]["quiet"] == true

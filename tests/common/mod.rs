@@ -235,3 +235,16 @@ pub async fn request_from(src: [u8; 4], addr: std::net::SocketAddr, raw: &str) -
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     parse_response(&buf)
 }
+
+/// `[quiet]` from an hour ago to an hour ahead, in local wall-clock time
+/// (civil time, wrapping at midnight: an hour added across a DST fall-back
+/// could otherwise give the same wall time as now).
+pub fn quiet_window_around_now() -> String {
+    let now = jiff::Zoned::now().time();
+    let hour = jiff::SignedDuration::from_hours(1);
+    format!(
+        "[quiet]\nfrom = \"{}\"\nto = \"{}\"\n",
+        now.wrapping_sub(hour).strftime("%H:%M"),
+        now.wrapping_add(hour).strftime("%H:%M")
+    )
+}
