@@ -34,7 +34,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-# desk NAME MQTT(yes/no): starts a desk, prints "PID PORT"
+# desk NAME MQTT(yes/no): starts a desk, sets desk_pid and desk_port (run in
+# this shell, not a subshell, so that bench_cleanup knows its pid)
 desk() {
     local name=$1 mqtt=$2 port
     port=$(free_port)
@@ -56,10 +57,10 @@ desk() {
         echo "record_path = \"/dev/null\""
     } >"$work/$name.toml"
     RUST_LOG=warn target/release/banlight --config "$work/$name.toml" 2>>"$work/$name.log" &
-    local p=$!
-    pids+=("$p")
+    desk_pid=$!
+    desk_port=$port
+    pids+=("$desk_pid")
     wait_ready "$port"
-    echo "$p $port"
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
@@ -72,8 +73,10 @@ subscribed() {
     return 1
 }
 
-read -r plain_pid plain_port < <(desk plain no)
-read -r a_pid a_port < <(desk desk-a yes)
+desk plain no
+plain_pid=$desk_pid
+desk desk-a yes
+a_pid=$desk_pid a_port=$desk_port
 subscribed "$a_port"
 sleep 1
 echo "== idle RSS: without [mqtt] $(rss "$plain_pid") KiB, with [mqtt] (connected, subscribed) $(rss "$a_pid") KiB"
@@ -83,7 +86,8 @@ echo "== one subscribing desk, $count hooks"
 target/release/examples/mqttload "$broker_port" bench/hooks "$count" "127.0.0.1:$a_port"
 echo "peak_rss_kib desk-a: $(hwm "$a_pid")"
 
-read -r b_pid b_port < <(desk desk-b yes)
+desk desk-b yes
+b_pid=$desk_pid b_port=$desk_port
 subscribed "$b_port"
 echo "== two subscribing desks, $count hooks"
 target/release/examples/mqttload "$broker_port" bench/hooks "$count" "127.0.0.1:$a_port" "127.0.0.1:$b_port"

@@ -60,6 +60,7 @@ if command -v strace >/dev/null; then
     RUST_LOG=warn strace -f --seccomp-bpf -c -e trace=fsync,fdatasync -o "$work/strace.txt" \
         target/release/banlight --config "$work/banlight2.toml" 2>>"$work/daemon.log" &
     spid=$!
+    pid=$spid  # cleanup stops strace (and its daemon with it) if we fail from here
     wait_ready "$port"
     target/release/examples/loadgen "127.0.0.1:$port" "$concurrency" 5 > "$work/load2.txt"
     commits2=$(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["store"]["commits"])')

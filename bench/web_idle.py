@@ -10,6 +10,7 @@ Environment: BANLIGHT_BIN (default target/release/banlight), CHROMIUM.
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def main():
             browser.close()
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)  # the Chromium profile is tens of MB
 
 
 if __name__ == "__main__":

@@ -889,20 +889,33 @@ def heartbeat_check(bl, f2b):
 
         timer = threading.Thread(target=loop, daemon=True)
         timer.start()
+        # The failing runs above sent no heartbeat and may have taken longer
+        # than period + grace: let the timer's runs bring the source up again
+        # first, so that "down" below is caused by the stop.
+        R.check("heartbeat: the timer's runs keep the source up",
+                bool(wait_for(lambda: (lambda st: st.get("state") == "up"
+                                       and st.get("fail2ban_up") is True)(state()),
+                              timeout=DEADLINE)), str(state()))
         log("heartbeat: stopping fail2ban")
         stopped = time.monotonic()  # from the stop command, which also waits for the exit
         f2b.stop()
+        # Down by the script's report or by silence, whichever comes first:
+        # both are right, and silence alone must do it within period + grace.
         down = wait_for(lambda: state().get("state") == "down", timeout=DEADLINE)
         took = time.monotonic() - stopped
         figures["fail2ban stopped -> down"] = took if down else None
-        st = state()
         R.check(f"heartbeat: fail2ban stopped -> down within period + grace ({2 * HB_PERIOD:g} s)",
-                down and took <= 2 * HB_PERIOD, f"after {took:.1f} s: {st}")
+                down and took <= 2 * HB_PERIOD, f"after {took:.1f} s: {state()}")
+        # A run under way at the stop may still report up; the next one
+        # finds fail2ban gone and says so.
+        reported = wait_for(lambda: (lambda st: st.get("state") == "down"
+                                     and st.get("fail2ban_up") is False)(state()),
+                            timeout=DEADLINE)
         R.check("heartbeat: the script reported fail2ban down (not just silence)",
-                st.get("fail2ban_up") is False, str(st))
+                bool(reported), str(state()))
         ev = events()
         R.check("heartbeat: the transitions are stored as heartbeat events (up ... down)",
-                ev[:1] == [("up", "srv")] and ev[-1:] == [("down", "srv")], str(ev))
+                ("up", "srv") in ev and ev[-1:] == [("down", "srv")], str(ev))
     finally:
         stop.set()
         if timer is not None:
@@ -1113,10 +1126,17 @@ def _run(bl, cap, hung, lossy, f2b, broker):
             cap.get("/missing") == [] and "cannot read token_file" in logtext
             and "Failed to execute ban jail 'capture' action 'missing'" in logtext,
             f"/missing requests: {cap.get('/missing')}")
-    spool_texts = [f.read_text() for f in f2b.spooled()]
+    # Entries for the live capture server are deleted as they are delivered;
+    # those for the closed port stay. Skip the ones that go while we look.
+    spool_texts, modes = [], {}
+    for f in f2b.spooled():
+        try:
+            spool_texts.append(f.read_text())
+            modes[f.name] = f.stat().st_mode & 0o777
+        except FileNotFoundError:
+            pass
     R.check("token from token_file is neither in fail2ban.log nor in the spool",
             FILE_TOKEN not in logtext and not any(FILE_TOKEN in t for t in spool_texts))
-    modes = {f.name: f.stat().st_mode & 0o777 for f in f2b.spooled()}
     R.check("the spool is root-only: directory 0700, entries 0600",
             f2b.spool.stat().st_mode & 0o777 == 0o700 and modes and set(modes.values()) == {0o600},
             f"dir {oct(f2b.spool.stat().st_mode & 0o777)}, entries {modes}")
@@ -1183,8 +1203,8 @@ def _run(bl, cap, hung, lossy, f2b, broker):
     took = time.monotonic() - t
     t_banned = time.time()
     log(f"  banip of 2 with banlight down took {took:.2f}s")
-    R.check("banip while banlight is down returns at once (< 2 s) and the bans stand",
-            r.returncode == 0 and took < 2 and {"203.0.113.77", "203.0.113.78"} <= f2b.banned(),
+    R.check("banip while banlight is down returns at once (< 5 s, as loaded as CI gets) and the bans stand",
+            r.returncode == 0 and took < 5 and {"203.0.113.77", "203.0.113.78"} <= f2b.banned(),
             f"rc={r.returncode} took={took:.1f}s banned={f2b.banned()}")
     outage = ["198.18.9.1", "203.0.113.77", "203.0.113.78"]
     base_url = f"http://127.0.0.1:{bl.port}"
