@@ -535,13 +535,8 @@ fn hook_prints_how_to_install_the_heartbeat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_unchanged_heartbeats_and_applies_new_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("banlight.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
-        dir.path().join("state").display()
-    );
-    std::fs::write(&file, format!("{base}{}", sources("1h", "1h"))).unwrap();
-    let config = banlight::config::Config::load(&file).unwrap();
+    let base = base_config(dir.path());
+    let (file, config) = config_file(dir.path(), &sources("1h", "1h"));
     let d = TestDaemon::start(&config).await;
     assert_eq!(beat(&d, Some(WEB), None, "").await.json()["state"], "up");
     // ssh-1 gets a heartbeat, db loses its own, web-1 is unchanged

@@ -85,13 +85,9 @@ async fn dim_quiet_hours_show_the_count_at_the_lowest_brightness() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_starts_and_ends_quiet_hours() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("banlight.toml");
-    let base = format!(
-        "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n",
-        dir.path().join("state").display()
-    );
-    std::fs::write(&file, &base).unwrap();
-    let d = TestDaemon::start(&banlight::config::Config::load(&file).unwrap()).await;
+    let base = base_config(dir.path());
+    let (file, config) = config_file(dir.path(), "");
+    let d = TestDaemon::start(&config).await;
     let panel = d.panel.clone();
     eventually(10, "the panel shows the count", || {
         panel.last().is_some_and(|f| f.display_on)
