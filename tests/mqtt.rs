@@ -324,16 +324,9 @@ async fn wait_sweeps(d: &TestDaemon, route: &str, n: usize) -> usize {
     }
 }
 
+/// `TestDaemon::status_until` with this file's deadline.
 async fn wait_status(d: &TestDaemon, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let s = d.status().await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    d.status_until(DEADLINE.as_secs(), what, pred).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
