@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::core::time::rfc3339_utc;
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::http::App;
-use crate::ledger::{wall_ms, EventQuery, LedgerHandle};
+use crate::clock::wall_ms;
+use crate::ledger::{EventQuery, LedgerHandle};
 
 /// A request line on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

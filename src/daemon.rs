@@ -171,11 +171,11 @@ pub async fn start(
         web: web.clone(),
         mqtt: mqtt_settings
             .as_ref()
-            .map(|_| Arc::new(crate::mqtt::MqttStats::default())),
+            .map(|_| Arc::new(crate::figures::MqttStats::default())),
     });
     let tls = match &config.tls {
         Some(t) => {
-            let state = crate::tls::TlsState::open(&config.state_dir, crate::ledger::wall_ms())
+            let state = crate::tls::TlsState::open(&config.state_dir, crate::clock::wall_ms())
                 .map_err(|e| anyhow::anyhow!(e))?;
             let listener = TcpListener::bind(t.listen).await.with_context(|| {
                 format!(

@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::core::buttons::{ButtonAction, ButtonTiming, Buttons};
 use crate::core::counters::Counters;
 use crate::core::scene::{DisplayMode, Frame, Numbers, RouteLook, Scene, SceneSettings};
-use crate::ledger::{wall_ms, LedgerHandle};
+use crate::clock::wall_ms;
+use crate::ledger::LedgerHandle;
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
 
 pub enum EngineMsg {

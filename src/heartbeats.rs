@@ -20,7 +20,8 @@ use crate::core::heartbeat::{Heartbeats, NotWatched, Reason, Report, State, Tran
 use crate::core::names::valid_name;
 use crate::core::silence::DownSource;
 use crate::engine::{EngineHandle, EngineMsg};
-use crate::ledger::{wall_ms, LedgerHandle};
+use crate::clock::wall_ms;
+use crate::ledger::LedgerHandle;
 use crate::panel::Clock;
 use crate::request::{constant_time_eq, RequestError};
 use crate::store::StoredEvent;
@@ -145,12 +146,12 @@ impl Monitor {
     }
 
     /// Per watched source, what `/metrics` shows.
-    pub fn samples(&self) -> Vec<crate::metrics::HeartbeatSample> {
+    pub fn samples(&self) -> Vec<crate::figures::HeartbeatSample> {
         let inner = self.inner.lock().expect("heartbeats lock");
         inner
             .machine
             .iter()
-            .map(|(name, w)| crate::metrics::HeartbeatSample {
+            .map(|(name, w)| crate::figures::HeartbeatSample {
                 source: name.to_string(),
                 state: w.state.as_str().to_string(),
                 last_ms: w.last_ms.map(|t| self.wall_at(t)),

@@ -21,16 +21,18 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::config::{Route, Source};
+use crate::figures::RequestStats;
 use crate::core::counters::Counters;
 use crate::core::loglimit::{LogLimit, LogNow};
 use crate::core::ratelimit::{client_key, RateLimiter};
 use crate::core::time::rfc3339_utc;
 use crate::engine::PanelStatus;
-use crate::ledger::{wall_ms, Hook, LedgerHandle};
+use crate::clock::wall_ms;
+use crate::ledger::{Hook, LedgerHandle};
 use crate::request::{
     authorize, is_known_token, parse_hook, parse_target, token_of, HookInput, RequestError, Target,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 pub const MAX_URI: usize = 8 * 1024;
 /// Request line and headers together. hyper's read buffer (twice this) stops
@@ -42,16 +44,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// No connection lives longer than this, whatever it does.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Refusals and rate limiting, for status.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    pub refused: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub rate_limited: AtomicU64,
-    /// Connections closed unanswered: over the per-client cap, or timed out.
-    pub dropped_connections: AtomicU64,
-}
 
 /// What request handlers share.
 pub struct App {
@@ -72,13 +64,13 @@ pub struct App {
     /// Open connections per client address, over every listener: one
     /// address gets `max_connections_per_client` in all, not per port.
     pub per_client: PerClient,
-    pub commit_stats: Arc<crate::ledger::CommitStats>,
+    pub commit_stats: Arc<crate::figures::CommitStats>,
     /// Heartbeats per source (issue 11).
     pub heartbeats: Arc<crate::heartbeats::Monitor>,
     /// The live page at `/` (`None`: `[web] enabled = false`).
     pub web: Option<Arc<crate::web::Web>>,
     /// With `[mqtt]`: the broker connection's figures.
-    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
+    pub mqtt: Option<Arc<crate::figures::MqttStats>>,
 }
 
 /// Responses are whole JSON, or the web page's event stream (`web.rs`).

@@ -3,12 +3,13 @@
 //! then answers. Concurrent hooks queue while a commit syncs, and the next
 //! batch takes all of them in one transaction, so one fsync serves many.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::{wall_ms, Clock, SystemClock};
+use crate::figures::CommitStats;
 use crate::core::clockcheck::{ClockStep, ClockWatch, PruneHorizon};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
@@ -24,59 +25,6 @@ const PRUNE_EVERY_MS: u64 = 3_600_000;
 /// The event cap is enforced after every commit, so `max_events` holds
 /// exactly (a rowid range delete: nothing to do costs one index probe).
 const CAP_EVERY_EVENTS: u64 = 1;
-
-/// Is the kernel's clock synchronised (NTP/chrony/timesyncd)? On Linux,
-/// `adjtimex` answers TIME_ERROR or sets STA_UNSYNC until it is.
-/// `BANLIGHT_ASSUME_CLOCK_SYNCED=1` overrides (containers without NTP).
-pub fn clock_synchronised() -> bool {
-    if std::env::var("BANLIGHT_ASSUME_CLOCK_SYNCED").is_ok_and(|v| v == "1") {
-        return true;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: modes = 0 only reads the kernel's state into `tx`.
-        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-        let state = unsafe { libc::adjtimex(&mut tx) };
-        state >= 0 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
-    }
-    #[cfg(not(target_os = "linux"))]
-    true
-}
-
-/// Where the ledger reads the time: the system in the daemon, a clock the
-/// test moves in tests (a Pi has no RTC: jumps and corrections happen).
-pub trait Clock: Send + Sync {
-    /// Wall-clock time, ms since the epoch: what events are stamped with.
-    fn wall_ms(&self) -> u64;
-    /// Monotonic ms since some fixed point: what real elapsed time is.
-    fn mono_ms(&self) -> u64;
-    /// Whether the wall clock is NTP-synchronised.
-    fn synchronised(&self) -> bool;
-}
-
-pub struct SystemClock {
-    start: std::time::Instant,
-}
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        SystemClock {
-            start: std::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for SystemClock {
-    fn wall_ms(&self) -> u64 {
-        wall_ms()
-    }
-    fn mono_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-    fn synchronised(&self) -> bool {
-        clock_synchronised()
-    }
-}
 
 /// Deletes by age only when the clock can be trusted (see core::clockcheck),
 /// and never past `cutoff_ms`.
@@ -97,13 +45,6 @@ fn prune_checked(
         return Ok(0);
     }
     store.prune(cutoff_ms)
-}
-
-pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A validated hook request.
@@ -252,19 +193,6 @@ impl LedgerHandle {
     }
 }
 
-/// Commit figures, for status and the benchmark's events-per-sync.
-#[derive(Debug, Default)]
-pub struct CommitStats {
-    /// Transactions committed (each is one sync of the WAL).
-    pub commits: AtomicU64,
-    /// Events stored by them.
-    pub events: AtomicU64,
-    /// The ledger's figures for `/metrics` (see metrics.rs).
-    pub metrics: crate::metrics::LedgerMetrics,
-    /// MQTT outbox rows dropped (oldest first) because it was full.
-    pub outbox_dropped: AtomicU64,
-}
-
 /// Dedupe as of `now`, remembering the bans stored within its window: a
 /// restart (or a clock correction) must not let a replayed ban count twice.
 fn seeded_dedupe(store: &Store, now: u64, window_ms: u64) -> Result<Dedupe, StoreError> {
@@ -361,7 +289,7 @@ impl Ledger {
             events_since_cap: 0,
             cap_log: LogLimit::new(60_000),
             stats: Arc::new(CommitStats {
-                metrics: crate::metrics::LedgerMetrics::new(store_breakdown),
+                metrics: crate::figures::LedgerMetrics::new(store_breakdown),
                 ..Default::default()
             }),
             on_counted,
@@ -756,6 +684,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     /// A running ledger on the store in `dir` (dedupe window 10 minutes,
     /// 90 days' retention).

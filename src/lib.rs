@@ -2,12 +2,14 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod clockwake;
 pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod engine;
+pub mod figures;
 pub mod heartbeat_hook;
 pub mod heartbeats;
 pub mod hook;

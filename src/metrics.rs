@@ -9,19 +9,17 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::core::breakdown::{Breakdown, EventKey};
-use crate::store::StoredEvent;
+use crate::core::breakdown::EventKey;
+use crate::figures::HeartbeatSample;
 
 /// What `/metrics` answers with (what prometheus-client writes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,82 +29,6 @@ pub const TARGET: &str = env!("BANLIGHT_TARGET");
 
 /// Heartbeat states, in the order they are exported.
 pub const HEARTBEAT_STATES: [&str; 4] = ["new", "up", "late", "down"];
-
-/// What the ledger thread counts for the metrics.
-#[derive(Debug)]
-pub struct LedgerMetrics {
-    /// Counted events per (route, source, jail); starts from the store.
-    breakdown: Mutex<Breakdown>,
-    dedupe_hits: AtomicU64,
-    ignored: AtomicU64,
-    commit_failures: AtomicU64,
-    commit_seconds: Histogram,
-}
-
-impl Default for LedgerMetrics {
-    fn default() -> Self {
-        LedgerMetrics::new(Breakdown::default())
-    }
-}
-
-impl LedgerMetrics {
-    pub fn new(breakdown: Breakdown) -> Self {
-        LedgerMetrics {
-            breakdown: Mutex::new(breakdown),
-            dedupe_hits: AtomicU64::new(0),
-            ignored: AtomicU64::new(0),
-            commit_failures: AtomicU64::new(0),
-            // 0.5 ms (page cache) to 4 s (a struggling SD card), doubling.
-            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
-        }
-    }
-
-    /// One commit (its fsync included) took `took`.
-    pub fn commit_done(&self, took: Duration, ok: bool) {
-        if ok {
-            self.commit_seconds.observe(took.as_secs_f64());
-        } else {
-            self.commit_failures.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// A batch is durable: these events are stored, `dedupe_hits` hooks of
-    /// it were replays that did not count.
-    pub fn counted(&self, events: &[StoredEvent], dedupe_hits: u64) {
-        self.dedupe_hits.fetch_add(dedupe_hits, Ordering::Relaxed);
-        let mut b = self.breakdown.lock().expect("breakdown lock");
-        for e in events {
-            match e.kind.as_str() {
-                "hook" => b.add(&e.route, e.source.as_deref(), e.jail.as_deref(), 1),
-                "ignored" => {
-                    self.ignored.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// The counts were reset (one route or all): the metric follows the display.
-    pub fn reset(&self, route: Option<&str>) {
-        let mut b = self.breakdown.lock().expect("breakdown lock");
-        match route {
-            Some(r) => b.reset(r),
-            None => b.reset_all(),
-        }
-    }
-}
-
-/// One source's heartbeat, as `/api/status` reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeartbeatSample {
-    pub source: String,
-    /// One of [`HEARTBEAT_STATES`].
-    pub state: String,
-    /// When the last heartbeat arrived (unix ms), if ever.
-    pub last_ms: Option<u64>,
-    /// What the last heartbeat said of fail2ban, if it said.
-    pub fail2ban_up: Option<bool>,
-}
 
 /// Everything one scrape shows, read from the live state at scrape time.
 #[derive(Debug)]
@@ -142,7 +64,7 @@ impl Sample {
         let stats = &app.stats;
         let lm = &app.commit_stats.metrics;
         let panel = app.panel.lock().expect("panel lock").clone();
-        let now_ms = crate::ledger::wall_ms();
+        let now_ms = crate::clock::wall_ms();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Sample {
             now_ms,
@@ -403,6 +325,10 @@ impl Collector for Sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::breakdown::Breakdown;
+    use crate::figures::LedgerMetrics;
+    use std::time::Duration;
+    use crate::store::StoredEvent;
 
     fn sample() -> Sample {
         let mut b = Breakdown::default();

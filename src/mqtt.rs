@@ -16,18 +16,19 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{MqttConfig, MqttPassword};
 use crate::core::mqtt::{self as pure, Command, OutEvent, Topics};
 use crate::engine::{EngineHandle, EngineMsg};
+use crate::figures::MqttStats;
 use crate::http::App;
 use crate::ledger::{Hook, LedgerHandle};
 use crate::store::OutboxRow;
@@ -49,51 +50,6 @@ const HOOKS_IN_FLIGHT: usize = 1024;
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// For `banlight status`.
-#[derive(Debug, Default)]
-pub struct MqttStats {
-    pub connected: AtomicBool,
-    /// The broker confirmed our subscriptions (hooks, commands) on this connection.
-    pub subscribed: AtomicBool,
-    /// Connections made since start.
-    pub connects: AtomicU64,
-    /// Outbox events the broker acknowledged since start.
-    pub published: AtomicU64,
-    /// Outbox rows waiting (as of the last look).
-    pub pending: AtomicU64,
-    pub hooks_received: AtomicU64,
-    pub hooks_counted: AtomicU64,
-    /// Stored, but not counted: the same ban again (its id or dedupe), or
-    /// an ignored address.
-    pub hooks_not_counted: AtomicU64,
-    /// Bad JSON, unknown route, wrong token, ...
-    pub hooks_refused: AtomicU64,
-    pub commands: AtomicU64,
-    pub commands_refused: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-}
-
-impl MqttStats {
-    pub fn json(&self, outbox_dropped: u64) -> Value {
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        json!({
-            "connected": self.connected.load(Ordering::Relaxed),
-            "subscribed": self.subscribed.load(Ordering::Relaxed),
-            "connects": n(&self.connects),
-            "published": n(&self.published),
-            "outbox": n(&self.pending),
-            "outbox_dropped": outbox_dropped,
-            "hooks_received": n(&self.hooks_received),
-            "hooks_counted": n(&self.hooks_counted),
-            "hooks_not_counted": n(&self.hooks_not_counted),
-            "hooks_refused": n(&self.hooks_refused),
-            "commands": n(&self.commands),
-            "commands_refused": n(&self.commands_refused),
-            "last_error": self.last_error.lock().expect("mqtt stats lock").clone(),
-        })
-    }
-}
 
 /// `[mqtt]` with the host-dependent defaults filled in and the password read.
 #[derive(Clone)]
@@ -331,7 +287,7 @@ impl Mqtt {
                     Err(e) => {
                         s.flush_acks().await;
                         let msg = format!("broker {}: {e}", self.settings.config.url);
-                        if let crate::core::loglimit::LogNow::Log { suppressed } = log.hit(crate::ledger::wall_ms()) {
+                        if let crate::core::loglimit::LogNow::Log { suppressed } = log.hit(crate::clock::wall_ms()) {
                             tracing::warn!(suppressed, "MQTT connection lost or refused: {msg}; retrying");
                         }
                         *self.stats.last_error.lock().expect("mqtt stats lock") = Some(msg);
@@ -540,7 +496,7 @@ impl Session {
         }
         let m = self.m.clone();
         let t = &m.settings.topics;
-        let now = crate::ledger::wall_ms();
+        let now = crate::clock::wall_ms();
         let routes = m.app.routes.read().expect("routes lock").clone();
         let mut state: Vec<(String, String)> = Vec::new();
         {

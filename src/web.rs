@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
 use crate::http::{App, Body};
-use crate::ledger::{wall_ms, EventQuery};
+use crate::clock::wall_ms;
+use crate::ledger::EventQuery;
 use crate::panel::{PanelError, PanelOutput};
 use crate::store::StoredEvent;
 

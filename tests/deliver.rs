@@ -131,7 +131,7 @@ async fn a_spool_left_behind_is_delivered_on_kick_bounded_and_oldest_dropped_fir
     let d = TestDaemon::start(&test_config(state.path(), "")).await;
     let server = Server::new();
     let spool = server.spool();
-    let now_s = banlight::ledger::wall_ms() / 1000;
+    let now_s = banlight::clock::wall_ms() / 1000;
     let ban_time = |i: u64| now_s - 3600 + i * 60;
 
     // The delivery process of before the restart is "running" (the lock is

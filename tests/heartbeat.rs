@@ -108,7 +108,7 @@ async fn heartbeats_need_a_token_and_report_state_and_health() {
     assert_eq!(d.status().await["heartbeats"]["web-1"]["state"], "new");
 
     // the right token, with the server's health
-    let before = banlight::ledger::wall_ms();
+    let before = banlight::clock::wall_ms();
     let r = beat(&d, Some(WEB), Some("application/json"), HEALTHY).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -124,7 +124,7 @@ async fn heartbeats_need_a_token_and_report_state_and_health() {
     );
     let last = h["last_ms"].as_u64().unwrap();
     assert!(
-        last + 1000 >= before && last <= banlight::ledger::wall_ms() + 1000,
+        last + 1000 >= before && last <= banlight::clock::wall_ms() + 1000,
         "{last} vs {before}"
     );
     // ...and /metrics says the same

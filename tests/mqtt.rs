@@ -341,7 +341,7 @@ async fn events_and_retained_state_are_published() {
     watch
         .wait_last("t/desk/availability", |p| p == "online")
         .await;
-    let before_s = banlight::ledger::wall_ms() / 1000 - 600;
+    let before_s = banlight::clock::wall_ms() / 1000 - 600;
     for path in [
         "/red?jail=sshd&ip=203.0.113.9&source=web-1".to_string(),
         "/red?jail=sshd&ip=203.0.113.10".to_string(),
@@ -563,7 +563,7 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
     };
     // No broker yet: 25 bans are counted and wait in the outbox.
     let (mut first, addr) = tokio::task::spawn_blocking(spawn.clone()).await.unwrap();
-    let sent_before = banlight::ledger::wall_ms();
+    let sent_before = banlight::clock::wall_ms();
     tokio::task::spawn_blocking(move || {
         for i in 0..25 {
             let body = http_get(addr, &format!("/blue?jail=sshd&ip=192.0.2.{i}"));
@@ -572,7 +572,7 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
     })
     .await
     .unwrap();
-    let sent_after = banlight::ledger::wall_ms();
+    let sent_after = banlight::clock::wall_ms();
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     // The broker and a consumer appear; the desk comes back.
@@ -640,7 +640,7 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
     send("not json").await;
     let s = wait_status(&d, "refused", |s| s["mqtt"]["hooks_refused"] == 4).await;
     assert_eq!(s["total"], 0, "a wrong or missing token counts nothing");
-    let ban_s = banlight::ledger::wall_ms() / 1000 - 3600;
+    let ban_s = banlight::clock::wall_ms() / 1000 - 3600;
     let good = format!(
         r#"{{"id":"g1","route":"red","ip":"203.0.113.5","jail":"sshd","token":"web1-token-0123456789","source":"liar","time":{ban_s}}}"#
     );
@@ -784,7 +784,7 @@ async fn a_ban_made_while_the_broker_is_away_is_delivered_when_it_is_back() {
     let broker = broker.stopped().await;
     let server = tempfile::tempdir().unwrap();
     let spool = server.path().join("spool");
-    let ban_time = banlight::ledger::wall_ms() / 1000 - 300;
+    let ban_time = banlight::clock::wall_ms() / 1000 - 300;
     let command = shipped_actionban(&[
         ("name", "sshd".into()),
         ("ip", "203.0.113.78".into()),
@@ -855,7 +855,7 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
     let token_file = server.path().join("banlight.token");
     std::fs::write(&token_file, "Authorization: Bearer web1-token-0123456789\n").unwrap();
     let spool = server.path().join("spool");
-    let ban_time = banlight::ledger::wall_ms() / 1000 - 30;
+    let ban_time = banlight::clock::wall_ms() / 1000 - 30;
     let command = shipped_actionban(&[
         ("name", "sshd".into()),
         ("ip", "203.0.113.77".into()),
