@@ -66,4 +66,3 @@ impl Clock for SystemClock {
         clock_synchronised()
     }
 }
-

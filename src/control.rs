@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::core::time::rfc3339_utc;
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::http::App;
-use crate::clock::wall_ms;
 use crate::ledger::{EventQuery, LedgerHandle};
 
 /// A request line on the control socket.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::clock::wall_ms;
 use crate::core::buttons::{ButtonAction, ButtonTiming, Buttons};
 use crate::core::counters::Counters;
 use crate::core::scene::{DisplayMode, Frame, Numbers, RouteLook, Scene, SceneSettings};
-use crate::clock::wall_ms;
 use crate::ledger::LedgerHandle;
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
 

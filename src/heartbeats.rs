@@ -14,16 +14,16 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::clock::wall_ms;
 use crate::config::{Config, Source};
 use crate::core::display::DisplayText;
 use crate::core::heartbeat::{Heartbeats, NotWatched, Reason, Report, State, Transition};
 use crate::core::names::valid_name;
 use crate::core::silence::DownSource;
 use crate::engine::{EngineHandle, EngineMsg};
-use crate::clock::wall_ms;
 use crate::ledger::LedgerHandle;
 use crate::panel::Clock;
-use crate::request::{constant_time_eq, RequestError};
+use crate::request::RequestError;
 use crate::store::StoredEvent;
 
 /// The event kind of a heartbeat transition; the event's `route` holds the
@@ -254,13 +254,7 @@ pub fn identify<'a>(
     sources: &'a [Source],
 ) -> Result<&'a Source, RequestError> {
     let token = token.ok_or(RequestError::Unauthorized)?;
-    let mut found = None;
-    for s in sources {
-        if constant_time_eq(token.as_bytes(), s.token.as_bytes()) && found.is_none() {
-            found = Some(s);
-        }
-    }
-    found.ok_or(RequestError::Unauthorized)
+    crate::auth::find_source(token, sources).ok_or(RequestError::Unauthorized)
 }
 
 /// The optional JSON body of `POST /api/heartbeat`:

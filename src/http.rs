@@ -20,18 +20,18 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use crate::auth::{authorize, is_known_token, token_of};
+use crate::clock::wall_ms;
 use crate::config::{Route, Source};
-use crate::figures::RequestStats;
 use crate::core::counters::Counters;
+use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
 use crate::core::ratelimit::{client_key, RateLimiter};
 use crate::core::time::rfc3339_utc;
 use crate::engine::PanelStatus;
-use crate::clock::wall_ms;
-use crate::ledger::{Hook, LedgerHandle};
-use crate::request::{
-    authorize, is_known_token, parse_hook, parse_target, token_of, HookInput, RequestError, Target,
-};
+use crate::figures::RequestStats;
+use crate::ledger::LedgerHandle;
+use crate::request::{parse_hook, parse_target, HookInput, RequestError, Target};
 use std::sync::atomic::Ordering;
 
 pub const MAX_URI: usize = 8 * 1024;
@@ -283,7 +283,9 @@ impl App {
             Err(e) => return refusal(e),
         };
         let sources = self.sources.read().expect("sources lock").clone();
-        let source = match authorize(params.token.as_deref(), &sources, &route) {
+        let source = match authorize(params.token.as_deref(), &sources, &route)
+            .map_err(RequestError::from)
+        {
             Ok(Some(name)) => Some(name),
             Ok(None) => params.source,
             Err(e) => {

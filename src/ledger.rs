@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{wall_ms, Clock, SystemClock};
-use crate::figures::CommitStats;
 use crate::core::clockcheck::{ClockStep, ClockWatch, PruneHorizon};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
+use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
+use crate::figures::CommitStats;
 use crate::store::{CommitExtras, OutboxRow, Store, StoreError, StoredEvent};
 
 /// Largest batch committed at once.
@@ -45,22 +46,6 @@ fn prune_checked(
         return Ok(0);
     }
     store.prune(cutoff_ms)
-}
-
-/// A validated hook request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    pub route: String,
-    pub jail: Option<String>,
-    pub ip: Option<String>,
-    pub source: Option<String>,
-    /// The ban's own time (unix seconds) when the sender gave one.
-    pub time: Option<u64>,
-    /// The ip is on the ignore list: logged as an `ignored` event, not counted.
-    pub ignored: bool,
-    /// The sender's event id (MQTT hooks always, HTTP `id=`): an id counted
-    /// before is not counted again, whatever the path it came by.
-    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,7 +477,7 @@ impl Ledger {
                     new_ids.iter().any(|(x, _)| x == id)
                         || self.store.has_event_id(id).unwrap_or(false)
                 });
-                let ts_ms = crate::request::event_time_ms(h.time, now);
+                let ts_ms = crate::core::hook::event_time_ms(h.time, now);
                 let counted = match &h.ip {
                     // Not remembered by dedupe either: the owner may take the
                     // network off the list and want the next ban counted.

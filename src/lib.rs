@@ -1,6 +1,7 @@
 //! banlight: a desk appliance that lights up when fail2ban bans someone.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod clockwake;

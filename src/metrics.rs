@@ -327,8 +327,8 @@ mod tests {
     use super::*;
     use crate::core::breakdown::Breakdown;
     use crate::figures::LedgerMetrics;
-    use std::time::Duration;
     use crate::store::StoredEvent;
+    use std::time::Duration;
 
     fn sample() -> Sample {
         let mut b = Breakdown::default();

@@ -26,11 +26,12 @@ use serde_json::json;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{MqttConfig, MqttPassword};
+use crate::core::hook::Hook;
 use crate::core::mqtt::{self as pure, Command, OutEvent, Topics};
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::figures::MqttStats;
 use crate::http::App;
-use crate::ledger::{Hook, LedgerHandle};
+use crate::ledger::LedgerHandle;
 use crate::store::OutboxRow;
 
 /// Outbox events published and not yet acknowledged, at most.
@@ -706,13 +707,18 @@ pub fn hook_from_message(payload: &[u8], app: &App) -> Result<Hook, String> {
         return Err(format!("no such route \"{}\" ({h})", h.route));
     }
     let sources = app.sources.read().expect("sources lock").clone();
-    let source = match crate::request::authorize(h.token.as_deref(), &sources, &h.route) {
+    let source = match crate::auth::authorize(h.token.as_deref(), &sources, &h.route) {
         Ok(Some(name)) => Some(name),
         Ok(None) => h.source.clone(),
-        Err(crate::request::RequestError::Unauthorized) if h.token.is_some() => {
+        Err(crate::auth::AuthError::Unauthorized) if h.token.is_some() => {
             return Err(format!("wrong token ({h})"))
         }
-        Err(e) => return Err(format!("{} ({h})", e.message())),
+        Err(e) => {
+            return Err(format!(
+                "{} ({h})",
+                crate::request::RequestError::from(e).message()
+            ))
+        }
     };
     let ignored =
         h.ip.as_deref()

@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::clock::wall_ms;
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
 use crate::http::{App, Body};
-use crate::clock::wall_ms;
 use crate::ledger::EventQuery;
 use crate::panel::{PanelError, PanelOutput};
 use crate::store::StoredEvent;

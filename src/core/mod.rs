@@ -9,6 +9,7 @@ pub mod dedupe;
 pub mod display;
 pub mod heartbeat;
 pub mod history;
+pub mod hook;
 pub mod ignore;
 pub mod larson;
 pub mod loglimit;

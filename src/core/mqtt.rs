@@ -3,6 +3,7 @@
 //! configs. Pure (no I/O, time passed in), so it is unit-tested here and
 //! `src/mqtt.rs` only moves bytes.
 
+use crate::core::hook::HookParams;
 use serde_json::{json, Value};
 
 /// Where the broker is: `mqtt://host[:1883]` or `mqtts://host[:8883]`.
@@ -138,12 +139,6 @@ impl OutEvent {
     }
 }
 
-/// An event id (from a hook over MQTT or HTTP): 1-128 printable ASCII
-/// characters without spaces.
-pub fn valid_event_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// A hook received over MQTT, checked for form (not yet for its token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InHook {
@@ -188,33 +183,28 @@ pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
         }
     };
     let id = text("id")?.ok_or("\"id\" (the event id) is required")?;
-    if !valid_event_id(&id) {
+    if !crate::core::hook::valid_event_id(&id) {
         return Err("\"id\" must be 1-128 printable characters without spaces".into());
     }
     let route = text("route")?.ok_or("\"route\" is required")?;
-    let mut form = Vec::new();
+    // The same checks as the HTTP hook's fields, straight from the JSON.
+    let mut params = HookParams::default();
     for k in ["jail", "source", "ip"] {
         if let Some(v) = text(k)? {
-            form.push((k, v));
+            params.set(k, &v)?;
         }
     }
     match obj.get("time") {
         None | Some(Value::Null) => {}
-        Some(Value::Number(n)) => form.push((
+        Some(Value::Number(n)) => params.set(
             "time",
-            n.as_u64()
+            &n.as_u64()
                 .ok_or("\"time\" must be whole unix seconds")?
                 .to_string(),
-        )),
-        Some(Value::String(s)) => form.push(("time", s.clone())),
+        )?,
+        Some(Value::String(s)) => params.set("time", s)?,
         Some(_) => return Err("\"time\" must be unix seconds".into()),
     }
-    // The same validation as the HTTP hook, by building its form input.
-    let encoded = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let mut params = crate::request::HookParams::default();
-    crate::request::parse_params(encoded.as_bytes(), &mut params).map_err(|e| e.message())?;
     Ok(InHook {
         id,
         route,
