@@ -13,8 +13,8 @@ use crate::clock::wall_ms;
 use crate::config::Config;
 use crate::core::time::rfc3339_utc;
 use crate::engine::{EngineHandle, EngineMsg};
-use crate::http::App;
 use crate::ledger::{EventQuery, LedgerHandle};
+use crate::state::{Routing, State};
 
 /// A request line on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +53,9 @@ pub enum ControlRequest {
 const MAX_REQUEST: usize = 64 * 1024;
 
 pub struct Control {
-    pub app: Arc<App>,
+    pub state: Arc<State>,
+    /// The live page, told when the counts are reset (`None`: off).
+    pub web: Option<Arc<crate::web::Web>>,
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
     /// The config in force (reload replaces it).
@@ -75,17 +77,12 @@ fn fail(message: impl Into<String>) -> Value {
 
 impl Control {
     fn route_exists(&self, route: &str) -> bool {
-        self.app
-            .routes
-            .read()
-            .expect("routes lock")
-            .iter()
-            .any(|r| r.name == route)
+        self.state.routing().routes.iter().any(|r| r.name == route)
     }
 
     pub async fn handle(&self, req: ControlRequest) -> Value {
         match req {
-            ControlRequest::Status => ok(self.app.status_json()),
+            ControlRequest::Status => ok(crate::status::status_json(&self.state)),
             ControlRequest::Events {
                 since_ms,
                 route,
@@ -131,7 +128,7 @@ impl Control {
                             "counters reset from the CLI"
                         );
                         // Open pages show the new counts now.
-                        if let Some(web) = &self.app.web {
+                        if let Some(web) = &self.web {
                             web.changed();
                         }
                         ok(json!({ "reset": route.unwrap_or_else(|| "all".into()) }))
@@ -252,11 +249,9 @@ impl Control {
                     .map(|(k, _)| *k),
             );
         }
-        *self.app.routes.write().expect("routes lock") = Arc::new(new.routes.clone());
-        *self.app.sources.write().expect("sources lock") = Arc::new(new.sources.clone());
-        *self.app.ignore.write().expect("ignore lock") = Arc::new(new.ignore.clone());
-        self.app.heartbeats.configure(&new);
-        self.app
+        self.state.set_routing(Routing::of(&new));
+        self.state.heartbeats.configure(&new);
+        self.state
             .limiter
             .lock()
             .expect("limiter lock")

@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -15,10 +15,11 @@ use crate::control::{Control, SocketFile};
 use crate::core::buttons::Buttons;
 use crate::core::ratelimit::RateLimiter;
 use crate::core::scene::Scene;
-use crate::engine::{Engine, EngineHandle, EngineMsg, PanelStatus};
-use crate::http::App;
+use crate::engine::{Engine, EngineHandle, EngineMsg};
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
+use crate::panel_status::PanelStatus;
+use crate::state::{Parts, Routing, State};
 use crate::store::Store;
 
 /// Clients tracked by the rate limiter at most (~50 bytes each).
@@ -43,7 +44,10 @@ pub struct Daemon {
     control_task: tokio::task::JoinHandle<()>,
     _socket_file: SocketFile,
     _state_lock: crate::statelock::StateLock,
-    pub app: Arc<App>,
+    /// The shared state (routing, figures, panel status).
+    pub state: Arc<State>,
+    /// The HTTP boundary (per-client connection table).
+    pub http: Arc<crate::http::Server>,
     pub engine: EngineHandle,
     pub ledger: LedgerHandle,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -148,30 +152,25 @@ pub async fn start(
             }
         },
     ));
-    let app = Arc::new(App {
-        routes: RwLock::new(Arc::new(config.routes.clone())),
-        sources: RwLock::new(Arc::new(config.sources.clone())),
-        ignore: RwLock::new(Arc::new(config.ignore.clone())),
-        limiter: Mutex::new(RateLimiter::new(
-            config.rate_limit_rule(),
-            MAX_LIMITED_CLIENTS,
-        )),
-        stats: Default::default(),
+    let state = Arc::new(State::new(Parts {
+        routing: Routing::of(config),
+        limiter: RateLimiter::new(config.rate_limit_rule(), MAX_LIMITED_CLIENTS),
+        slots: crate::slots::Slots::new(config.max_connections),
         ledger: ledger.clone(),
         counters,
         panel: status,
-        started: Instant::now(),
-        header_timeout: Duration::from_millis(config.header_timeout_ms),
-        max_connections: config.max_connections,
-        max_connections_per_client: config.max_connections_per_client,
-        slots: crate::slots::Slots::new(config.max_connections),
-        per_client: Default::default(),
         commit_stats,
         heartbeats,
-        web: web.clone(),
         mqtt: mqtt_settings
             .as_ref()
             .map(|_| Arc::new(crate::figures::MqttStats::default())),
+    }));
+    let http = Arc::new(crate::http::Server {
+        state: state.clone(),
+        web: web.clone(),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        max_connections_per_client: config.max_connections_per_client,
+        per_client: Default::default(),
     });
     let tls = match &config.tls {
         Some(t) => {
@@ -188,7 +187,8 @@ pub async fn start(
         None => None,
     };
     let control = Arc::new(Control {
-        app: app.clone(),
+        state: state.clone(),
+        web: web.clone(),
         engine: engine.clone(),
         ledger: ledger.clone(),
         config: Mutex::new(config.clone()),
@@ -209,12 +209,12 @@ pub async fn start(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let mqtt_task = match (mqtt_settings, &app.mqtt) {
+    let mqtt_task = match (mqtt_settings, &state.mqtt) {
         (Some(settings), Some(stats)) => Some(tokio::spawn(
             crate::mqtt::Mqtt {
                 settings,
                 ledger: ledger.clone(),
-                app: app.clone(),
+                state: state.clone(),
                 engine: engine.clone(),
                 wake: mqtt_wake,
                 stats: stats.clone(),
@@ -226,7 +226,7 @@ pub async fn start(
     let server = listener.map(|listener| {
         tokio::spawn(crate::http::serve(
             listener,
-            app.clone(),
+            http.clone(),
             stopped(stop_rx.clone()),
         ))
     });
@@ -236,7 +236,7 @@ pub async fn start(
             tracing::info!(%addr, "banlight listening with TLS");
             let task = tokio::spawn(crate::http::serve_tls(
                 listener,
-                app.clone(),
+                http.clone(),
                 state,
                 stopped(stop_rx),
             ));
@@ -259,7 +259,8 @@ pub async fn start(
         control_task,
         _socket_file: socket_file,
         _state_lock: state_lock,
-        app,
+        state,
+        http,
         engine,
         ledger,
         server,

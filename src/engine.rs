@@ -13,6 +13,7 @@ use crate::core::counters::Counters;
 use crate::core::scene::{DisplayMode, Frame, Numbers, RouteLook, Scene, SceneSettings};
 use crate::ledger::LedgerHandle;
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
+use crate::panel_status::PanelStatus;
 
 pub enum EngineMsg {
     /// A counted event on this route: play its sweep.
@@ -37,22 +38,6 @@ pub enum EngineMsg {
     Silence(Vec<crate::core::silence::DownSource>, bool),
     /// The counts changed without an event (a reset): draw again now.
     Refresh,
-}
-
-/// What the rest of the daemon may read about the panel.
-#[derive(Clone, Debug, Default)]
-pub struct PanelStatus {
-    pub mode: String,
-    pub dark: bool,
-    pub backend: String,
-    pub health: Vec<(&'static str, String)>,
-    pub shutting_down: bool,
-    pub led_brightness: u8,
-    pub display_brightness: u8,
-    pub frames_shown: u64,
-    pub display: String,
-    /// Quiet hours hold the panel dark or dim right now.
-    pub quiet: bool,
 }
 
 #[derive(Clone)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,21 +17,17 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::auth::{authorize, is_known_token, token_of};
 use crate::clock::wall_ms;
-use crate::config::{Route, Source};
-use crate::core::counters::Counters;
 use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
-use crate::core::ratelimit::{client_key, RateLimiter};
-use crate::core::time::rfc3339_utc;
-use crate::engine::PanelStatus;
-use crate::figures::RequestStats;
-use crate::ledger::LedgerHandle;
+use crate::core::ratelimit::client_key;
+use crate::reply::{error, json_response, Body};
 use crate::request::{parse_hook, parse_target, HookInput, RequestError, Target};
+use crate::state::State;
 use std::sync::atomic::Ordering;
 
 pub const MAX_URI: usize = 8 * 1024;
@@ -45,127 +41,30 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What request handlers share.
-pub struct App {
-    pub routes: RwLock<Arc<Vec<Route>>>,
-    pub sources: RwLock<Arc<Vec<Source>>>,
-    pub ignore: RwLock<Arc<crate::core::ignore::IgnoreList>>,
-    pub limiter: Mutex<RateLimiter>,
-    pub stats: RequestStats,
-    pub ledger: LedgerHandle,
-    pub counters: Arc<Mutex<Counters>>,
-    pub panel: Arc<Mutex<PanelStatus>>,
-    pub started: Instant,
+/// The HTTP boundary's own part: the daemon's state, the live page, and
+/// what only connections need.
+pub struct Server {
+    pub state: Arc<State>,
+    /// The live page at `/` (`None`: `[web] enabled = false`).
+    pub web: Option<Arc<crate::web::Web>>,
     pub header_timeout: Duration,
-    pub max_connections: usize,
     pub max_connections_per_client: usize,
-    /// Connection slots shared by every listener (see `slots.rs`).
-    pub slots: Arc<crate::slots::Slots>,
     /// Open connections per client address, over every listener: one
     /// address gets `max_connections_per_client` in all, not per port.
     pub per_client: PerClient,
-    pub commit_stats: Arc<crate::figures::CommitStats>,
-    /// Heartbeats per source (issue 11).
-    pub heartbeats: Arc<crate::heartbeats::Monitor>,
-    /// The live page at `/` (`None`: `[web] enabled = false`).
-    pub web: Option<Arc<crate::web::Web>>,
-    /// With `[mqtt]`: the broker connection's figures.
-    pub mqtt: Option<Arc<crate::figures::MqttStats>>,
 }
 
-/// Responses are whole JSON, or the web page's event stream (`web.rs`).
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
-
-fn json_response(status: StatusCode, value: Value) -> Response<Body> {
-    let body = Full::new(Bytes::from(value.to_string() + "\n")).boxed_unsync();
-    let mut resp = Response::new(body);
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    json_response(status, json!({ "error": message.into() }))
-}
-
-impl App {
-    pub fn status_json(&self) -> Value {
-        let now = wall_ms();
-        let routes = self.routes.read().expect("routes lock").clone();
-        let c = self.counters.lock().expect("counters lock");
-        let mut per_route = serde_json::Map::new();
-        for r in routes.iter() {
-            let rc = c.get(&r.name);
-            per_route.insert(
-                r.name.clone(),
-                json!({
-                    "count": rc.map_or(0, |x| x.count),
-                    "last_24h": c.last_24h(&r.name, now),
-                    "last_seen": rc.and_then(|x| x.last_seen_ms).map(rfc3339_utc),
-                    "color": r.color.to_string(),
-                    "label": r.label.to_string().trim_end(),
-                }),
-            );
-        }
-        let total = c.total();
-        let last_24h = c.total_last_24h(now);
-        drop(c);
-        let p = self.panel.lock().expect("panel lock").clone();
-        let mut panel = serde_json::Map::new();
-        panel.insert("backend".into(), json!(p.backend));
-        panel.insert("dark".into(), json!(p.dark));
-        panel.insert("quiet".into(), json!(p.quiet));
-        panel.insert("display_text".into(), json!(p.display));
-        panel.insert("led_brightness".into(), json!(p.led_brightness));
-        panel.insert("display_brightness".into(), json!(p.display_brightness));
-        for (k, v) in &p.health {
-            panel.insert((*k).into(), json!(v));
-        }
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "time": rfc3339_utc(now),
-            "total": total,
-            "last_24h": last_24h,
-            "mode": p.mode,
-            "display": p.health.iter().find(|(k, _)| *k == "display").map_or("ok".to_string(), |(_, v)| v.clone()),
-            "shutting_down": p.shutting_down,
-            "panel": panel,
-            "routes": per_route,
-            // JSON objects have no order: this is the config's (LED) order.
-            "route_order": routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-            "requests": {
-                "refused": self.stats.refused.load(Ordering::Relaxed),
-                "unauthorized": self.stats.unauthorized.load(Ordering::Relaxed),
-                "rate_limited": self.stats.rate_limited.load(Ordering::Relaxed),
-                "dropped_connections": self.stats.dropped_connections.load(Ordering::Relaxed),
-                "evicted_connections": self.slots.evicted.load(Ordering::Relaxed),
-                "refused_connections_busy": self.slots.refused.load(Ordering::Relaxed),
-                "open_connections": self.slots.in_use(),
-                "limited_clients": self.limiter.lock().expect("limiter lock").tracked_clients(),
-            },
-            "auth": if self.sources.read().expect("sources lock").is_empty() { "open" } else { "token" },
-            "store": {
-                "commits": self.commit_stats.commits.load(Ordering::Relaxed),
-                "events": self.commit_stats.events.load(Ordering::Relaxed),
-            },
-            "heartbeats": self.heartbeats.status_json(),
-            "mqtt": self.mqtt.as_ref().map(|m| m.json(self.commit_stats.outbox_dropped.load(Ordering::Relaxed))),
-        })
-    }
-
+impl Server {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let ip = peer.ip();
-        let allowed = self
-            .limiter
-            .lock()
-            .expect("limiter lock")
-            .allowed(ip, self.mono_ms());
+        let allowed = self.state.allowed(ip);
         // A server with a valid token is never locked out by its own earlier
         // mistakes (a typo'd route, say): its real bans must still count.
         if !allowed && !self.carries_known_token(&req) {
-            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .requests
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed requests; slow down",
@@ -173,22 +72,16 @@ impl App {
         }
         let resp = self.respond(req, peer).await;
         if resp.status().is_client_error() {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.state.requests.refused.fetch_add(1, Ordering::Relaxed);
             if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
-                self.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+                self.state
+                    .requests
+                    .unauthorized
+                    .fetch_add(1, Ordering::Relaxed);
             }
-            self.limiter
-                .lock()
-                .expect("limiter lock")
-                .charge(ip, self.mono_ms());
+            self.state.charge(ip);
         }
         resp
-    }
-
-    /// Rate limits go by real elapsed time, so a wall clock that jumps or
-    /// is set back neither frees nor locks out anyone.
-    fn mono_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     /// `GET /metrics`: read-only, no token, like `/api/status`.
@@ -196,7 +89,8 @@ impl App {
         if method != Method::GET && method != Method::HEAD {
             return refusal(RequestError::MethodNotAllowed("GET"));
         }
-        let text = crate::metrics::Sample::of(self, self.heartbeats.samples()).render();
+        let text =
+            crate::metrics::Sample::of(&self.state, self.state.heartbeats.samples()).render();
         let mut resp = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
         resp.headers_mut().insert(
             CONTENT_TYPE,
@@ -206,7 +100,7 @@ impl App {
     }
 
     fn carries_known_token(&self, req: &Request<Incoming>) -> bool {
-        let sources = self.sources.read().expect("sources lock").clone();
+        let sources = &self.state.routing().sources;
         if sources.is_empty() {
             return false;
         }
@@ -214,16 +108,7 @@ impl App {
             req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes),
             req.uri().query(),
         )
-        .is_some_and(|t| is_known_token(&t, &sources))
-    }
-
-    /// Charges a failure that produced no response (a header timeout, a
-    /// connection held too long, one connection too many).
-    pub fn charge(&self, ip: std::net::IpAddr) {
-        self.limiter
-            .lock()
-            .expect("limiter lock")
-            .charge(ip, self.mono_ms());
+        .is_some_and(|t| is_known_token(&t, sources))
     }
 
     async fn respond(self: &Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -247,11 +132,12 @@ impl App {
         if req.uri().path() == "/metrics" {
             return self.metrics(req.method());
         }
-        if let Some(resp) = crate::web::respond(self, &req).await {
+        if let Some(resp) = crate::web::respond(&self.state, self.web.as_ref(), &req).await {
             return resp;
         }
-        let routes = self.routes.read().expect("routes lock").clone();
-        let target = match parse_target(req.method().as_str(), req.uri().path(), &routes) {
+        let routing = self.state.routing();
+        let routes = &routing.routes;
+        let target = match parse_target(req.method().as_str(), req.uri().path(), routes) {
             Ok(t) => t,
             Err(e) => {
                 tracing::debug!(%peer, path = %req.uri().path().chars().take(80).collect::<String>(), "refused: {}", e.message());
@@ -259,7 +145,9 @@ impl App {
             }
         };
         let route = match target {
-            Target::Status => return json_response(StatusCode::OK, self.status_json()),
+            Target::Status => {
+                return json_response(StatusCode::OK, crate::status::status_json(&self.state))
+            }
             Target::Hook(i) => routes[i].name.clone(),
             Target::Heartbeat => return self.heartbeat(req, peer).await,
         };
@@ -282,8 +170,7 @@ impl App {
             Ok(p) => p,
             Err(e) => return refusal(e),
         };
-        let sources = self.sources.read().expect("sources lock").clone();
-        let source = match authorize(params.token.as_deref(), &sources, &route)
+        let source = match authorize(params.token.as_deref(), &routing.sources, &route)
             .map_err(RequestError::from)
         {
             Ok(Some(name)) => Some(name),
@@ -305,7 +192,7 @@ impl App {
             .ip
             .as_deref()
             .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| self.ignore.read().expect("ignore lock").contains(ip));
+            .is_some_and(|ip| routing.ignore.contains(ip));
         let hook = Hook {
             route: route.clone(),
             jail: params.jail,
@@ -315,7 +202,7 @@ impl App {
             ignored,
             event_id: params.id,
         };
-        match self.ledger.hook(hook).await {
+        match self.state.ledger.hook(hook).await {
             Ok(outcome) if ignored => json_response(
                 StatusCode::OK,
                 json!({
@@ -359,12 +246,13 @@ impl App {
     }
 }
 
-impl App {
+impl Server {
     /// `POST /api/heartbeat`: a server says it is alive, with its token and
     /// optionally what it knows of its fail2ban.
     async fn heartbeat(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let sources = self.sources.read().expect("sources lock").clone();
+        let routing = self.state.routing();
+        let sources = &routing.sources;
         if sources.is_empty() {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -375,7 +263,7 @@ impl App {
             parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
             parts.uri.query(),
         );
-        let source = match crate::heartbeats::identify(token.as_deref(), &sources) {
+        let source = match crate::heartbeats::identify(token.as_deref(), sources) {
             Ok(s) => s.name.clone(),
             Err(e) => {
                 let why = if token.is_some() {
@@ -398,7 +286,7 @@ impl App {
             Ok(r) => r,
             Err(e) => return refusal(e),
         };
-        match self.heartbeats.beat(&source, report) {
+        match self.state.heartbeats.beat(&source, report) {
             Ok(state) => json_response(
                 StatusCode::OK,
                 json!({ "source": source, "state": state.as_str() }),
@@ -501,7 +389,7 @@ impl Drop for ClientSlot {
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests (up to 10 s).
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, app: Arc<Server>, shutdown: impl Future<Output = ()>) {
     serve_on(listener, app, None, shutdown).await
 }
 
@@ -509,7 +397,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 /// timeouts, then the decrypted stream goes to the same connection code.
 pub async fn serve_tls(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<Server>,
     tls: Arc<crate::tls::TlsState>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -518,7 +406,7 @@ pub async fn serve_tls(
 
 async fn serve_on(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<Server>,
     tls: Option<Arc<crate::tls::TlsState>>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -544,14 +432,15 @@ async fn serve_on(
         let Some(slot) = ClientSlot::take(&per_client, client, app.max_connections_per_client)
         else {
             // One address may not hold every slot (slowloris): close at once.
-            app.stats
+            app.state
+                .requests
                 .dropped_connections
                 .fetch_add(1, Ordering::Relaxed);
-            app.charge(peer.ip());
+            app.state.charge(peer.ip());
             drop(stream);
             continue;
         };
-        let Some(conn_slot) = app.slots.take(Instant::now()) else {
+        let Some(conn_slot) = app.state.slots.take(Instant::now()) else {
             // Every slot is handling a request right now: they end soon.
             drop(stream);
             continue;
@@ -598,10 +487,11 @@ async fn serve_on(
                 }
             };
             if !answered {
-                app.stats
+                app.state
+                    .requests
                     .dropped_connections
                     .fetch_add(1, Ordering::Relaxed);
-                app.charge(peer.ip());
+                app.state.charge(peer.ip());
             }
             drop(slot);
             drop(conn_slot);
@@ -619,7 +509,7 @@ async fn serve_on(
 async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
-    app: Arc<App>,
+    app: Arc<Server>,
     marker: crate::slots::SlotMarker,
     watcher: hyper_util::server::graceful::Watcher,
 ) -> bool

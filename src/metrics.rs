@@ -60,8 +60,8 @@ pub struct Sample {
 
 impl Sample {
     /// Reads the live state; `heartbeats` comes from the caller (http.rs).
-    pub fn of(app: &crate::http::App, heartbeats: Vec<HeartbeatSample>) -> Sample {
-        let stats = &app.stats;
+    pub fn of(app: &crate::state::State, heartbeats: Vec<HeartbeatSample>) -> Sample {
+        let stats = &app.requests;
         let lm = &app.commit_stats.metrics;
         let panel = app.panel.lock().expect("panel lock").clone();
         let now_ms = crate::clock::wall_ms();

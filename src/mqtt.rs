@@ -30,8 +30,8 @@ use crate::core::hook::Hook;
 use crate::core::mqtt::{self as pure, Command, OutEvent, Topics};
 use crate::engine::{EngineHandle, EngineMsg};
 use crate::figures::MqttStats;
-use crate::http::App;
 use crate::ledger::LedgerHandle;
+use crate::state::State;
 use crate::store::OutboxRow;
 
 /// Outbox events published and not yet acknowledged, at most.
@@ -189,7 +189,7 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::Clien
 pub struct Mqtt {
     pub settings: Settings,
     pub ledger: LedgerHandle,
-    pub app: Arc<App>,
+    pub state: Arc<State>,
     pub engine: EngineHandle,
     /// Notified by the ledger after a commit that filled the outbox.
     pub wake: Arc<Notify>,
@@ -498,17 +498,17 @@ impl Session {
         let m = self.m.clone();
         let t = &m.settings.topics;
         let now = crate::clock::wall_ms();
-        let routes = m.app.routes.read().expect("routes lock").clone();
+        let routes = m.state.routing().routes.clone();
         let mut state: Vec<(String, String)> = Vec::new();
         {
-            let c = m.app.counters.lock().expect("counters lock");
+            let c = m.state.counters.lock().expect("counters lock");
             for r in routes.iter() {
                 state.push((t.count(&r.name), c.count(&r.name).to_string()));
             }
             state.push((t.total(), c.total().to_string()));
             state.push((t.last_24h(), c.total_last_24h(now).to_string()));
         }
-        let p = m.app.panel.lock().expect("panel lock").clone();
+        let p = m.state.panel.lock().expect("panel lock").clone();
         state.push((
             t.panel(),
             json!({
@@ -522,7 +522,7 @@ impl Session {
             })
             .to_string(),
         ));
-        for h in m.app.heartbeats.samples() {
+        for h in m.state.heartbeats.samples() {
             state.push((
                 t.heartbeat(&h.source),
                 pure::heartbeat_payload(&h.state, h.last_ms, h.fail2ban_up).to_string(),
@@ -562,15 +562,14 @@ impl Session {
             return;
         }
         let routes: Vec<String> = m
-            .app
+            .state
+            .routing()
             .routes
-            .read()
-            .expect("routes lock")
             .iter()
             .map(|r| r.name.clone())
             .collect();
         let sources: Vec<String> = m
-            .app
+            .state
             .heartbeats
             .samples()
             .into_iter()
@@ -614,7 +613,7 @@ impl Session {
             // One task per hook, so concurrent hooks share the ledger's
             // group commit; the broker gets the ack once the hook is stored.
             tokio::spawn(async move {
-                match hook_from_message(&p.payload, &m.app) {
+                match hook_from_message(&p.payload, &m.state) {
                     Ok(hook) => match m.ledger.hook(hook).await {
                         Ok(outcome) => {
                             let n = match outcome.counted {
@@ -667,7 +666,7 @@ impl Session {
 
     fn run_command(&mut self, cmd: Command) {
         let m = &self.m;
-        let routes = m.app.routes.read().expect("routes lock").clone();
+        let routes = m.state.routing().routes.clone();
         match cmd {
             Command::TestSweep(route) => {
                 let route = route.or_else(|| routes.first().map(|r| r.name.clone()));
@@ -691,7 +690,7 @@ impl Session {
             }
             Command::Brightness(leds) => {
                 m.stats.commands.fetch_add(1, Ordering::Relaxed);
-                let display = m.app.panel.lock().expect("panel lock").display_brightness;
+                let display = m.state.panel.lock().expect("panel lock").display_brightness;
                 m.engine.send(EngineMsg::Brightness(leds, display));
             }
         }
@@ -700,14 +699,13 @@ impl Session {
 
 /// A hook message, checked like an HTTP hook: known route, the source's
 /// token (constant time, routes it may post to), ignore list.
-pub fn hook_from_message(payload: &[u8], app: &App) -> Result<Hook, String> {
+pub fn hook_from_message(payload: &[u8], state: &State) -> Result<Hook, String> {
     let h = pure::parse_hook_message(payload)?;
-    let routes = app.routes.read().expect("routes lock").clone();
-    if !routes.iter().any(|r| r.name == h.route) {
+    let routing = state.routing();
+    if !routing.routes.iter().any(|r| r.name == h.route) {
         return Err(format!("no such route \"{}\" ({h})", h.route));
     }
-    let sources = app.sources.read().expect("sources lock").clone();
-    let source = match crate::auth::authorize(h.token.as_deref(), &sources, &h.route) {
+    let source = match crate::auth::authorize(h.token.as_deref(), &routing.sources, &h.route) {
         Ok(Some(name)) => Some(name),
         Ok(None) => h.source.clone(),
         Err(crate::auth::AuthError::Unauthorized) if h.token.is_some() => {
@@ -723,7 +721,7 @@ pub fn hook_from_message(payload: &[u8], app: &App) -> Result<Hook, String> {
     let ignored =
         h.ip.as_deref()
             .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| app.ignore.read().expect("ignore lock").contains(ip));
+            .is_some_and(|ip| routing.ignore.contains(ip));
     Ok(Hook {
         route: h.route,
         jail: h.jail,

@@ -25,9 +25,10 @@ use tokio::time::Instant;
 use crate::clock::wall_ms;
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
-use crate::http::{App, Body};
 use crate::ledger::EventQuery;
 use crate::panel::{PanelError, PanelOutput};
+use crate::reply::Body;
+use crate::state::State;
 use crate::store::StoredEvent;
 
 const INDEX_HTML: &str = include_str!("web/index.html");
@@ -147,8 +148,12 @@ impl PanelOutput for TapPanel {
 
 /// The page's answer for `req`, or `None` when the path is not the page's
 /// (or the page is off): the caller goes on with hooks and status.
-pub async fn respond<B>(app: &Arc<App>, req: &Request<B>) -> Option<Response<Body>> {
-    let web = app.web.as_ref()?;
+pub async fn respond<B>(
+    app: &Arc<State>,
+    web: Option<&Arc<Web>>,
+    req: &Request<B>,
+) -> Option<Response<Body>> {
+    let web = web?;
     let path = req.uri().path();
     let known = matches!(
         path,
@@ -236,14 +241,14 @@ fn store_error(e: String) -> Response<Body> {
 
 /// Events per route: the last 24 h per 10 minutes, the last 30 days per
 /// day in the appliance's time zone.
-async fn history(app: &App) -> Result<Value, String> {
+async fn history(app: &State) -> Result<Value, String> {
     let now = wall_ms();
     let zone = jiff::tz::TimeZone::system();
     let day = ten_minute_edges(now);
     let month = day_edges(now, &zone);
     let since = day[0].min(month[0]);
     let slots = app.ledger.activity(since).await?;
-    let routes = app.routes.read().expect("routes lock").clone();
+    let routes = app.routing().routes.clone();
     let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
     let day_counts = bucketize(&slots, &names, &day);
     let month_counts = bucketize(&slots, &names, &month);
@@ -268,7 +273,7 @@ async fn history(app: &App) -> Result<Value, String> {
     }))
 }
 
-async fn recent(app: &App) -> Result<Value, String> {
+async fn recent(app: &State) -> Result<Value, String> {
     let events = app
         .ledger
         .events(EventQuery {
@@ -310,7 +315,7 @@ fn status_core(mut status: Value) -> Value {
     status
 }
 
-fn stream(app: Arc<App>, web: Arc<Web>) -> Response<Body> {
+fn stream(app: Arc<State>, web: Arc<Web>) -> Response<Body> {
     if *web.closing.borrow() {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
@@ -330,7 +335,7 @@ fn stream(app: Arc<App>, web: Arc<Web>) -> Response<Body> {
 
 /// Feeds one client until it goes away, is too slow, the stream's lifetime
 /// ends or the daemon stops.
-async fn forward(app: Arc<App>, web: Arc<Web>, tx: mpsc::Sender<Bytes>) {
+async fn forward(app: Arc<State>, web: Arc<Web>, tx: mpsc::Sender<Bytes>) {
     let mut frames = web.frames.subscribe();
     let mut changes = web.changes.subscribe();
     let mut closing = web.closing.subscribe();
@@ -347,7 +352,7 @@ async fn forward(app: Arc<App>, web: Arc<Web>, tx: mpsc::Sender<Bytes>) {
             )
         }
     };
-    let status = app.status_json();
+    let status = crate::status::status_json(&app);
     let first = format!(
         "retry: 1000\n\n{}",
         String::from_utf8_lossy(&sse("status", &status))
@@ -401,7 +406,7 @@ async fn forward(app: Arc<App>, web: Arc<Web>, tx: mpsc::Sender<Bytes>) {
             _ = status_sleep => {
                 status_at = None;
                 next_status_at = Instant::now() + STATUS_GAP;
-                let status = app.status_json();
+                let status = crate::status::status_json(&app);
                 let core = status_core(status.clone());
                 if core != last_status {
                     if !send(sse("status", &status)).await {

@@ -197,7 +197,7 @@ async fn a_full_table_evicts_the_oldest_idle_connection_for_a_new_one() {
     let mut a = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let _b = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     eventually(10, "both idle connections hold a slot", || {
-        d.daemon.as_ref().unwrap().app.slots.in_use() == 2
+        d.daemon.as_ref().unwrap().state.slots.in_use() == 2
     })
     .await;
     let r = d.get("/red").await;

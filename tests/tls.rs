@@ -239,7 +239,7 @@ async fn the_connection_cap_and_rate_limit_hold_across_both_listeners() {
 
     // Read in-process: a status request from this address would be refused
     // while it is at its cap.
-    let app = d.daemon.as_ref().unwrap().app.clone();
+    let http = d.daemon.as_ref().unwrap().http.clone();
     // Two idle connections to the plain port: this address's whole share.
     let held: Vec<tokio::net::TcpStream> = vec![
         tokio::net::TcpStream::connect(d.addr).await.unwrap(),
@@ -247,11 +247,12 @@ async fn the_connection_cap_and_rate_limit_hold_across_both_listeners() {
     ];
     // Give the accept loop time to take both (it holds no slot otherwise).
     eventually(20, "both plain connections accepted", || {
-        app.per_client.lock().unwrap().values().sum::<usize>() == 2
+        http.per_client.lock().unwrap().values().sum::<usize>() == 2
     })
     .await;
     let dropped_now = || {
-        app.stats
+        http.state
+            .requests
             .dropped_connections
             .load(std::sync::atomic::Ordering::Relaxed)
     };
@@ -267,7 +268,7 @@ async fn the_connection_cap_and_rate_limit_hold_across_both_listeners() {
     assert!(dropped_now() > dropped, "counted as a dropped connection");
     drop(held);
     eventually(20, "the held connections released", || {
-        app.per_client.lock().unwrap().is_empty()
+        http.per_client.lock().unwrap().is_empty()
     })
     .await;
 
