@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::cli::Command;
 use crate::config::{Config, Millis};
 use crate::control::{call, since_ms, ControlRequest};
-use crate::hook::{HookSnippet, Reach};
+use crate::snippet::{HookSnippet, Reach};
 
 /// Where the daemon's socket is: --socket, else the config's.
 pub fn socket_path(explicit: Option<&Path>, config: &Config) -> PathBuf {
@@ -484,7 +484,7 @@ pub fn hook_snippet(
         port: hook_listen.port(),
         token: chosen.map(|s| s.token.as_str()),
         source: chosen.map(|s| s.name.as_str()),
-        tls: config.tls.map(|_| crate::hook::TlsTrust {
+        tls: config.tls.map(|_| crate::snippet::TlsTrust {
             pins: &pins,
             certs_pem: &certs_pem,
         }),
@@ -500,20 +500,20 @@ pub fn hook_snippet(
     };
     let port = hook_listen.port();
     let heartbeat = match chosen {
-        None => crate::heartbeat_hook::Heartbeat::NoSource,
+        None => crate::snippet_heartbeat::Heartbeat::NoSource,
         Some(s) => match s.heartbeat {
-            None => crate::heartbeat_hook::Heartbeat::Unwatched { source: &s.name },
-            Some(spec) => crate::heartbeat_hook::Heartbeat::Watched {
+            None => crate::snippet_heartbeat::Heartbeat::Unwatched { source: &s.name },
+            Some(spec) => crate::snippet_heartbeat::Heartbeat::Watched {
                 source: &s.name,
                 base_url: match config.tls {
-                    Some(_) => format!("https://{}:{port}", crate::hook::TLS_NAME),
+                    Some(_) => format!("https://{}:{port}", crate::snippet::TLS_NAME),
                     None => format!("http://{url_host}:{port}"),
                 },
                 period_ms: spec.period_ms,
                 grace_ms: spec.grace_ms,
                 curl_opts: config.tls.map(|_| {
-                    crate::hook::tls_curl_opts(
-                        &crate::hook::cert_file(&s.name),
+                    crate::snippet::tls_curl_opts(
+                        &crate::snippet::cert_file(&s.name),
                         &pins,
                         &url_host,
                         port,
@@ -528,7 +528,7 @@ pub fn hook_snippet(
     } else {
         Vec::new()
     };
-    let warnings = crate::hook::warnings(&Reach {
+    let warnings = crate::snippet::warnings(&Reach {
         listen: hook_listen,
         host_given: host.as_deref(),
         host_used: &host_used,

@@ -130,7 +130,7 @@ pub async fn start(
         clock,
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
-        quiet: crate::quiet_gate::QuietGate::system(config.quiet.clone()),
+        quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
         silence: crate::core::silence::Silence::new(Default::default()),
     };
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
@@ -140,7 +140,7 @@ pub async fn start(
             forward.send(EngineMsg::Button(edge));
         }
     });
-    let heartbeats = crate::heartbeats::Monitor::new(config, clock);
+    let heartbeats = crate::heartbeat::Monitor::new(config, clock);
     let web_hb = web.clone();
     let heartbeat_task = tokio::spawn(heartbeats.clone().run(
         ledger.clone(),

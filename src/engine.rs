@@ -80,7 +80,7 @@ pub struct Engine {
     pub ledger: LedgerHandle,
     pub shutdown_command: Vec<String>,
     /// Quiet hours: an output filter, the scene runs on underneath.
-    pub quiet: crate::quiet_gate::QuietGate,
+    pub quiet: crate::quiet::QuietGate,
     /// The silence alarm (heartbeats), laid over the scene.
     pub silence: crate::core::silence::Silence,
 }

@@ -263,7 +263,7 @@ impl Server {
             parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
             parts.uri.query(),
         );
-        let source = match crate::heartbeats::identify(token.as_deref(), sources) {
+        let source = match crate::heartbeat::identify(token.as_deref(), sources) {
             Ok(s) => s.name.clone(),
             Err(e) => {
                 let why = if token.is_some() {
@@ -279,7 +279,7 @@ impl Server {
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        let report = match crate::heartbeats::parse_report(
+        let report = match crate::heartbeat::parse_report(
             parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
             &body,
         ) {

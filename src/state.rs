@@ -13,7 +13,7 @@ use crate::core::counters::Counters;
 use crate::core::ignore::IgnoreList;
 use crate::core::ratelimit::RateLimiter;
 use crate::figures::{CommitStats, MqttStats, RequestStats};
-use crate::heartbeats::Monitor;
+use crate::heartbeat::Monitor;
 use crate::ledger::LedgerHandle;
 use crate::panel_status::PanelStatus;
 use crate::slots::Slots;

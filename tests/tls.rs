@@ -36,7 +36,7 @@ fn tls_curl(
     cacert: &std::path::Path,
 ) -> Command {
     let port = addr.port();
-    let name = banlight::hook::TLS_NAME;
+    let name = banlight::snippet::TLS_NAME;
     let mut c = Command::new("curl");
     c.args(["--silent", "--max-time", "20", "--cacert"])
         .arg(cacert)

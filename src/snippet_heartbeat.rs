@@ -2,7 +2,7 @@
 //! `fail2ban/banlight-heartbeat` with its timer (or cron line) on the server.
 //! Pure text, appended as comments after the jail snippet.
 
-use crate::hook::{token_file, SHARE_DIR};
+use crate::snippet::{token_file, SHARE_DIR};
 
 /// Where the instructions have the server keep the script.
 pub const SCRIPT_PATH: &str = "/usr/local/libexec/banlight-heartbeat";
@@ -160,7 +160,7 @@ mod tests {
     fn short_periods_get_a_faster_timer_and_tls_the_pin() {
         let s = watched(
             30_000,
-            Some(crate::hook::tls_curl_opts(
+            Some(crate::snippet::tls_curl_opts(
                 "/etc/fail2ban/banlight-web-1.pem",
                 &["sha256//AAAA".into(), "sha256//B+/=".into()],
                 "pi.example.net",
