@@ -435,7 +435,7 @@ pub async fn run(
     }
     t.finish();
     if t.problems.is_empty() {
-        t.line("\nselftest done: no errors. If anything did not look as described, see the wiring table in the README.");
+        t.line("\nselftest done: no errors. If anything did not look as described, see the Wiring section of docs/install-pi.md.");
     } else {
         let n = t.problems.len();
         t.line(&format!("\nselftest found {n} problem(s):"));
