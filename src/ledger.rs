@@ -14,6 +14,7 @@ use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
 use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
+use crate::core::verdict::{self, Verdict};
 use crate::figures::CommitStats;
 use crate::store::{CommitExtras, OutboxRow, Store, StoreError, StoredEvent};
 
@@ -175,6 +176,34 @@ impl LedgerHandle {
         })
         .await
         .map(|_| ())
+    }
+}
+
+/// The store as the counting decision sees it. A store error reads as
+/// "not seen": better one count too many than a ban lost.
+struct StoreSeen<'a>(&'a Store);
+
+impl verdict::Seen for StoreSeen<'_> {
+    fn event_id(&self, id: &str) -> bool {
+        self.0.has_event_id(id).unwrap_or(false)
+    }
+    fn ban_near(&self, key: &BanKey, ts_ms: u64, window_ms: u64) -> bool {
+        self.0
+            .has_ban_near(&key.route, &key.jail, &key.ip, ts_ms, window_ms)
+            .unwrap_or(false)
+    }
+}
+
+/// The event row for a hook.
+fn stored(h: &Hook, kind: &str, ts_ms: u64, event_id: Option<String>) -> StoredEvent {
+    StoredEvent {
+        ts_ms,
+        route: h.route.clone(),
+        kind: kind.into(),
+        jail: h.jail.clone(),
+        ip: h.ip.clone(),
+        source: h.source.clone(),
+        event_id,
     }
 }
 
@@ -458,8 +487,15 @@ impl Ledger {
         // Decide against the live counters without changing them: what the
         // batch adds is applied only once it is durable, so a failed commit
         // changes nothing (and no per-batch copy of the counters is made).
+        let batch: Vec<&Hook> = hooks.iter().map(|(h, _)| h).collect();
+        let (verdicts, remembered) = verdict::decide(
+            &batch,
+            now,
+            self.dedupe_window_ms,
+            &mut self.dedupe,
+            &StoreSeen(&self.store),
+        );
         let mut events = Vec::new();
-        let mut remembered = Vec::new();
         // Event ids counted in this batch (and to store with it).
         let mut new_ids: Vec<(String, u64)> = Vec::new();
         // (route, count after this batch, last seen) for every route it touches
@@ -469,61 +505,7 @@ impl Ledger {
         {
             let live = self.counters.lock().expect("counters lock");
             let mut total = live.total();
-            for (h, _) in hooks.iter() {
-                // An id counted before (stored, or earlier in this batch) is a
-                // replay or the same ban by another path. A store error reads
-                // as "not seen": better one count too many than a ban lost.
-                let id_seen = h.event_id.as_ref().is_some_and(|id| {
-                    new_ids.iter().any(|(x, _)| x == id)
-                        || self.store.has_event_id(id).unwrap_or(false)
-                });
-                let ts_ms = crate::core::hook::event_time_ms(h.time, now);
-                let counted = match &h.ip {
-                    // Not remembered by dedupe either: the owner may take the
-                    // network off the list and want the next ban counted.
-                    _ if h.ignored => false,
-                    _ if id_seen => false,
-                    None => true, // nothing to tell two bans apart by
-                    Some(ip) => {
-                        let key = BanKey {
-                            route: h.route.clone(),
-                            jail: h.jail.clone().unwrap_or_default(),
-                            ip: ip.clone(),
-                        };
-                        let window = self.dedupe_window_ms;
-                        let first = if window > 0 && now.saturating_sub(ts_ms) >= window {
-                            // A ban from before the window (delivered late by a
-                            // server's spool) is the same ban only as one made
-                            // within the window of *its* time: two bans of one
-                            // address an hour apart, both held up by an outage
-                            // and delivered together, count twice; the same
-                            // ban sent again after a lost answer, once.
-                            let near = |e: &StoredEvent| {
-                                e.kind == "hook"
-                                    && e.route == key.route
-                                    && e.jail.as_deref().unwrap_or("") == key.jail
-                                    && e.ip.as_deref() == Some(key.ip.as_str())
-                                    && e.ts_ms.abs_diff(ts_ms) < window
-                            };
-                            // A store error reads as "not seen", as for ids.
-                            !events.iter().any(near)
-                                && !self
-                                    .store
-                                    .has_ban_near(&key.route, &key.jail, &key.ip, ts_ms, window)
-                                    .unwrap_or(false)
-                        } else {
-                            let first = self.dedupe.first_seen(&key, now);
-                            if first {
-                                remembered.push(key);
-                            }
-                            first
-                        };
-                        if !first {
-                            dedupe_hits += 1;
-                        }
-                        first
-                    }
-                };
+            for (h, v) in batch.iter().zip(&verdicts) {
                 let at = match counts.iter().position(|(r, _, _)| *r == h.route) {
                     Some(i) => i,
                     None => {
@@ -536,38 +518,23 @@ impl Ledger {
                         counts.len() - 1
                     }
                 };
-                if counted {
-                    if let Some(id) = &h.event_id {
-                        new_ids.push((id.clone(), now));
+                match *v {
+                    Verdict::Counted { ts_ms } => {
+                        if let Some(id) = &h.event_id {
+                            new_ids.push((id.clone(), now));
+                        }
+                        let entry = &mut counts[at];
+                        entry.1 = entry.1.saturating_add(1);
+                        entry.2 = Some(entry.2.map_or(ts_ms, |t| t.max(ts_ms)));
+                        total = total.saturating_add(1);
+                        events.push(stored(h, "hook", ts_ms, h.event_id.clone()));
                     }
-                    // Dedupe above goes by arrival for bans within its window,
-                    // by the ban's time for older ones; the event keeps its time.
-                    let entry = &mut counts[at];
-                    entry.1 = entry.1.saturating_add(1);
-                    entry.2 = Some(entry.2.map_or(ts_ms, |t| t.max(ts_ms)));
-                    total = total.saturating_add(1);
-                    events.push(StoredEvent {
-                        ts_ms,
-                        route: h.route.clone(),
-                        kind: "hook".into(),
-                        jail: h.jail.clone(),
-                        ip: h.ip.clone(),
-                        source: h.source.clone(),
-                        event_id: h.event_id.clone(),
-                    });
-                } else if h.ignored {
-                    events.push(StoredEvent {
-                        ts_ms: now,
-                        route: h.route.clone(),
-                        kind: "ignored".into(),
-                        jail: h.jail.clone(),
-                        ip: h.ip.clone(),
-                        source: h.source.clone(),
-                        event_id: None,
-                    });
+                    Verdict::Ignored => events.push(stored(h, "ignored", now, None)),
+                    Verdict::SameBan => dedupe_hits += 1,
+                    Verdict::SameId => {}
                 }
                 outcomes.push(HookOutcome {
-                    counted,
+                    counted: matches!(v, Verdict::Counted { .. }),
                     count: counts[at].1,
                     total,
                 });

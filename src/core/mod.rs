@@ -20,4 +20,5 @@ pub mod ratelimit;
 pub mod scene;
 pub mod silence;
 pub mod time;
+pub mod verdict;
 pub mod wiring;
