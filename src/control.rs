@@ -103,7 +103,7 @@ impl Control {
                             .collect();
                         ok(json!({ "events": list }))
                     }
-                    Err(e) => fail(e),
+                    Err(e) => fail(e.to_string()),
                 }
             }
             ControlRequest::Test { route } => {
@@ -133,7 +133,7 @@ impl Control {
                         }
                         ok(json!({ "reset": route.unwrap_or_else(|| "all".into()) }))
                     }
-                    Err(e) => fail(e),
+                    Err(e) => fail(e.to_string()),
                 }
             }
             ControlRequest::Brightness { leds, display } => {

@@ -65,7 +65,25 @@ pub struct EventQuery {
     pub ignored: bool,
 }
 
-pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+/// Why the ledger could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the store is shut down")]
+    ShutDown,
+    #[error("the store stopped before answering")]
+    Stopped,
+    /// SQLite failed (the detail is for the log, not for clients).
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> Self {
+        LedgerError::Store(e.to_string())
+    }
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, LedgerError>>;
 
 pub enum LedgerMsg {
     Hook(Hook, Reply<HookOutcome>),
@@ -95,37 +113,36 @@ pub struct LedgerHandle {
 }
 
 impl LedgerHandle {
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> LedgerMsg) -> Result<T, String> {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> LedgerMsg) -> Result<T, LedgerError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(make(tx))
             .await
-            .map_err(|_| "the store is shut down".to_string())?;
-        rx.await
-            .map_err(|_| "the store stopped before answering".to_string())?
+            .map_err(|_| LedgerError::ShutDown)?;
+        rx.await.map_err(|_| LedgerError::Stopped)?
     }
 
     /// Counts a hook; returns once the event is durable (or known not to count).
-    pub async fn hook(&self, hook: Hook) -> Result<HookOutcome, String> {
+    pub async fn hook(&self, hook: Hook) -> Result<HookOutcome, LedgerError> {
         self.ask(|r| LedgerMsg::Hook(hook, r)).await
     }
 
-    pub async fn flush(&self) -> Result<(), String> {
+    pub async fn flush(&self) -> Result<(), LedgerError> {
         self.ask(LedgerMsg::Flush).await
     }
 
-    pub async fn reset(&self, route: Option<String>, source: String) -> Result<(), String> {
+    pub async fn reset(&self, route: Option<String>, source: String) -> Result<(), LedgerError> {
         self.ask(|r| LedgerMsg::Reset(route, source, r)).await
     }
 
-    pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, String> {
+    pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, LedgerError> {
         self.ask(|r| LedgerMsg::Events(query, r)).await
     }
 
     pub async fn activity(
         &self,
         since_ms: u64,
-    ) -> Result<Vec<crate::core::history::SlotCount>, String> {
+    ) -> Result<Vec<crate::core::history::SlotCount>, LedgerError> {
         self.ask(|r| LedgerMsg::Activity(since_ms, r)).await
     }
 
@@ -135,7 +152,7 @@ impl LedgerHandle {
     }
 
     /// Stores an event that counts nothing (a heartbeat transition).
-    pub async fn record(&self, event: StoredEvent) -> Result<(), String> {
+    pub async fn record(&self, event: StoredEvent) -> Result<(), LedgerError> {
         self.ask(|r| LedgerMsg::Record(event, r)).await
     }
 
@@ -143,16 +160,16 @@ impl LedgerHandle {
         &self,
         after_seq: u64,
         limit: usize,
-    ) -> Result<Vec<OutboxRow>, String> {
+    ) -> Result<Vec<OutboxRow>, LedgerError> {
         self.ask(|r| LedgerMsg::OutboxAfter(after_seq, limit, r))
             .await
     }
 
-    pub async fn outbox_acked(&self, seqs: Vec<u64>) -> Result<(), String> {
+    pub async fn outbox_acked(&self, seqs: Vec<u64>) -> Result<(), LedgerError> {
         self.ask(|r| LedgerMsg::OutboxAcked(seqs, r)).await
     }
 
-    pub async fn outbox_len(&self) -> Result<u64, String> {
+    pub async fn outbox_len(&self) -> Result<u64, LedgerError> {
         self.ask(LedgerMsg::OutboxLen).await
     }
 
@@ -167,7 +184,7 @@ impl LedgerHandle {
     }
 
     /// Waits until every message sent before has been handled.
-    pub async fn sync(&self) -> Result<(), String> {
+    pub async fn sync(&self) -> Result<(), LedgerError> {
         self.events(EventQuery {
             since_ms: u64::MAX,
             route: None,
@@ -423,7 +440,7 @@ impl Ledger {
         match msg {
             LedgerMsg::Hook(..) | LedgerMsg::Close => unreachable!("handled in run"),
             LedgerMsg::Flush(reply) => {
-                let r = self.store.checkpoint().map_err(|e| e.to_string());
+                let r = self.store.checkpoint().map_err(LedgerError::from);
                 let _ = reply.send(r);
             }
             LedgerMsg::Reset(route, source, reply) => {
@@ -438,13 +455,13 @@ impl Ledger {
                     }
                     self.stats.metrics.reset(route.as_deref());
                 }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::Events(q, reply) => {
                 let r = self
                     .store
                     .events_of(q.since_ms, q.route.as_deref(), q.limit, q.ignored);
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::SetDedupeWindow(ms) => {
                 self.dedupe_window_ms = ms;
@@ -457,22 +474,22 @@ impl Ledger {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats.events.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::Activity(since_ms, reply) => {
                 let r = self.store.activity(since_ms);
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::OutboxAfter(after, limit, reply) => {
                 let r = self.store.outbox_after(after, limit);
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::OutboxAcked(seqs, reply) => {
                 let r = self.store.outbox_remove(&seqs);
-                let _ = reply.send(r.map_err(|e| e.to_string()));
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::OutboxLen(reply) => {
-                let _ = reply.send(self.store.outbox_len().map_err(|e| e.to_string()));
+                let _ = reply.send(self.store.outbox_len().map_err(LedgerError::from));
             }
         }
     }
@@ -626,7 +643,9 @@ impl Ledger {
                     self.dedupe.forget(key);
                 }
                 for (_, reply) in hooks.drain(..) {
-                    let _ = reply.send(Err(format!("could not store the event: {e}")));
+                    let _ = reply.send(Err(LedgerError::Store(format!(
+                        "could not store the event: {e}"
+                    ))));
                 }
             }
         }

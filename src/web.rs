@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::clock::wall_ms;
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
-use crate::ledger::EventQuery;
+use crate::ledger::{EventQuery, LedgerError};
 use crate::panel::{PanelError, PanelOutput};
 use crate::reply::Body;
 use crate::state::State;
@@ -231,7 +231,7 @@ fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     resp
 }
 
-fn store_error(e: String) -> Response<Body> {
+fn store_error(e: LedgerError) -> Response<Body> {
     tracing::warn!("web page: reading the store failed: {e}");
     json_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -241,7 +241,7 @@ fn store_error(e: String) -> Response<Body> {
 
 /// Events per route: the last 24 h per 10 minutes, the last 30 days per
 /// day in the appliance's time zone.
-async fn history(app: &State) -> Result<Value, String> {
+async fn history(app: &State) -> Result<Value, LedgerError> {
     let now = wall_ms();
     let zone = jiff::tz::TimeZone::system();
     let day = ten_minute_edges(now);
@@ -273,7 +273,7 @@ async fn history(app: &State) -> Result<Value, String> {
     }))
 }
 
-async fn recent(app: &State) -> Result<Value, String> {
+async fn recent(app: &State) -> Result<Value, LedgerError> {
     let events = app
         .ledger
         .events(EventQuery {

@@ -1,9 +1,8 @@
 //! The maintenance CLI against a running daemon, per-server tokens, rate
 //! limiting and config reload.
 
-#[path = "support/bin.rs"]
-mod bin;
 mod common;
+use common::bin;
 
 use std::path::Path;
 

@@ -5,6 +5,7 @@
 //! `"missing"` in status until it answers again.
 
 mod common;
+use common::bin;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,9 +22,6 @@ use banlight::panel::record::RecordPanel;
 use banlight::panel::{Clock, PanelError, PanelOutput};
 use common::*;
 use tokio::sync::{mpsc, oneshot};
-
-#[path = "support/bin.rs"]
-mod bin;
 
 /// Shows every frame on the record backend and on the gpio-sim panel.
 struct Tee {

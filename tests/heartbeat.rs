@@ -2,9 +2,8 @@
 //! stored transitions (listed by `banlight events` and `banlight status`),
 //! bad bodies, rate limiting, and the silence alarm on the panel.
 
-#[path = "support/bin.rs"]
-mod bin;
 mod common;
+use common::bin;
 
 use banlight::core::color::Rgb;
 use common::*;

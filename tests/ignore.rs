@@ -2,9 +2,8 @@
 //! `ignored` and never counted; `banlight events --ignored` lists them;
 //! `banlight reload` changes the list.
 
-#[path = "support/bin.rs"]
-mod bin;
 mod common;
+use common::bin;
 
 use std::path::PathBuf;
 

@@ -4,9 +4,8 @@
 //! MQTT (wrong token, replays, two desks), Home Assistant discovery.
 //! Without mosquitto the tests say so and pass locally; under CI=true they fail.
 
-#[path = "support/bin.rs"]
-mod bin;
 mod common;
+use common::bin;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

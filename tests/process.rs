@@ -2,17 +2,15 @@
 //! (every event answered `"counted": true` is still counted, and nothing
 //! else is), config reload on SIGHUP, and a clean exit on SIGTERM.
 
+mod common;
+use common::bin;
+use common::curl;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[path = "support/bin.rs"]
-mod bin;
-#[path = "support/curl.rs"]
-mod curl;
 
 fn spawn(config: &std::path::Path) -> (Child, SocketAddr) {
     let (child, addr, _log) = spawn_with_log(config);

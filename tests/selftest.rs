@@ -1,10 +1,9 @@
 //! `banlight selftest` as a user runs it, on the record panel: what it
 //! prints, what it draws, and its exit status.
 
+mod common;
+use common::bin;
 use std::process::Stdio;
-
-#[path = "support/bin.rs"]
-mod bin;
 
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("banlight.toml");

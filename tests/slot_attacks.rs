@@ -8,6 +8,8 @@
 //! descriptors and memory stay bounded.
 
 mod common;
+use common::bin;
+use common::curl;
 use common::raise_fd_limit;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,11 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-#[path = "support/bin.rs"]
-mod bin;
-#[path = "support/curl.rs"]
-mod curl;
 
 const HOOKS: usize = 40;
 

@@ -2,14 +2,13 @@
 //! WATCHDOG_USEC set, READY=1 only once it answers HTTP, watchdog pings at
 //! a third of the interval, STOPPING=1 on SIGTERM, then a clean exit.
 
+mod common;
+use common::bin;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-#[path = "support/bin.rs"]
-mod bin;
 
 fn recv(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 1024];

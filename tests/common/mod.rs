@@ -1,6 +1,9 @@
-//! Shared helpers: start the real daemon in-process on 127.0.0.1:0 and talk
+//! The one test harness, used by every integration test: start the real daemon in-process on 127.0.0.1:0 and talk
 //! to it with a minimal HTTP/1.1 client (which can also send malformed input).
 #![allow(dead_code)]
+
+pub mod bin;
+pub mod curl;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
