@@ -98,7 +98,7 @@ impl Settings {
             .clone()
             .unwrap_or_else(|| format!("banlight-{node}"));
         Ok(Settings {
-            ha_node: pure::node_id(&client_id),
+            ha_node: pure::topic_level(&client_id),
             topics: Topics {
                 prefix: config
                     .topic_prefix

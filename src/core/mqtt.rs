@@ -107,6 +107,32 @@ pub fn node_id(host: &str) -> String {
     }
 }
 
+/// A name as a Home Assistant discovery topic level, which may hold only
+/// `[a-zA-Z0-9_-]`: other characters become `_`, and then a short digest of
+/// the whole name follows, so two names that clean up alike (`x.a`, `x_a`)
+/// never share topics or unique ids. A clean name is kept as it is.
+pub fn topic_level(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == name && !name.is_empty() {
+        return clean;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let tag: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{clean}_{tag}")
+}
+
 /// One counted event as published on `<prefix>/events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEvent {
@@ -369,7 +395,7 @@ pub fn discovery(
     for source in heartbeat_sources {
         out.push(entity(
             "binary_sensor",
-            &format!("heartbeat_{source}"),
+            &format!("heartbeat_{}", topic_level(source)),
             json!({
                 "name": format!("{source} heartbeat"),
                 "state_topic": topics.heartbeat(source),
@@ -413,8 +439,21 @@ pub fn discovery(
     });
     if commands {
         brightness["command_topic"] = json!(topics.command("brightness"));
+        out.push(entity("number", "led_brightness", brightness));
+    } else {
+        // Home Assistant refuses a number without a command topic: a desk
+        // that takes no commands shows its brightness read-only.
+        out.push(entity(
+            "sensor",
+            "led_brightness",
+            json!({
+                "name": "LED brightness",
+                "state_topic": topics.panel(),
+                "value_template": "{{ value_json.led_brightness }}",
+                "icon": "mdi:brightness-6",
+            }),
+        ));
     }
-    out.push(entity("number", "led_brightness", brightness));
     if commands {
         out.push(entity(
             "button",
@@ -633,7 +672,7 @@ mod tests {
                 "homeassistant/sensor/desk/route_blue/config",
                 "homeassistant/sensor/desk/total/config",
                 "homeassistant/sensor/desk/last_24h/config",
-                "homeassistant/number/desk/led_brightness/config",
+                "homeassistant/sensor/desk/led_brightness/config",
             ],
             "no buttons without allow_commands"
         );
@@ -670,5 +709,79 @@ mod tests {
             "desk",
             "homeassistant/sensor/desk/route_red/state"
         ));
+    }
+    #[test]
+    fn a_number_always_has_a_command_topic_and_a_read_only_desk_gets_a_sensor() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        for commands in [false, true] {
+            let d = discovery("homeassistant", "desk", "desk.lan", &t, &[], &[], commands);
+            for e in d.iter().filter(|e| e.topic.contains("/number/")) {
+                assert!(e.config.get("command_topic").is_some(), "{}", e.topic);
+            }
+            let brightness = d
+                .iter()
+                .find(|e| e.topic.ends_with("/led_brightness/config"))
+                .expect("a brightness entity");
+            let want = if commands { "number" } else { "sensor" };
+            assert!(
+                brightness.topic.contains(&format!("/{want}/")),
+                "{}",
+                brightness.topic
+            );
+        }
+    }
+
+    #[test]
+    fn discovery_topic_levels_are_what_home_assistant_accepts_and_stay_distinct() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let sources = ["web-2.example.com", "web-2_example_com", "web_2"].map(String::from);
+        let d = discovery(
+            "homeassistant",
+            "desk",
+            "desk.lan",
+            &t,
+            &[],
+            &sources,
+            false,
+        );
+        let hb: Vec<&Discovery> = d
+            .iter()
+            .filter(|e| e.topic.contains("/binary_sensor/"))
+            .collect();
+        assert_eq!(hb.len(), 3);
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        for e in &hb {
+            let level = e.topic.split('/').nth(3).unwrap();
+            assert!(level.chars().all(ok), "{}", e.topic);
+        }
+        let mut levels: Vec<&str> = hb
+            .iter()
+            .map(|e| e.topic.split('/').nth(3).unwrap())
+            .collect();
+        levels.dedup();
+        assert_eq!(levels.len(), 3, "{levels:?}");
+        // The real name stays in the entity's name and state topic.
+        assert_eq!(hb[0].config["name"], "web-2.example.com heartbeat");
+        assert_eq!(
+            hb[0].config["state_topic"],
+            "banlight/desk/heartbeat/web-2.example.com"
+        );
+        assert_eq!(
+            topic_level("web_2"),
+            "web_2",
+            "a clean name is kept as it is"
+        );
+    }
+
+    #[test]
+    fn client_ids_that_differ_after_a_dot_get_different_node_ids() {
+        assert_ne!(topic_level("x.a"), topic_level("x.b"));
+        assert_ne!(topic_level("x.a"), topic_level("x_a"));
+        assert_eq!(topic_level("banlight-desk"), "banlight-desk");
+        assert!(!topic_level("").is_empty());
     }
 }
