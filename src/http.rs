@@ -203,25 +203,18 @@ impl Server {
             event_id: params.id,
         };
         match self.state.ledger.hook(hook).await {
-            Ok(outcome) if ignored => json_response(
-                StatusCode::OK,
-                json!({
-                    "route": route,
-                    "count": outcome.count,
-                    "total": outcome.total,
-                    "counted": false,
-                    "reason": "ignored",
-                }),
-            ),
-            Ok(outcome) => json_response(
-                StatusCode::OK,
-                json!({
+            Ok(outcome) => {
+                let mut answer = json!({
                     "route": route,
                     "count": outcome.count,
                     "total": outcome.total,
                     "counted": outcome.counted,
-                }),
-            ),
+                });
+                if let Some(reason) = outcome.reason {
+                    answer["reason"] = json!(reason);
+                }
+                json_response(StatusCode::OK, answer)
+            }
             Err(e) => {
                 // The detail (paths, SQLite errors) is for the log, not for clients.
                 // A stuck store fails every hook: log the first, then a

@@ -52,6 +52,8 @@ fn prune_checked(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HookOutcome {
     pub counted: bool,
+    /// Why it did not count (`None` when it did): see [`Verdict::reason`].
+    pub reason: Option<&'static str>,
     pub count: u64,
     pub total: u64,
 }
@@ -551,7 +553,8 @@ impl Ledger {
                     Verdict::SameId => {}
                 }
                 outcomes.push(HookOutcome {
-                    counted: matches!(v, Verdict::Counted { .. }),
+                    counted: v.counted(),
+                    reason: v.reason(),
                     count: counts[at].1,
                     total,
                 });

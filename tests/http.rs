@@ -277,11 +277,22 @@ async fn repeated_bans_are_deduplicated_within_the_window() {
         (r["count"].clone(), r["total"].clone()),
         (4.into(), 7.into())
     );
+    // an answer that did not count says why
+    assert_eq!(r["reason"], "duplicate", "{r}");
+    let first = d.get("/red?id=ev-1").await.json();
+    assert_eq!(first["counted"], true);
+    assert!(first.get("reason").is_none(), "{first}");
+    let again = d.get("/red?id=ev-1").await.json();
+    assert_eq!(
+        (again["counted"].clone(), again["reason"].clone()),
+        (false.into(), "already counted".into()),
+        "{again}"
+    );
     d.shutdown().await;
     // after a restart the window still holds
     let d = TestDaemon::start(&test_config(dir.path(), "dedupe_window = \"10m\"")).await;
     assert!(!counted(d.get("/red?jail=sshd&ip=203.0.113.9").await));
-    assert_eq!(d.status().await["total"], 7);
+    assert_eq!(d.status().await["total"], 8);
     d.shutdown().await;
 }
 

@@ -28,6 +28,22 @@ pub enum Verdict {
     Ignored,
 }
 
+impl Verdict {
+    pub fn counted(self) -> bool {
+        matches!(self, Verdict::Counted { .. })
+    }
+
+    /// Why a hook did not count, as its answer says it.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Verdict::Counted { .. } => None,
+            Verdict::SameId => Some("already counted"),
+            Verdict::SameBan => Some("duplicate"),
+            Verdict::Ignored => Some("ignored"),
+        }
+    }
+}
+
 /// The verdicts for `batch`, in order, and the keys newly remembered by
 /// `dedupe` (to forget again if the batch cannot be stored).
 pub fn decide(
