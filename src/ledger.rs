@@ -29,21 +29,28 @@ const PRUNE_EVERY_MS: u64 = 3_600_000;
 const CAP_EVERY_EVENTS: u64 = 1;
 
 /// Deletes by age only when the clock can be trusted (see core::clockcheck),
-/// and never past `cutoff_ms`.
+/// and never past `cutoff_ms`. Holding back is said only when something
+/// would have been pruned, and once a run (`said`): keeping events longer
+/// loses nothing, so it is news, not a warning.
 fn prune_checked(
     store: &mut Store,
     now_ms: u64,
     cutoff_ms: u64,
     synced: bool,
+    said: &mut bool,
 ) -> Result<usize, StoreError> {
     let newest = store.newest_event_ms()?;
     if !crate::core::clockcheck::prune_allowed(now_ms, newest, synced) {
-        tracing::warn!(
-            now_ms,
-            newest_event_ms = newest,
-            synchronised = synced,
-            "the clock looks wrong (not synchronised, or behind the newest stored event): not pruning old events"
-        );
+        let due = store.oldest_event_ms()?.is_some_and(|t| t < cutoff_ms);
+        if due && !*said {
+            *said = true;
+            tracing::info!(
+                now_ms,
+                newest_event_ms = newest,
+                synchronised = synced,
+                "the clock looks wrong (not synchronised, or behind the newest stored event): not pruning old events until it is right"
+            );
+        }
         return Ok(0);
     }
     store.prune(cutoff_ms)
@@ -259,6 +266,8 @@ pub struct Ledger {
     horizon: PruneHorizon,
     dedupe_window_ms: u64,
     last_prune_mono_ms: u64,
+    /// The "not pruning: clock looks wrong" line was logged (once a run).
+    prune_held_said: bool,
     /// MQTT: every counted event also goes into the outbox (at most `.0`
     /// rows); `.1` wakes the publisher after a commit.
     outbox: Option<(u64, Arc<tokio::sync::Notify>)>,
@@ -297,7 +306,14 @@ impl Ledger {
         let mut store = store;
         let retention_ms = retention_days.saturating_mul(86_400_000);
         let cutoff = now.saturating_sub(retention_ms);
-        let pruned = prune_checked(&mut store, now, cutoff, clock.synchronised())?;
+        let mut prune_held_said = false;
+        let pruned = prune_checked(
+            &mut store,
+            now,
+            cutoff,
+            clock.synchronised(),
+            &mut prune_held_said,
+        )?;
         let capped = store.cap_events(max_events)?;
         if pruned + capped > 0 {
             tracing::info!(
@@ -331,6 +347,7 @@ impl Ledger {
             horizon: PruneHorizon::new(cutoff, mono),
             dedupe_window_ms,
             last_prune_mono_ms: mono,
+            prune_held_said,
             outbox_log: LogLimit::new(60_000),
             store_error_log: LogLimit::new(30_000),
             outbox: None,
@@ -394,7 +411,13 @@ impl Ledger {
         let now = self.clock.wall_ms();
         let cutoff = self.horizon.cutoff(now, mono, self.retention_ms);
         let synced = self.clock.synchronised();
-        match prune_checked(&mut self.store, now, cutoff, synced) {
+        match prune_checked(
+            &mut self.store,
+            now,
+            cutoff,
+            synced,
+            &mut self.prune_held_said,
+        ) {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "pruned old events"),
             Err(e) => tracing::warn!("pruning old events failed: {e}"),
@@ -1184,6 +1207,81 @@ mod tests {
         assert!(
             !store.has_event_id("a3").unwrap(),
             "ignored: not remembered"
+        );
+    }
+
+    /// What `f` logs, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+            type Writer = Buf;
+            fn make_writer(&'a self) -> Buf {
+                self.clone()
+            }
+        }
+        let buf = Buf::default();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(buf.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        let out = buf.0.lock().unwrap().clone();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_unsynchronised_clock_is_mentioned_only_when_there_is_something_to_prune_and_once() {
+        const DAY: u64 = 86_400_000;
+        let now: u64 = 1_800_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut said = false;
+        let log = logged(|| {
+            assert_eq!(
+                prune_checked(&mut store, now, now - 90 * DAY, false, &mut said).unwrap(),
+                0
+            );
+        });
+        assert!(
+            log.is_empty(),
+            "an empty store: nothing to say, got {log:?}"
+        );
+        let old = StoredEvent {
+            ts_ms: now - 100 * DAY,
+            route: "red".into(),
+            kind: "hook".into(),
+            jail: None,
+            ip: None,
+            source: None,
+            event_id: None,
+        };
+        let extras = CommitExtras {
+            event_ids: &[],
+            outbox_max: None,
+        };
+        store.commit_with(&[old], &[], extras).unwrap();
+        let log = logged(|| {
+            for _ in 0..3 {
+                assert_eq!(
+                    prune_checked(&mut store, now, now - 90 * DAY, false, &mut said).unwrap(),
+                    0
+                );
+            }
+        });
+        assert_eq!(log.matches("not pruning").count(), 1, "once: {log:?}");
+        assert!(
+            !log.contains("WARN"),
+            "keeping events longer loses nothing: {log:?}"
         );
     }
 }

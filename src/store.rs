@@ -495,10 +495,17 @@ impl Store {
 
     /// The newest stored event's time, if any.
     pub fn newest_event_ms(&self) -> Result<Option<u64>, StoreError> {
+        self.event_ms("SELECT MAX(ts_ms) FROM events")
+    }
+
+    /// The oldest stored event's time, if any.
+    pub fn oldest_event_ms(&self) -> Result<Option<u64>, StoreError> {
+        self.event_ms("SELECT MIN(ts_ms) FROM events")
+    }
+
+    fn event_ms(&self, sql: &str) -> Result<Option<u64>, StoreError> {
         self.conn
-            .query_row("SELECT MAX(ts_ms) FROM events", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
             .map(|v| v.map(|t| t.max(0) as u64))
             .map_err(self.sqlite())
     }

@@ -87,19 +87,7 @@ pub fn valid_topic(t: &str) -> bool {
 
 /// A host name as a Home Assistant node id / MQTT topic level: `[a-zA-Z0-9_-]`.
 pub fn node_id(host: &str) -> String {
-    let id: String = host
-        .split('.')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let id = cleaned(host.split('.').next().unwrap_or(""));
     if id.is_empty() {
         "banlight".into()
     } else {
@@ -107,13 +95,9 @@ pub fn node_id(host: &str) -> String {
     }
 }
 
-/// A name as a Home Assistant discovery topic level, which may hold only
-/// `[a-zA-Z0-9_-]`: other characters become `_`, and then a short digest of
-/// the whole name follows, so two names that clean up alike (`x.a`, `x_a`)
-/// never share topics or unique ids. A clean name is kept as it is.
-pub fn topic_level(name: &str) -> String {
-    let clean: String = name
-        .chars()
+/// `[a-zA-Z0-9_-]` kept, every other character made `_`.
+fn cleaned(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -121,7 +105,15 @@ pub fn topic_level(name: &str) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A name as a Home Assistant discovery topic level, which may hold only
+/// `[a-zA-Z0-9_-]`: other characters become `_`, and then a short digest of
+/// the whole name follows, so two names that clean up alike (`x.a`, `x_a`)
+/// never share topics or unique ids. A clean name is kept as it is.
+pub fn topic_level(name: &str) -> String {
+    let clean = cleaned(name);
     if clean == name && !name.is_empty() {
         return clean;
     }
