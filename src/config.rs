@@ -735,6 +735,26 @@ fn valid_route_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// serde's "unknown field `x`, expected one of `a`, `b`" with the nearest
+/// expected key named, when one is near (a typo, a missing prefix).
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    // Split on backticks, the parts alternate inside/outside: the given key
+    // first, then the expected ones.
+    let given = rest.split('`').next().unwrap_or("");
+    let expected = rest.split('`').skip(2).step_by(2);
+    let best = expected
+        .map(|k| (strsim::levenshtein(given, k), k))
+        .filter(|(d, k)| *d <= 2 || (given.len() >= 4 && (k.contains(given) || given.contains(k))))
+        .min();
+    match best {
+        Some((_, k)) => format!("{message}: did you mean `{k}`?"),
+        None => message.to_string(),
+    }
+}
+
 impl Config {
     /// Built-in defaults (no config file).
     pub fn defaults() -> Config {
@@ -761,7 +781,7 @@ impl Config {
                 file: path.to_path_buf(),
                 line,
                 key,
-                message: e.message().trim().to_string(),
+                message: with_suggestion(e.message().trim()),
             }
         })?;
         Self::from_raw(Some(path), text, raw)
@@ -1387,6 +1407,18 @@ marker = 7
                 .starts_with("test.toml:4: key `panel.brightnes`:"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_typo_in_a_key_gets_a_did_you_mean() {
+        let e = err("dedup_window = \"5m\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("dedup_window")));
+        assert!(e.message.contains("did you mean `dedupe_window`?"), "{e}");
+        let e = err("[panel]\nbrightnes = 3\n");
+        assert!(e.message.contains("did you mean `"), "{e}");
+        // Nothing near: no guess.
+        let e = err("zzzzzzzzzz = 1\n");
+        assert!(!e.message.contains("did you mean"), "{e}");
     }
 
     #[test]
