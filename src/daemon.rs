@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -19,7 +19,7 @@ use crate::engine::{Engine, EngineHandle, EngineMsg};
 use crate::ledger::{Ledger, LedgerHandle};
 use crate::panel::{ButtonEdge, Clock, PanelOutput};
 use crate::panel_status::PanelStatus;
-use crate::state::{Parts, Routing, State};
+use crate::state::{Routing, State};
 use crate::store::Store;
 
 /// Clients tracked by the rate limiter at most (~50 bytes each).
@@ -152,19 +152,24 @@ pub async fn start(
             }
         },
     ));
-    let state = Arc::new(State::new(Parts {
-        routing: Routing::of(config),
-        limiter: RateLimiter::new(config.rate_limit_rule(), MAX_LIMITED_CLIENTS),
+    let state = Arc::new(State {
+        routing: RwLock::new(Arc::new(Routing::of(config))),
+        limiter: Mutex::new(RateLimiter::new(
+            config.rate_limit_rule(),
+            MAX_LIMITED_CLIENTS,
+        )),
+        requests: Default::default(),
         slots: crate::slots::Slots::new(config.max_connections),
         ledger: ledger.clone(),
         counters,
         panel: status,
+        started: Instant::now(),
         commit_stats,
         heartbeats,
         mqtt: mqtt_settings
             .as_ref()
             .map(|_| Arc::new(crate::figures::MqttStats::default())),
-    }));
+    });
     let http = Arc::new(crate::http::Server {
         state: state.clone(),
         web: web.clone(),

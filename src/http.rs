@@ -20,9 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::auth::{authorize, is_known_token, token_of};
+use crate::auth::{is_known_token, token_of};
 use crate::clock::wall_ms;
-use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
 use crate::core::ratelimit::client_key;
 use crate::reply::{error, json_response, Body};
@@ -170,37 +169,20 @@ impl Server {
             Ok(p) => p,
             Err(e) => return refusal(e),
         };
-        let source = match authorize(params.token.as_deref(), &routing.sources, &route)
-            .map_err(RequestError::from)
-        {
-            Ok(Some(name)) => Some(name),
-            Ok(None) => params.source,
+        let token_sent = params.token.is_some();
+        let hook = match routing.admit(route.clone(), params) {
+            Ok(hook) => hook,
             Err(e) => {
+                let e = RequestError::from(e);
                 // "a token is required" would mislead whoever reads the log
                 // when a token was sent and did not match.
-                let why = match (&e, &params.token) {
-                    (RequestError::Unauthorized, Some(_)) => "wrong token".to_string(),
+                let why = match e {
+                    RequestError::Unauthorized if token_sent => "wrong token".to_string(),
                     _ => e.message(),
                 };
                 tracing::info!(%peer, route, "refused: {why}");
                 return refusal(e);
             }
-        };
-        // The ip was validated by parse_hook; the ignore list is checked after
-        // authorization so an unknown client cannot fill the log.
-        let ignored = params
-            .ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| routing.ignore.contains(ip));
-        let hook = Hook {
-            route: route.clone(),
-            jail: params.jail,
-            ip: params.ip,
-            source,
-            time: params.time,
-            ignored,
-            event_id: params.id,
         };
         match self.state.ledger.hook(hook).await {
             Ok(outcome) => {

@@ -1104,12 +1104,9 @@ mod tests {
         assert_eq!(c.get("red").unwrap().last_seen_ms, Some(now));
     }
 
-    #[test]
-    fn a_last_seen_left_in_the_future_is_not_restored() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let t0: u64 = 1_800_000_000_000;
-        let ev = |ts_ms| StoredEvent {
+    /// A bare counted event on `red` at `ts_ms`.
+    fn red_hook_at(ts_ms: u64) -> StoredEvent {
+        StoredEvent {
             ts_ms,
             route: "red".into(),
             kind: "hook".into(),
@@ -1117,7 +1114,15 @@ mod tests {
             ip: None,
             source: None,
             event_id: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_last_seen_left_in_the_future_is_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let t0: u64 = 1_800_000_000_000;
+        let ev = red_hook_at;
         // stamped by a clock a year ahead; banlight was stopped, the clock fixed
         let ahead = t0 + 365 * 86_400_000;
         store
@@ -1256,15 +1261,7 @@ mod tests {
             log.is_empty(),
             "an empty store: nothing to say, got {log:?}"
         );
-        let old = StoredEvent {
-            ts_ms: now - 100 * DAY,
-            route: "red".into(),
-            kind: "hook".into(),
-            jail: None,
-            ip: None,
-            source: None,
-            event_id: None,
-        };
+        let old = red_hook_at(now - 100 * DAY);
         let extras = CommitExtras {
             event_ids: &[],
             outbox_max: None,

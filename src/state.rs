@@ -8,8 +8,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use crate::auth::{authorize, AuthError};
 use crate::config::{Config, Route, Source};
 use crate::core::counters::Counters;
+use crate::core::hook::{Hook, HookParams};
 use crate::core::ignore::IgnoreList;
 use crate::core::ratelimit::RateLimiter;
 use crate::figures::{CommitStats, MqttStats, RequestStats};
@@ -36,10 +38,34 @@ impl Routing {
             ignore: config.ignore.clone(),
         }
     }
+
+    /// A hook on `route` (a configured one), whatever its transport: the
+    /// token names the source (or, with no sources, the claimed source
+    /// stands), then the ignore list marks it. The ignore list is checked
+    /// after authorization, so an unknown client cannot fill the log.
+    pub fn admit(&self, route: String, params: HookParams) -> Result<Hook, AuthError> {
+        let source = authorize(params.token.as_deref(), &self.sources, &route)?.or(params.source);
+        // The ip was validated (and made canonical) by `HookParams::set`.
+        let ignored = params
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .is_some_and(|ip| self.ignore.contains(ip));
+        Ok(Hook {
+            route,
+            jail: params.jail,
+            ip: params.ip,
+            source,
+            time: params.time,
+            ignored,
+            event_id: params.id,
+        })
+    }
 }
 
 pub struct State {
-    routing: RwLock<Arc<Routing>>,
+    /// Read with [`State::routing`], swapped with [`State::set_routing`].
+    pub routing: RwLock<Arc<Routing>>,
     /// Failed requests per client address (HTTP and its 429s).
     pub limiter: Mutex<RateLimiter>,
     pub requests: RequestStats,
@@ -56,36 +82,7 @@ pub struct State {
     pub mqtt: Option<Arc<MqttStats>>,
 }
 
-/// The parts `State` is made of that `daemon` builds first.
-pub struct Parts {
-    pub routing: Routing,
-    pub limiter: RateLimiter,
-    pub slots: Arc<Slots>,
-    pub ledger: LedgerHandle,
-    pub counters: Arc<Mutex<Counters>>,
-    pub panel: Arc<Mutex<PanelStatus>>,
-    pub commit_stats: Arc<CommitStats>,
-    pub heartbeats: Arc<Monitor>,
-    pub mqtt: Option<Arc<MqttStats>>,
-}
-
 impl State {
-    pub fn new(p: Parts) -> State {
-        State {
-            routing: RwLock::new(Arc::new(p.routing)),
-            limiter: Mutex::new(p.limiter),
-            requests: RequestStats::default(),
-            slots: p.slots,
-            ledger: p.ledger,
-            counters: p.counters,
-            panel: p.panel,
-            started: Instant::now(),
-            commit_stats: p.commit_stats,
-            heartbeats: p.heartbeats,
-            mqtt: p.mqtt,
-        }
-    }
-
     /// The routing in force now; a request keeps the one it started with.
     pub fn routing(&self) -> Arc<Routing> {
         self.routing.read().expect("routing lock").clone()
