@@ -15,7 +15,6 @@
 //! so the outbox (not rumqttc's memory) is the one source of truth.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +24,7 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publi
 use serde_json::json;
 use tokio::sync::{watch, Notify};
 
+use crate::auth::AuthError;
 use crate::config::{MqttConfig, MqttPassword};
 use crate::core::hook::Hook;
 use crate::core::mqtt::{self as pure, Command, OutEvent, Topics};
@@ -705,30 +705,13 @@ pub fn hook_from_message(payload: &[u8], state: &State) -> Result<Hook, String> 
     if !routing.routes.iter().any(|r| r.name == h.route) {
         return Err(format!("no such route \"{}\" ({h})", h.route));
     }
-    let source = match crate::auth::authorize(h.token.as_deref(), &routing.sources, &h.route) {
-        Ok(Some(name)) => Some(name),
-        Ok(None) => h.source.clone(),
-        Err(crate::auth::AuthError::Unauthorized) if h.token.is_some() => {
-            return Err(format!("wrong token ({h})"))
-        }
-        Err(e) => {
-            return Err(format!(
-                "{} ({h})",
-                crate::request::RequestError::from(e).message()
-            ))
-        }
-    };
-    let ignored =
-        h.ip.as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| routing.ignore.contains(ip));
-    Ok(Hook {
-        route: h.route,
-        jail: h.jail,
-        ip: h.ip,
-        source,
-        time: h.time,
-        ignored,
-        event_id: Some(h.id),
+    // Shown in refusals; never shows the token.
+    let (shown, token_sent) = (h.to_string(), h.fields.token.is_some());
+    routing.admit(h.route, h.fields).map_err(|e| match e {
+        AuthError::Unauthorized if token_sent => format!("wrong token ({shown})"),
+        e => format!(
+            "{} ({shown})",
+            crate::request::RequestError::from(e).message()
+        ),
     })
 }

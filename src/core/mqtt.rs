@@ -157,26 +157,26 @@ impl OutEvent {
     }
 }
 
-/// A hook received over MQTT, checked for form (not yet for its token).
+/// A hook received over MQTT, checked for form (not yet for its token):
+/// its route and the same fields an HTTP hook has, `id` always set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InHook {
-    pub id: String,
     pub route: String,
-    pub token: Option<String>,
-    pub source: Option<String>,
-    pub jail: Option<String>,
-    pub ip: Option<String>,
-    /// Unix seconds.
-    pub time: Option<u64>,
+    pub fields: HookParams,
 }
 
 impl std::fmt::Display for InHook {
     /// Never shows the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.fields;
         write!(
             f,
             "id={} route={} source={:?} jail={:?} ip={:?}",
-            self.id, self.route, self.source, self.jail, self.ip
+            h.id.as_deref().unwrap_or(""),
+            self.route,
+            h.source,
+            h.jail,
+            h.ip
         )
     }
 }
@@ -223,14 +223,11 @@ pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
         Some(Value::String(s)) => params.set("time", s)?,
         Some(_) => return Err("\"time\" must be unix seconds".into()),
     }
+    params.token = text("token")?;
+    params.id = Some(id);
     Ok(InHook {
-        id,
         route,
-        token: text("token")?,
-        source: params.source,
-        jail: params.jail,
-        ip: params.ip,
-        time: params.time,
+        fields: params,
     })
 }
 
@@ -576,13 +573,17 @@ mod tests {
             br#"{"id":"web-1:sshd:203.0.113.9:1700000000","route":"red","token":"t0123456789abcdef","source":"web-1","jail":"sshd","ip":"::ffff:203.0.113.9","time":1700000000}"#,
         )
         .unwrap();
-        assert_eq!(h.id, "web-1:sshd:203.0.113.9:1700000000");
-        assert_eq!(h.ip.as_deref(), Some("203.0.113.9"), "canonical");
-        assert_eq!(h.time, Some(1_700_000_000));
-        assert_eq!(h.token.as_deref(), Some("t0123456789abcdef"));
+        assert_eq!(
+            h.fields.id.as_deref(),
+            Some("web-1:sshd:203.0.113.9:1700000000")
+        );
+        assert_eq!(h.fields.ip.as_deref(), Some("203.0.113.9"), "canonical");
+        assert_eq!(h.fields.time, Some(1_700_000_000));
+        assert_eq!(h.fields.token.as_deref(), Some("t0123456789abcdef"));
         assert!(!h.to_string().contains("t0123456789abcdef"), "{h}");
         let h = parse_hook_message(br#"{"id":"x1","route":"red","time":"1700000000"}"#).unwrap();
-        assert_eq!((h.time, h.jail, h.ip), (Some(1_700_000_000), None, None));
+        let f = h.fields;
+        assert_eq!((f.time, f.jail, f.ip), (Some(1_700_000_000), None, None));
         for (bad, why) in [
             (&b"not json"[..], "JSON"),
             (b"[1]", "object"),
