@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::core::names::valid_name;
 
-/// The hook parameters from a query string and/or form body.
+/// A hook's fields, from a query string, a form body or an MQTT message.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HookParams {
     pub jail: Option<String>,
@@ -27,14 +27,13 @@ impl HookParams {
     /// names, a canonical ip, whole unix seconds, an event id. Other keys
     /// are ignored, so a newer sender can talk to an older appliance.
     pub fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
-        let bad = |m: String| m;
         match key {
             "jail" | "source" => {
                 if !valid_name(v) {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "invalid {key} \"{}\": use 1-64 letters, digits or . _ - : @",
                         shown(v, 64)
-                    )));
+                    ));
                 }
                 let slot = if key == "jail" {
                     &mut self.jail
@@ -46,7 +45,7 @@ impl HookParams {
             "ip" => {
                 let ip: IpAddr = v
                     .parse()
-                    .map_err(|_| bad(format!("invalid ip \"{}\"", shown(v, 64))))?;
+                    .map_err(|_| format!("invalid ip \"{}\"", shown(v, 64)))?;
                 // Canonical form, so dedupe sees ::1 and 0:0::1 as one address,
                 // and ::ffff:a.b.c.d (an IPv4 client of a dual-stack server) as
                 // the a.b.c.d it is.
@@ -55,7 +54,7 @@ impl HookParams {
             "failures" => {
                 self.failures = Some(
                     v.parse()
-                        .map_err(|_| bad(format!("invalid failures \"{}\"", shown(v, 20))))?,
+                        .map_err(|_| format!("invalid failures \"{}\"", shown(v, 20)))?,
                 );
             }
             "time" => {
@@ -65,20 +64,17 @@ impl HookParams {
                         .ok()
                         .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
                         .ok_or_else(|| {
-                            bad(format!(
-                                "invalid time \"{}\": use unix seconds",
-                                shown(v, 20)
-                            ))
+                            format!("invalid time \"{}\": use unix seconds", shown(v, 20))
                         })?,
                 );
             }
             "token" => self.token = Some(v.to_string()),
             "id" => {
                 if !valid_event_id(v) {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "invalid id \"{}\": use 1-128 printable characters without spaces",
                         shown(v, 64)
-                    )));
+                    ));
                 }
                 self.id = Some(v.to_string());
             }
