@@ -82,10 +82,7 @@ pub async fn start(
     let notify = engine.clone();
     // [mqtt]: resolved first, so a bad password file or CA stops the start.
     let mqtt_settings = match &config.mqtt {
-        Some(m) => Some(crate::mqtt::Settings::resolve(
-            m,
-            &crate::admin::hostname(),
-        )?),
+        Some(m) => Some(crate::mqtt::Settings::resolve(m, &crate::host::hostname())?),
         None => None,
     };
     let mqtt_wake = Arc::new(tokio::sync::Notify::new());

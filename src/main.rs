@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use banlight::cli::{Cli, Command, SYSTEM_CONFIG};
 use banlight::config::Config;
-use banlight::{admin, daemon, notify, panel, selftest};
+use banlight::{admin, cmd, daemon, notify, panel, selftest};
 
 fn load_config(cli: &Cli) -> Result<Config, banlight::config::ConfigError> {
     match &cli.config {
@@ -134,7 +134,10 @@ fn main() -> ExitCode {
         other => {
             let result = load_config(&cli)
                 .map_err(|e| e.to_string())
-                .and_then(|config| admin::run(other, &config, cli.socket.as_deref()));
+                .and_then(|config| {
+                    let client = admin::Client::new(cli.socket.as_deref(), &config);
+                    cmd::run(other, &config, &client)
+                });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -397,7 +397,7 @@ async fn events_and_retained_state_are_published() {
     assert_eq!(s["mqtt"]["published"], 3);
     assert_eq!(s["mqtt"]["connected"], true);
     assert_eq!(s["mqtt"]["outbox_dropped"], 0);
-    let text = banlight::admin::format_status(&s);
+    let text = banlight::cmd::status::format_status(&s);
     assert!(
         text.contains("mqtt connected: published 3, outbox 0 waiting, 0 dropped"),
         "{text}"
@@ -1077,7 +1077,7 @@ async fn ha_config(ha: &Sub, t: String) -> Value {
     assert_eq!(v["availability_topic"], "t/desk/availability");
     assert_eq!(
         v["device"]["name"],
-        format!("banlight {}", banlight::admin::hostname())
+        format!("banlight {}", banlight::host::hostname())
     );
     v
 }

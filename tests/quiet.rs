@@ -24,7 +24,7 @@ async fn quiet_hours_darken_the_panel_and_counting_goes_on() {
         })
         .await;
     assert_eq!(s["routes"]["red"]["count"], 1);
-    assert!(banlight::admin::format_status(&s).contains("(quiet hours)"));
+    assert!(banlight::cmd::status::format_status(&s).contains("(quiet hours)"));
     // the sweep (200 ms here) and its marker never reach the panel
     let panel = d.panel.clone();
     // let the 200 ms sweep play out underneath (not a timing assertion)

@@ -175,7 +175,7 @@ async fn pinned_tls_with_curl() {
     assert_eq!(code, 90, "the new key is not served yet");
     // the snippet carries both pins
     let (snippet, _warnings) =
-        banlight::admin::hook_snippet(&config, "red", "sshd", Some("pi".into()), None).unwrap();
+        banlight::cmd::hook::hook_snippet(&config, "red", "sshd", Some("pi".into()), None).unwrap();
     assert!(
         snippet.contains(&format!("--pinnedpubkey {} ", both.join(";")))
             && snippet.contains("--cacert /etc/fail2ban/banlight-")
