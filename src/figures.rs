@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use serde_json::{json, Value};
 
 use crate::core::breakdown::Breakdown;
 use crate::store::StoredEvent;
@@ -137,22 +136,41 @@ pub struct MqttStats {
 }
 
 impl MqttStats {
-    pub fn json(&self, outbox_dropped: u64) -> Value {
+    pub fn status(&self, outbox_dropped: u64) -> MqttStatus {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        json!({
-            "connected": self.connected.load(Ordering::Relaxed),
-            "subscribed": self.subscribed.load(Ordering::Relaxed),
-            "connects": n(&self.connects),
-            "published": n(&self.published),
-            "outbox": n(&self.pending),
-            "outbox_dropped": outbox_dropped,
-            "hooks_received": n(&self.hooks_received),
-            "hooks_counted": n(&self.hooks_counted),
-            "hooks_not_counted": n(&self.hooks_not_counted),
-            "hooks_refused": n(&self.hooks_refused),
-            "commands": n(&self.commands),
-            "commands_refused": n(&self.commands_refused),
-            "last_error": self.last_error.lock().expect("mqtt stats lock").clone(),
-        })
+        MqttStatus {
+            connected: self.connected.load(Ordering::Relaxed),
+            subscribed: self.subscribed.load(Ordering::Relaxed),
+            connects: n(&self.connects),
+            published: n(&self.published),
+            outbox: n(&self.pending),
+            outbox_dropped,
+            hooks_received: n(&self.hooks_received),
+            hooks_counted: n(&self.hooks_counted),
+            hooks_not_counted: n(&self.hooks_not_counted),
+            hooks_refused: n(&self.hooks_refused),
+            commands: n(&self.commands),
+            commands_refused: n(&self.commands_refused),
+            last_error: self.last_error.lock().expect("mqtt stats lock").clone(),
+        }
     }
+}
+
+/// The broker connection in `/api/status` (`mqtt`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MqttStatus {
+    pub connected: bool,
+    pub subscribed: bool,
+    pub connects: u64,
+    pub published: u64,
+    /// Events waiting for the broker.
+    pub outbox: u64,
+    pub outbox_dropped: u64,
+    pub hooks_received: u64,
+    pub hooks_counted: u64,
+    pub hooks_not_counted: u64,
+    pub hooks_refused: u64,
+    pub commands: u64,
+    pub commands_refused: u64,
+    pub last_error: Option<String>,
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::clock::wall_ms;
@@ -33,6 +33,21 @@ pub const EVENT_KIND: &str = "heartbeat";
 /// Jails one heartbeat may list (a server has a handful; the body limit
 /// bounds it anyway).
 const MAX_JAILS: usize = 256;
+
+/// One watched source in `/api/status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeartbeatStatus {
+    /// `new`, `up` or `down`.
+    pub state: String,
+    /// The last heartbeat, unix ms (`None`: never).
+    pub last_ms: Option<u64>,
+    pub period_ms: u64,
+    pub grace_ms: u64,
+    /// What the server last said of its fail2ban (`None`: it did not say).
+    pub fail2ban_up: Option<bool>,
+    /// Banned addresses per jail, as the server last reported them.
+    pub jails: BTreeMap<String, u64>,
+}
 
 pub struct Monitor {
     inner: Mutex<Inner>,
@@ -126,23 +141,23 @@ impl Monitor {
 
     /// `/api/status` `heartbeats`: per watched source its state, last
     /// heartbeat (unix ms), period, grace and what the server reported.
-    pub fn status_json(&self) -> Value {
+    pub fn status(&self) -> BTreeMap<String, HeartbeatStatus> {
         let inner = self.inner.lock().expect("heartbeats lock");
-        let mut out = serde_json::Map::new();
-        for (name, w) in inner.machine.iter() {
-            out.insert(
-                name.to_string(),
-                json!({
-                    "state": w.state.as_str(),
-                    "last_ms": w.last_ms.map(|t| self.wall_at(t)),
-                    "period_ms": w.spec.period_ms,
-                    "grace_ms": w.spec.grace_ms,
-                    "fail2ban_up": w.report.fail2ban_up,
-                    "jails": w.report.jails,
-                }),
-            );
-        }
-        Value::Object(out)
+        inner
+            .machine
+            .iter()
+            .map(|(name, w)| {
+                let status = HeartbeatStatus {
+                    state: w.state.as_str().to_string(),
+                    last_ms: w.last_ms.map(|t| self.wall_at(t)),
+                    period_ms: w.spec.period_ms,
+                    grace_ms: w.spec.grace_ms,
+                    fail2ban_up: w.report.fail2ban_up,
+                    jails: w.report.jails.clone(),
+                };
+                (name.to_string(), status)
+            })
+            .collect()
     }
 
     /// Per watched source, what `/metrics` shows.
