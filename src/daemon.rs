@@ -63,23 +63,20 @@ pub struct Daemon {
 
 /// Opens the store, binds nothing itself (the caller owns the plain
 /// listener, `None` when `[tls]` runs alone), and starts serving. `buttons`
-/// receives edges from the panel backend.
+/// receives edges from the panel backend. The steps, in order: claim the
+/// state directory and socket; count (ledger); show (engine); watch
+/// heartbeats; share (`State`); listen (control, HTTP, TLS, MQTT).
 pub async fn start(
     config: &Config,
     listener: Option<TcpListener>,
     panel: Box<dyn PanelOutput>,
     clock: Clock,
-    mut buttons: mpsc::Receiver<ButtonEdge>,
+    buttons: mpsc::Receiver<ButtonEdge>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Daemon> {
     let plain_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
-    let state_lock = crate::statelock::StateLock::acquire(&config.state_dir)?;
-    let store = Store::open(&config.state_dir)?;
-    let control_listener = crate::control::bind(&config.control_socket).await?;
-    let socket_file = SocketFile(config.control_socket.clone());
-    tracing::info!(db = %store.path().display(), "store opened");
+    let claimed = claim(config).await?;
     let (engine, engine_rx) = Engine::channel();
-    let notify = engine.clone();
     // [mqtt]: resolved first, so a bad password file or CA stops the start.
     let mqtt_settings = match &config.mqtt {
         Some(m) => Some(crate::mqtt::Settings::resolve(m, &crate::host::hostname())?),
@@ -88,11 +85,154 @@ pub async fn start(
     let mqtt_wake = Arc::new(tokio::sync::Notify::new());
     // The page gets the frames the panel gets, and word of every count.
     let web = config.web.enabled.then(crate::web::Web::new);
-    let web_notify = web.clone();
     let panel: Box<dyn PanelOutput> = match &web {
         Some(web) => Box::new(crate::web::TapPanel::new(panel, web.clone())),
         None => panel,
     };
+    let counting = start_ledger(config, claimed.store, &engine, &web, &mqtt_wake)?;
+    let ledger = counting.ledger;
+    let status = Arc::new(Mutex::new(PanelStatus::default()));
+    let panel_name = panel.name();
+    let task = Engine {
+        panel,
+        scene: Scene::new(config.scene_settings(), config.route_looks()),
+        buttons: Buttons::new(config.button_timing()),
+        counters: counting.counters.clone(),
+        status: status.clone(),
+        clock,
+        ledger: ledger.clone(),
+        shutdown_command: shutdown_command(config, panel_name),
+        quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
+        silence: crate::core::silence::Silence::new(Default::default()),
+    };
+    let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
+    let heartbeats = crate::heartbeat::Monitor::new(config, clock);
+    let heartbeat_task = watch_heartbeats(&heartbeats, &ledger, &engine, &web);
+    let state = Arc::new(State {
+        routing: RwLock::new(Arc::new(Routing::of(config))),
+        limiter: Mutex::new(RateLimiter::new(
+            config.rate_limit_rule(),
+            MAX_LIMITED_CLIENTS,
+        )),
+        requests: Default::default(),
+        slots: crate::slots::Slots::new(config.max_connections),
+        ledger: ledger.clone(),
+        counters: counting.counters,
+        panel: status,
+        started: Instant::now(),
+        commit_stats: counting.commit_stats,
+        heartbeats,
+        mqtt: mqtt_settings
+            .as_ref()
+            .map(|_| Arc::new(crate::figures::MqttStats::default())),
+    });
+    let http = Arc::new(crate::http::Server {
+        state: state.clone(),
+        web: web.clone(),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        max_connections_per_client: config.max_connections_per_client,
+        per_client: Default::default(),
+    });
+    let tls = open_tls(config).await?;
+    let control = Arc::new(Control {
+        state: state.clone(),
+        web: web.clone(),
+        engine: engine.clone(),
+        ledger: ledger.clone(),
+        config: Mutex::new(config.clone()),
+        tls: tls.as_ref().map(|(state, _)| state.clone()),
+    });
+    let control_task = tokio::spawn(crate::control::serve(
+        claimed.control_listener,
+        control.clone(),
+    ));
+    tracing::info!(socket = %config.control_socket.display(), "control socket ready");
+    let stop_rx = stop_on(shutdown, web);
+    let mqtt_task = match (mqtt_settings, &state.mqtt) {
+        (Some(settings), Some(stats)) => Some(tokio::spawn(
+            crate::mqtt::Mqtt {
+                settings,
+                ledger: ledger.clone(),
+                state: state.clone(),
+                engine: engine.clone(),
+                wake: mqtt_wake,
+                stats: stats.clone(),
+            }
+            .run(stop_rx.clone()),
+        )),
+        _ => None,
+    };
+    let serving = serve_http(listener, tls, &http, &stop_rx)?;
+    let tls_addr = serving.tls_addr;
+    let addr = match (plain_addr, tls_addr) {
+        (Some(a), _) | (None, Some(a)) => a,
+        (None, None) => anyhow::bail!("no listener: set `listen` or [tls] listen"),
+    };
+    if plain_addr.is_some() {
+        tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
+    } else {
+        tracing::info!("plain HTTP is off ([tls] without `listen`)");
+    }
+    Ok(Daemon {
+        addr,
+        control,
+        control_task,
+        _socket_file: claimed.socket_file,
+        _state_lock: claimed.state_lock,
+        state,
+        http,
+        engine,
+        ledger,
+        server: serving.plain,
+        tls_addr,
+        tls_server: serving.tls,
+        engine_task,
+        heartbeat_task,
+        ledger_thread: counting.thread,
+        mqtt_task,
+    })
+}
+
+/// What only one daemon may hold: the state directory, the store in it and
+/// the control socket.
+struct Claimed {
+    state_lock: crate::statelock::StateLock,
+    store: Store,
+    control_listener: tokio::net::UnixListener,
+    socket_file: SocketFile,
+}
+
+async fn claim(config: &Config) -> anyhow::Result<Claimed> {
+    let state_lock = crate::statelock::StateLock::acquire(&config.state_dir)?;
+    let store = Store::open(&config.state_dir)?;
+    let control_listener = crate::control::bind(&config.control_socket).await?;
+    tracing::info!(db = %store.path().display(), "store opened");
+    Ok(Claimed {
+        state_lock,
+        store,
+        control_listener,
+        socket_file: SocketFile(config.control_socket.clone()),
+    })
+}
+
+/// The ledger thread and what it shares: the counts and the commit figures.
+struct Counting {
+    ledger: LedgerHandle,
+    counters: Arc<Mutex<crate::core::counters::Counters>>,
+    commit_stats: Arc<crate::figures::CommitStats>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Starts the ledger thread; every count tells the engine and the page.
+fn start_ledger(
+    config: &Config,
+    store: Store,
+    engine: &EngineHandle,
+    web: &Option<Arc<crate::web::Web>>,
+    mqtt_wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Counting> {
+    let notify = engine.clone();
+    let web_notify = web.clone();
     let (ledger, counters) = Ledger::open(
         store,
         config.dedupe_window_ms,
@@ -110,122 +250,105 @@ pub async fn start(
         None => ledger,
     };
     let commit_stats = ledger.stats.clone();
-    let (ledger, ledger_thread) = ledger.spawn();
+    let (ledger, thread) = ledger.spawn();
     let wake = ledger.clone();
     if !crate::clockwake::spawn(move || wake.clock_set()) {
         tracing::debug!("clock steps are noticed at the next hook only");
     }
-    let status = Arc::new(Mutex::new(PanelStatus::default()));
-    let panel_name = panel.name();
-    let scene = Scene::new(config.scene_settings(), config.route_looks());
-    let task = Engine {
-        panel,
-        scene,
-        buttons: Buttons::new(config.button_timing()),
-        counters: counters.clone(),
-        status: status.clone(),
-        clock,
-        ledger: ledger.clone(),
-        shutdown_command: shutdown_command(config, panel_name),
-        quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
-        silence: crate::core::silence::Silence::new(Default::default()),
-    };
+    Ok(Counting {
+        ledger,
+        counters,
+        commit_stats,
+        thread,
+    })
+}
+
+/// Starts the engine task that drives the panel, and forwards the panel's
+/// button edges to it.
+fn start_engine(
+    task: Engine,
+    (engine, engine_rx): (EngineHandle, mpsc::UnboundedReceiver<EngineMsg>),
+    mut buttons: mpsc::Receiver<ButtonEdge>,
+) -> tokio::task::JoinHandle<()> {
     let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
-    let forward = engine.clone();
     tokio::spawn(async move {
         while let Some(edge) = buttons.recv().await {
-            forward.send(EngineMsg::Button(edge));
+            engine.send(EngineMsg::Button(edge));
         }
     });
-    let heartbeats = crate::heartbeat::Monitor::new(config, clock);
-    let web_hb = web.clone();
-    let heartbeat_task = tokio::spawn(heartbeats.clone().run(
-        ledger.clone(),
-        engine.clone(),
-        // open pages show a state change at once
-        move || {
-            if let Some(web) = &web_hb {
-                web.changed();
-            }
-        },
-    ));
-    let state = Arc::new(State {
-        routing: RwLock::new(Arc::new(Routing::of(config))),
-        limiter: Mutex::new(RateLimiter::new(
-            config.rate_limit_rule(),
-            MAX_LIMITED_CLIENTS,
-        )),
-        requests: Default::default(),
-        slots: crate::slots::Slots::new(config.max_connections),
-        ledger: ledger.clone(),
-        counters,
-        panel: status,
-        started: Instant::now(),
-        commit_stats,
-        heartbeats,
-        mqtt: mqtt_settings
-            .as_ref()
-            .map(|_| Arc::new(crate::figures::MqttStats::default())),
-    });
-    let http = Arc::new(crate::http::Server {
-        state: state.clone(),
-        web: web.clone(),
-        header_timeout: Duration::from_millis(config.header_timeout_ms),
-        max_connections_per_client: config.max_connections_per_client,
-        per_client: Default::default(),
-    });
-    let tls = match &config.tls {
-        Some(t) => {
-            let state = crate::tls::TlsState::open(&config.state_dir, crate::clock::wall_ms())
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let listener = TcpListener::bind(t.listen).await.with_context(|| {
-                format!(
-                    "cannot listen on {} (set [tls] listen in the config)",
-                    t.listen
-                )
-            })?;
-            Some((Arc::new(state), listener))
-        }
-        None => None,
+    engine_task
+}
+
+/// Starts the heartbeat watch; open pages show a state change at once.
+fn watch_heartbeats(
+    heartbeats: &Arc<crate::heartbeat::Monitor>,
+    ledger: &LedgerHandle,
+    engine: &EngineHandle,
+    web: &Option<Arc<crate::web::Web>>,
+) -> tokio::task::JoinHandle<()> {
+    let web = web.clone();
+    tokio::spawn(
+        heartbeats
+            .clone()
+            .run(ledger.clone(), engine.clone(), move || {
+                if let Some(web) = &web {
+                    web.changed();
+                }
+            }),
+    )
+}
+
+/// With `[tls]`: the key (made at first start) and the bound listener.
+async fn open_tls(
+    config: &Config,
+) -> anyhow::Result<Option<(Arc<crate::tls::TlsState>, TcpListener)>> {
+    let Some(t) = &config.tls else {
+        return Ok(None);
     };
-    let control = Arc::new(Control {
-        state: state.clone(),
-        web: web.clone(),
-        engine: engine.clone(),
-        ledger: ledger.clone(),
-        config: Mutex::new(config.clone()),
-        tls: tls.as_ref().map(|(state, _)| state.clone()),
-    });
-    let control_task = tokio::spawn(crate::control::serve(control_listener, control.clone()));
-    tracing::info!(socket = %config.control_socket.display(), "control socket ready");
-    // Both listeners stop on the same shutdown.
+    let state = crate::tls::TlsState::open(&config.state_dir, crate::clock::wall_ms())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let listener = TcpListener::bind(t.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (set [tls] listen in the config)",
+            t.listen
+        )
+    })?;
+    Ok(Some((Arc::new(state), listener)))
+}
+
+/// One shutdown for every listener: when `shutdown` resolves, open page
+/// streams end (or graceful shutdown would wait for them) and the watch
+/// turns true.
+fn stop_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    web: Option<Arc<crate::web::Web>>,
+) -> tokio::sync::watch::Receiver<bool> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
-        // Open page streams end, or graceful shutdown would wait for them.
         if let Some(web) = &web {
             web.close();
         }
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let mqtt_task = match (mqtt_settings, &state.mqtt) {
-        (Some(settings), Some(stats)) => Some(tokio::spawn(
-            crate::mqtt::Mqtt {
-                settings,
-                ledger: ledger.clone(),
-                state: state.clone(),
-                engine: engine.clone(),
-                wake: mqtt_wake,
-                stats: stats.clone(),
-            }
-            .run(stop_rx.clone()),
-        )),
-        _ => None,
-    };
-    let server = listener.map(|listener| {
+    stop_rx
+}
+
+/// The HTTP tasks: plain, and TLS with its address.
+struct Serving {
+    plain: Option<tokio::task::JoinHandle<()>>,
+    tls_addr: Option<SocketAddr>,
+    tls: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The plain and TLS listeners, served until the shutdown watch turns true.
+fn serve_http(
+    listener: Option<TcpListener>,
+    tls: Option<(Arc<crate::tls::TlsState>, TcpListener)>,
+    http: &Arc<crate::http::Server>,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Serving> {
+    let plain = listener.map(|listener| {
         tokio::spawn(crate::http::serve(
             listener,
             http.clone(),
@@ -240,39 +363,22 @@ pub async fn start(
                 listener,
                 http.clone(),
                 state,
-                stopped(stop_rx),
+                stopped(stop_rx.clone()),
             ));
             (Some(addr), Some(task))
         }
         None => (None, None),
     };
-    let addr = match (plain_addr, tls_addr) {
-        (Some(a), _) | (None, Some(a)) => a,
-        (None, None) => anyhow::bail!("no listener: set `listen` or [tls] listen"),
-    };
-    if plain_addr.is_some() {
-        tracing::info!(%addr, routes = ?config.routes.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), "banlight listening");
-    } else {
-        tracing::info!("plain HTTP is off ([tls] without `listen`)");
-    }
-    Ok(Daemon {
-        addr,
-        control,
-        control_task,
-        _socket_file: socket_file,
-        _state_lock: state_lock,
-        state,
-        http,
-        engine,
-        ledger,
-        server,
+    Ok(Serving {
+        plain,
         tls_addr,
-        tls_server,
-        engine_task,
-        heartbeat_task,
-        ledger_thread,
-        mqtt_task,
+        tls: tls_server,
     })
+}
+
+/// Resolves when the shutdown watch turns true.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 impl Daemon {
