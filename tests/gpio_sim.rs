@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use banlight::config::Config;
 use banlight::core::scene::Frame;
-use banlight::daemon::{self, Daemon};
 use banlight::panel::gpio_sim::wires::SimGpio;
 use banlight::panel::gpio_sim::{self, GpioSimPanel, PinReport};
 use banlight::panel::record::RecordPanel;
 use banlight::panel::{Clock, PanelError, PanelOutput};
 use common::*;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Shows every frame on the record backend and on the gpio-sim panel.
 struct Tee {
@@ -42,57 +41,6 @@ impl PanelOutput for Tee {
     }
     fn wake_at(&self) -> Option<u64> {
         self.pins.wake_at()
-    }
-}
-
-struct Running {
-    daemon: Option<Daemon>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Running {
-    async fn start(
-        config: &Config,
-        panel: Box<dyn PanelOutput>,
-        clock: Clock,
-        rx: mpsc::Receiver<banlight::panel::ButtonEdge>,
-    ) -> Running {
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let daemon = daemon::start(config, Some(listener), panel, clock, rx, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("daemon starts");
-        Running {
-            daemon: Some(daemon),
-            addr,
-            stop: Some(stop),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Response {
-        request(
-            self.addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-        )
-        .await
-    }
-
-    async fn status(&self) -> serde_json::Value {
-        self.get("/api/status").await.json()
-    }
-
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.daemon
-            .take()
-            .unwrap()
-            .wait()
-            .await
-            .expect("clean stop");
     }
 }
 

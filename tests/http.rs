@@ -225,11 +225,12 @@ async fn one_address_cannot_hold_every_slot() {
         "max_connections_per_client = 2\nheader_timeout = \"30s\"",
     ))
     .await;
+    let addr = d.addr;
     let connect_from = |last: u8| async move {
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
         sock.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))
             .unwrap();
-        sock.connect(d.addr).await.unwrap()
+        sock.connect(addr).await.unwrap()
     };
     let _a = connect_from(41).await;
     let _b = connect_from(41).await;

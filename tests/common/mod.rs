@@ -11,18 +11,33 @@ use std::time::{Duration, Instant};
 use banlight::config::Config;
 use banlight::daemon::{self, Daemon};
 use banlight::panel::memory::MemoryPanel;
-use banlight::panel::{ButtonEdge, Clock};
+use banlight::panel::{ButtonEdge, Clock, PanelOutput};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-pub struct TestDaemon {
+/// The real daemon on any panel backend, started in-process on 127.0.0.1:0
+/// with a stop signal the test owns (after mini-redis's `server::run`).
+pub struct Running {
     pub daemon: Option<Daemon>,
     pub addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// The daemon on a memory panel, with a way to press its buttons: what most
+/// integration tests need. Everything else comes from [`Running`].
+pub struct TestDaemon {
+    running: Running,
     pub panel: MemoryPanel,
     pub buttons: mpsc::Sender<ButtonEdge>,
     pub clock: Clock,
-    stop: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for TestDaemon {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 /// A config for tests: fast animations, state in `dir`.
@@ -44,35 +59,28 @@ pub fn test_config(dir: &Path, extra: &str) -> Config {
     Config::parse(&dir.join("test.toml"), &text).expect("test config")
 }
 
-impl TestDaemon {
-    pub async fn start(config: &Config) -> TestDaemon {
+impl Running {
+    /// Starts the daemon on `panel`, reading button edges from `rx`.
+    pub async fn start(
+        config: &Config,
+        panel: Box<dyn PanelOutput>,
+        clock: Clock,
+        rx: mpsc::Receiver<ButtonEdge>,
+    ) -> Running {
         let listener = match config.plain_http {
             true => Some(tokio::net::TcpListener::bind(config.listen).await.unwrap()),
             false => None,
         };
-        let panel = MemoryPanel::new();
-        let clock = Clock::start();
-        let (buttons, rx) = mpsc::channel(64);
         let (stop, stopped) = oneshot::channel::<()>();
-        let daemon = daemon::start(
-            config,
-            listener,
-            Box::new(panel.clone()),
-            clock,
-            rx,
-            async move {
-                let _ = stopped.await;
-            },
-        )
+        let daemon = daemon::start(config, listener, panel, clock, rx, async move {
+            let _ = stopped.await;
+        })
         .await
         .expect("daemon starts");
         let addr = daemon.addr;
-        TestDaemon {
+        Running {
             daemon: Some(daemon),
             addr,
-            panel,
-            buttons,
-            clock,
             stop: Some(stop),
         }
     }
@@ -121,6 +129,25 @@ impl TestDaemon {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+impl TestDaemon {
+    pub async fn start(config: &Config) -> TestDaemon {
+        let panel = MemoryPanel::new();
+        let clock = Clock::start();
+        let (buttons, rx) = mpsc::channel(64);
+        let running = Running::start(config, Box::new(panel.clone()), clock, rx).await;
+        TestDaemon {
+            running,
+            panel,
+            buttons,
+            clock,
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.running.shutdown().await
     }
 
     pub async fn press(&self, button: banlight::core::buttons::Button, hold_ms: u64) {
