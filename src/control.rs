@@ -41,6 +41,9 @@ pub enum ControlRequest {
         mode: String,
     },
     Reload,
+    /// The file the daemon read its config from (`banlight hook` and the
+    /// other commands use it when run without --config).
+    ConfigPath,
     /// Make the next TLS key; it takes over after the overlap (`now`: at once).
     TlsRotate {
         #[serde(default)]

@@ -132,8 +132,7 @@ fn main() -> ExitCode {
             }
         }
         other => {
-            let result = load_config(&cli)
-                .map_err(|e| e.to_string())
+            let result = cmd::config_for_cli(&other, cli.config.as_deref(), cli.socket.as_deref())
                 .and_then(|config| {
                     let client = admin::Client::new(cli.socket.as_deref(), &config);
                     cmd::run(other, &config, &client)

@@ -500,6 +500,35 @@ fn hook_prints_a_ready_jail_snippet() {
     assert!(!ok && err.contains("no route"), "{err}");
 }
 
+/// `banlight hook` without --config uses the running daemon's config (its
+/// tokens and sources), and says so; with no daemon and no file it says
+/// loudly that it prints the open built-in defaults.
+#[tokio::test]
+async fn hook_without_config_uses_the_running_daemons_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_file, config) = config_file(dir.path(), SOURCES);
+    let d = TestDaemon::start(&config).await;
+    let socket = socket_of(&d);
+    let (ok, out, err) = run_cli(&socket, &["hook", "red", "--host", "pi.lan"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("using the running daemon's config") && err.contains("banlight.toml"),
+        "says whose config: {err}"
+    );
+    assert!(
+        out.contains("token_file=\"/etc/fail2ban/banlight-ssh-1.token\""),
+        "the daemon's source and token, not the open defaults: {out}"
+    );
+    d.shutdown().await;
+    let (ok, out, err) = run_cli(&socket, &["hook", "red", "--host", "pi.lan"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("no running daemon: using the built-in defaults (open: no tokens"),
+        "{err}"
+    );
+    assert!(!out.contains("token_file"), "{out}");
+}
+
 /// A regular file at `control_socket` (say, the database named by mistake)
 /// is an error naming the path, and the file is left alone.
 #[tokio::test]

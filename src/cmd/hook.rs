@@ -1,10 +1,31 @@
 //! `banlight hook ROUTE`: the fail2ban snippet for a jail, from the config
 //! alone (no daemon needed), with warnings about what would keep it from
-//! working printed to stderr.
+//! working printed to stderr. Its daemon side says which file the config
+//! came from, so that a `hook` run without --config matches the daemon.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::Control;
 
 use crate::config::Config;
 use crate::host::{hostname, local_addresses};
 use crate::snippet::{HookSnippet, Reach};
+
+/// Where the daemon read its config (`None`: built-in defaults), absolute
+/// so that a CLI started elsewhere finds it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfigPathReply {
+    pub path: Option<PathBuf>,
+}
+
+pub(super) fn config_path(control: &Control) -> ConfigPathReply {
+    let source = control.config.lock().expect("config lock").source.clone();
+    ConfigPathReply {
+        path: source.map(|p| std::fs::canonicalize(&p).unwrap_or(p)),
+    }
+}
 
 pub(super) fn run(
     config: &Config,

@@ -17,8 +17,10 @@ pub mod tls;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::admin::Client;
-use crate::cli::{Command, TlsCommand};
+use std::path::Path;
+
+use crate::admin::{Client, ClientError};
+use crate::cli::{Command, TlsCommand, SYSTEM_CONFIG};
 use crate::config::Config;
 use crate::control::{Control, ControlRequest};
 
@@ -41,6 +43,7 @@ impl Control {
             }
             ControlRequest::Mode { mode } => answer(mode::apply(self, mode).await),
             ControlRequest::Reload => answer(reload::apply(self).await),
+            ControlRequest::ConfigPath => answer(Ok(hook::config_path(self))),
             ControlRequest::TlsRotate { now } => answer(tls::apply(self, now)),
         }
     }
@@ -56,6 +59,50 @@ fn answer<T: Serialize>(reply: Result<T, String>) -> Value {
             v
         }
         Ok(Err(e)) | Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+/// The config a maintenance command uses: --config, else the system file,
+/// else the one the running daemon read (asked over its socket), else the
+/// built-in defaults, said out loud: they are open (no tokens, no sources),
+/// so a snippet printed from them would not match the daemon. Only `hook`
+/// reads the config's contents; the others need only its socket, and fail
+/// on their own without a daemon.
+pub fn config_for_cli(
+    command: &Command,
+    explicit: Option<&Path>,
+    socket: Option<&Path>,
+) -> Result<Config, String> {
+    if let Some(path) = explicit {
+        return Config::load(path).map_err(|e| e.to_string());
+    }
+    if Path::new(SYSTEM_CONFIG).exists() {
+        return Config::load(Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string());
+    }
+    let defaults = Config::defaults();
+    if !matches!(command, Command::Hook { .. }) {
+        return Ok(defaults);
+    }
+    match Client::new(socket, &defaults).ask::<hook::ConfigPathReply>(&ControlRequest::ConfigPath) {
+        Ok(hook::ConfigPathReply { path: Some(path) }) => {
+            eprintln!(
+                "note: no --config given: using the running daemon's config, {}",
+                path.display()
+            );
+            Config::load(&path).map_err(|e| format!("the running daemon's config: {e}"))
+        }
+        // The daemon itself runs on the defaults: they are the truth.
+        Ok(hook::ConfigPathReply { path: None }) => Ok(defaults),
+        Err(ClientError::NotRunning { .. }) => {
+            eprintln!(
+                "warning: no --config given, no {SYSTEM_CONFIG} and no running daemon: using the \
+                 built-in defaults (open: no tokens, no sources). Pass --config FILE for your desk's config."
+            );
+            Ok(defaults)
+        }
+        Err(e) => Err(format!(
+            "no --config given and the running daemon's config is unknown: {e}"
+        )),
     }
 }
 
