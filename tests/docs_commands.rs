@@ -57,7 +57,7 @@ fn command_line(code: &str) -> Option<String> {
     // `\|` in a table cell is the synopsis's "one of", not a pipe.
     let s = s.replace("\\|", "/");
     let end = s
-        .find(|c| matches!(c, '#' | '|' | ';' | '>' | '<' | '&' | ')'))
+        .find(['#', '|', ';', '>', '<', '&', ')'])
         .unwrap_or(s.len());
     let command = s[..end].trim();
     (!command.ends_with('.')).then(|| command.to_string())
