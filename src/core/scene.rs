@@ -215,7 +215,10 @@ impl Scene {
         }
         self.advance(now);
         if self.dark {
-            return; // counted, but a dark panel stays dark and builds no backlog
+            // Counted, but a dark panel stays dark and builds no backlog;
+            // the marker still moves, so lighting up shows the latest route.
+            self.marker = Some((route, now));
+            return;
         }
         if self.playing.is_none() {
             self.start_sweep(route, now, 1);
@@ -658,6 +661,21 @@ mod tests {
         let f = frame_at(&mut s, 5000);
         assert!(f.display_on);
         assert_eq!(f.display.to_string(), "  42");
+    }
+
+    #[test]
+    fn a_hook_while_dark_moves_the_marker_shown_on_lighting_up() {
+        let mut s = scene();
+        s.on_event(1, 0); // blue's sweep ends at 1000: blue's marker
+        let f = frame_at(&mut s, 1500);
+        assert!(!f.leds[2].is_black() && f.leds[0].is_black());
+        s.toggle_dark();
+        s.on_event(0, 2000); // red, while dark
+        assert!(frame_at(&mut s, 2500).leds.iter().all(|c| c.is_black()));
+        s.toggle_dark();
+        let f = frame_at(&mut s, 3000);
+        assert_eq!(f.leds[0], RED.scaled(40), "red's marker, the latest route");
+        assert!(f.leds[2].is_black(), "not blue's, the route before");
     }
 
     #[test]
