@@ -6,7 +6,7 @@
 
 mod report;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -484,7 +484,8 @@ pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> Exit
         let clock = Clock::start();
         let (tx, mut rx) = mpsc::channel(64);
         let mut panel = crate::panel::open(&config, clock, tx)?;
-        let mut stdout = std::io::stdout();
+        // Above the simulated panel's in-place line, not under it.
+        let mut stdout = crate::panel::sim::TextAbove;
         let mut out = report::Transcript::new(&mut stdout);
         let problems = run(panel.as_mut(), &mut rx, &mut out, clock, &config, opts).await;
         if let Some(path) = report {
@@ -499,14 +500,15 @@ pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> Exit
             };
             report::write(path, &report::build(&facts))
                 .map_err(|e| anyhow::anyhow!("cannot write the report {}: {e}", path.display()))?;
-            println!("report written to {}", path.display());
+            let _ = writeln!(
+                crate::panel::sim::TextAbove,
+                "report written to {}",
+                path.display()
+            );
         }
         anyhow::Ok(problems)
     });
     crate::panel::sim::restore();
-    if std::io::stdout().is_terminal() {
-        println!();
-    }
     match result {
         Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,

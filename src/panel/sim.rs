@@ -46,6 +46,59 @@ impl std::io::Write for LogWriter {
     }
 }
 
+/// The selftest's unfinished line ("  LED 1/8: red green"), kept on the
+/// terminal line just above the panel line while more of it comes.
+static UNFINISHED: Mutex<String> = Mutex::new(String::new());
+
+/// What to write so that `text` appears above the panel line instead of
+/// being overwritten by its next redraw: clear the panel line, go back onto
+/// the unfinished line if there is one, write it with `text`, and end with
+/// the panel line redrawn below. The cursor is on the panel line before and
+/// after, which is where `show` draws in place.
+pub fn above_the_panel(unfinished: &mut String, text: &str, panel: &str) -> String {
+    let mut out = String::from("\r\x1b[2K");
+    if !unfinished.is_empty() {
+        out.push_str("\x1b[1A\r\x1b[2K");
+    }
+    let all = std::mem::take(unfinished) + text;
+    let (done, rest) = match all.rfind('\n') {
+        Some(i) => all.split_at(i + 1),
+        None => ("", all.as_str()),
+    };
+    out.push_str(done);
+    if !rest.is_empty() {
+        out.push_str(rest);
+        out.push('\n');
+    }
+    *unfinished = rest.to_string();
+    out.push_str(panel);
+    out
+}
+
+/// Stdout for text printed while the simulated panel draws its line (the
+/// selftest): the text goes above the panel line, never under its redraws.
+pub struct TextAbove;
+
+impl std::io::Write for TextAbove {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = PANEL_LINE.lock().map(|l| l.clone()).unwrap_or(None);
+        let mut out = std::io::stdout().lock();
+        match line {
+            Some(panel) => {
+                let mut unfinished = UNFINISHED.lock().unwrap_or_else(|e| e.into_inner());
+                let text = String::from_utf8_lossy(buf);
+                out.write_all(above_the_panel(&mut unfinished, &text, &panel).as_bytes())?;
+            }
+            None => out.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = LogWriter;
     fn make_writer(&'a self) -> Self::Writer {
@@ -89,9 +142,18 @@ fn enter_cbreak_mode() -> bool {
     }
 }
 
-/// Restores the terminal (call before exit; also registered with atexit).
+/// Restores the terminal and ends the panel line, so the shell's prompt
+/// (or what is printed next) starts on a line of its own. Call before exit;
+/// the terminal part is also registered with atexit.
 pub fn restore() {
     restore_terminal();
+    if let Ok(mut line) = PANEL_LINE.lock() {
+        if line.take().is_some() {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+    }
 }
 
 fn press(tx: &mpsc::Sender<ButtonEdge>, clock: Clock, button: Button, hold: Duration) -> bool {
@@ -303,6 +365,84 @@ mod tests {
         assert!(line.contains(&format!("{DIM}:")), "{line:?}");
         let line = render_line(&frame("1.5", true), DisplayKind::Points);
         assert!(line.contains(&format!("1{LIT}.")), "{line:?}");
+    }
+
+    /// The screen a terminal shows for `bytes` (enough of VT100 for the
+    /// panel: CR, LF, erase line, cursor up; colours ignored).
+    fn screen(bytes: &str) -> Vec<String> {
+        let (mut rows, mut row, mut col) = (vec![String::new()], 0usize, 0usize);
+        let mut chars = bytes.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => col = 0,
+                '\n' => {
+                    row += 1;
+                    col = 0;
+                    if rows.len() <= row {
+                        rows.push(String::new());
+                    }
+                }
+                '\x1b' => {
+                    let mut seq = String::new();
+                    for c in chars.by_ref() {
+                        seq.push(c);
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                    match seq.as_str() {
+                        "[2K" => rows[row].clear(),
+                        "[K" => rows[row] = rows[row].chars().take(col).collect(),
+                        "[1A" => row = row.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+                c => {
+                    let mut line: Vec<char> = rows[row].chars().collect();
+                    line.resize(line.len().max(col), ' ');
+                    if col < line.len() {
+                        line[col] = c;
+                    } else {
+                        line.push(c);
+                    }
+                    rows[row] = line.into_iter().collect();
+                    col += 1;
+                }
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn the_selftests_text_stays_above_the_panel_line_and_the_line_ends_at_exit() {
+        let panel = |text: &str| render_line(&frame(text, true), DisplayKind::Colon);
+        let mut unfinished = String::new();
+        let mut tty = panel("1");
+        tty += &above_the_panel(&mut unfinished, "  LED 1/8:", &panel("2"));
+        tty += &panel("3"); // the panel redraws in place meanwhile
+        tty += &above_the_panel(&mut unfinished, " red", &panel("3"));
+        tty += &panel("4");
+        tty += &above_the_panel(&mut unfinished, " green\nButtons: skipped\n", &panel("5"));
+        tty += &panel("6");
+        tty += "\n"; // restore(): the panel line ends
+        let rows: Vec<String> = screen(&tty).iter().map(|r| visible(r)).collect();
+        assert_eq!(
+            rows,
+            [
+                "  LED 1/8: red green",
+                "Buttons: skipped",
+                "·· ██  [  : 6]",
+                ""
+            ]
+        );
+        // Without it, the redraw overwrites the text.
+        let mut plain = panel("1") + "  LED 1/8:" + &panel("2");
+        plain += " red";
+        let rows: Vec<String> = screen(&plain).iter().map(|r| visible(r)).collect();
+        assert!(
+            !rows[0].contains("LED"),
+            "the harness must see the overwrite: {rows:?}"
+        );
     }
 
     #[test]
