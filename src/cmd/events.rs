@@ -81,12 +81,39 @@ pub fn format_events(events: &[Value]) -> String {
         "ip".into(),
     ]];
     for e in events {
-        rows.push(
-            ["time", "route", "kind", "source", "jail", "ip"]
-                .iter()
-                .map(|k| text(&e[*k]))
-                .collect(),
-        );
+        let mut row: Vec<String> = ["time", "route", "kind", "source", "jail", "ip"]
+            .iter()
+            .map(|k| text(&e[*k]))
+            .collect();
+        // A heartbeat's state is stored in the route column: show it as what
+        // happened ("heartbeat down"), not as a route called "down".
+        if e["kind"] == crate::heartbeat::EVENT_KIND {
+            row[2] = format!("heartbeat {}", row[1]);
+            row[1] = "-".into();
+        }
+        rows.push(row);
     }
     table(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn heartbeat_rows_read_as_heartbeats() {
+        let text = format_events(&[
+            json!({"time": "2026-12-03T10:00:00.000Z", "route": "red", "kind": "hook",
+                "source": "web-1", "jail": "sshd", "ip": "203.0.113.7"}),
+            json!({"time": "2026-12-03T10:05:00.000Z", "route": "down", "kind": "heartbeat",
+                "source": "web-1", "jail": null, "ip": null}),
+        ]);
+        let beat = text.lines().find(|l| l.contains("10:05")).unwrap();
+        assert!(beat.contains("heartbeat down"), "{text}");
+        let cells: Vec<&str> = beat.split_whitespace().collect();
+        assert_eq!(cells[1], "-", "no state in the route column: {text}");
+        let hook = text.lines().find(|l| l.contains("10:00")).unwrap();
+        assert!(hook.contains(" red ") && hook.contains(" hook "), "{text}");
+    }
 }

@@ -131,7 +131,7 @@ fn format_heartbeats(h: &Value) -> String {
     for (name, b) in sources {
         let secs = |k: &str| {
             b[k].as_u64()
-                .map_or("-".to_string(), |ms| format!("{}s", ms / 1000))
+                .map_or("-".to_string(), crate::core::time::duration_text)
         };
         let last = b["last_ms"]
             .as_u64()
@@ -189,6 +189,13 @@ mod tests {
             .filter(|w| ["red", "blue", "purple", "green"].contains(w))
             .collect();
         assert_eq!(order, ["red", "blue", "purple", "green"], "{text}");
+        let hb = json!({"web-1": {"state": "down", "last_ms": null, "period_ms": 300_000,
+            "grace_ms": 60_000, "fail2ban_up": null, "jails": {}}});
+        let mut with_hb = s.clone();
+        with_hb["heartbeats"] = hb;
+        let text = format_status(&with_hb);
+        assert!(text.contains("5m +1m grace"), "periods as written: {text}");
+        assert!(text.contains("DOWN"), "{text}");
         // an older daemon without route_order: all routes still listed
         let mut old = s.clone();
         old.as_object_mut().unwrap().remove("route_order");

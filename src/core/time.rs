@@ -50,9 +50,41 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
     u64::try_from(d.as_millis()).map_err(|_| format!("duration \"{t}\" is too long"))
 }
 
+/// A duration as an owner writes it in the config: the largest unit that
+/// divides it exactly (`5m`, `90s`, `2h`, `1d`, `250ms`), so a status line
+/// reads like the setting it came from.
+pub fn duration_text(ms: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    match UNITS.iter().find(|(unit, _)| ms > 0 && ms % unit == 0) {
+        Some((unit, name)) => format!("{}{name}", ms / unit),
+        None => format!("{ms}ms"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_they_are_written_and_parse_back() {
+        for (ms, text) in [
+            (300_000, "5m"),
+            (90_000, "90s"),
+            (7_200_000, "2h"),
+            (86_400_000, "1d"),
+            (250, "250ms"),
+            (0, "0ms"),
+            (1_500, "1500ms"),
+        ] {
+            assert_eq!(duration_text(ms), text);
+            assert_eq!(parse_duration_ms(text), Ok(ms), "{text}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {
