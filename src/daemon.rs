@@ -79,7 +79,17 @@ pub async fn start(
     let (engine, engine_rx) = Engine::channel();
     // [mqtt]: resolved first, so a bad password file or CA stops the start.
     let mqtt_settings = match &config.mqtt {
-        Some(m) => Some(crate::mqtt::Settings::resolve(m, &crate::host::hostname())?),
+        Some(m) => {
+            let host = crate::host::hostname();
+            // The live page, linked from the Home Assistant device.
+            let page = match (config.web.enabled, plain_addr, &config.tls) {
+                (false, _, _) => None,
+                (true, Some(addr), _) => Some(crate::core::mqtt::page_url(&host, addr, false)),
+                (true, None, Some(t)) => Some(crate::core::mqtt::page_url(&host, t.listen, true)),
+                (true, None, None) => None,
+            };
+            Some(crate::mqtt::Settings::resolve(m, &host, page)?)
+        }
         None => None,
     };
     let mqtt_wake = Arc::new(tokio::sync::Notify::new());
@@ -104,9 +114,13 @@ pub async fn start(
         shutdown_command: shutdown_command(config, panel_name),
         quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
         silence: crate::core::silence::Silence::new(Default::default()),
+        changed: mqtt_settings.as_ref().map(|_| mqtt_wake.clone()),
     };
     let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
     let heartbeats = crate::heartbeat::Monitor::new(config, clock);
+    if mqtt_settings.is_some() {
+        heartbeats.notify_changes(mqtt_wake.clone());
+    }
     let heartbeat_task = watch_heartbeats(&heartbeats, &ledger, &engine, &web);
     let state = Arc::new(State {
         routing: RwLock::new(Arc::new(Routing::of(config))),

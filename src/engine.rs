@@ -83,6 +83,9 @@ pub struct Engine {
     pub quiet: crate::quiet::QuietGate,
     /// The silence alarm (heartbeats), laid over the scene.
     pub silence: crate::core::silence::Silence,
+    /// Told when a published panel field (mode, dark, brightness, the
+    /// digits...) changed, not on every frame: MQTT publishes it then.
+    pub changed: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Engine {
@@ -215,6 +218,7 @@ impl Engine {
 
     fn publish(&mut self, frame: &Frame) {
         let mut s = self.status.lock().expect("status lock");
+        let before = (self.changed.is_some()).then(|| s.clone());
         s.mode = self.scene.mode_name();
         s.dark = self.scene.is_dark();
         s.backend = self.panel.name().to_string();
@@ -225,6 +229,11 @@ impl Engine {
         s.frames_shown += 1;
         s.display = frame.display.to_string();
         s.quiet = self.quiet.holds(self.clock.now_ms());
+        if let (Some(before), Some(changed)) = (before, &self.changed) {
+            if !before.same_published(&s) {
+                changed.notify_one();
+            }
+        }
     }
 
     /// Returns the reply channel when the engine must stop.

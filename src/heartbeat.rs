@@ -53,12 +53,18 @@ pub struct Monitor {
     inner: Mutex<Inner>,
     wake: Notify,
     clock: Clock,
+    /// Told of every heartbeat and state change (MQTT publishes them).
+    changed: std::sync::OnceLock<Arc<Notify>>,
 }
 
 struct Inner {
     machine: Heartbeats,
     /// How each watched source shows on the panel when down.
     looks: BTreeMap<String, DownSource>,
+    /// Wall time (unix ms) of each source's last heartbeat, read once when
+    /// it came: converting the monotonic time at every look gave a value
+    /// that wobbled by a millisecond, which MQTT took for a change.
+    heard_wall_ms: BTreeMap<String, u64>,
 }
 
 /// How a down source shows: the marker pixel of its first allowed route
@@ -108,10 +114,23 @@ impl Monitor {
             inner: Mutex::new(Inner {
                 machine,
                 looks: looks(config),
+                heard_wall_ms: BTreeMap::new(),
             }),
             wake: Notify::new(),
             clock,
+            changed: std::sync::OnceLock::new(),
         })
+    }
+
+    /// `changed` is told of every heartbeat heard and every state change.
+    pub fn notify_changes(&self, changed: Arc<Notify>) {
+        let _ = self.changed.set(changed);
+    }
+
+    fn tell_changed(&self) {
+        if let Some(n) = self.changed.get() {
+            n.notify_one();
+        }
     }
 
     /// A reloaded config: unchanged sources keep their state.
@@ -125,13 +144,30 @@ impl Monitor {
 
     /// A heartbeat from `source`.
     pub fn beat(&self, source: &str, report: Report) -> Result<State, NotWatched> {
-        let state = self.inner.lock().expect("heartbeats lock").machine.beat(
-            source,
-            report,
-            self.clock.now_ms(),
-        );
+        let mut inner = self.inner.lock().expect("heartbeats lock");
+        let state = inner.machine.beat(source, report, self.clock.now_ms());
+        if state.is_ok() {
+            inner.heard_wall_ms.insert(source.to_string(), wall_ms());
+        }
+        drop(inner);
         self.wake.notify_one();
+        if state.is_ok() {
+            self.tell_changed();
+        }
         state
+    }
+
+    /// Wall time of a source's last heartbeat (`mono_ms` on the monotonic
+    /// clock): as read when it came, else converted now.
+    fn last_wall(&self, inner: &Inner, name: &str, mono_ms: Option<u64>) -> Option<u64> {
+        let t = mono_ms?;
+        Some(
+            inner
+                .heard_wall_ms
+                .get(name)
+                .copied()
+                .unwrap_or_else(|| self.wall_at(t)),
+        )
     }
 
     /// Wall time of a moment on the monotonic clock.
@@ -149,7 +185,7 @@ impl Monitor {
             .map(|(name, w)| {
                 let status = HeartbeatStatus {
                     state: w.state.as_str().to_string(),
-                    last_ms: w.last_ms.map(|t| self.wall_at(t)),
+                    last_ms: self.last_wall(&inner, name, w.last_ms),
                     period_ms: w.spec.period_ms,
                     grace_ms: w.spec.grace_ms,
                     fail2ban_up: w.report.fail2ban_up,
@@ -169,7 +205,7 @@ impl Monitor {
             .map(|(name, w)| crate::figures::HeartbeatSample {
                 source: name.to_string(),
                 state: w.state.as_str().to_string(),
-                last_ms: w.last_ms.map(|t| self.wall_at(t)),
+                last_ms: self.last_wall(&inner, name, w.last_ms),
                 fail2ban_up: w.report.fail2ban_up,
             })
             .collect()
@@ -235,6 +271,7 @@ impl Monitor {
                 }
             }
             if !transitions.is_empty() {
+                self.tell_changed();
                 on_change();
             }
             let recovered = transitions
@@ -419,5 +456,31 @@ mod tests {
         assert_eq!(l["db"].pixel, 7);
         assert_eq!(l["db"].label.to_string(), "db  ");
         assert_eq!(l["mail-relay"].label.to_string(), "----");
+    }
+
+    /// The last heartbeat's time is read once: looked at again and again
+    /// (MQTT compares its payload on every change) it never moves, where
+    /// the converted monotonic time wobbled by a millisecond.
+    #[test]
+    fn the_last_heartbeat_time_does_not_wobble() {
+        let config = Config::parse(
+            std::path::Path::new("t.toml"),
+            "[[source]]\nname = \"web-1\"\ntoken = \"0123456789abcdef0\"\nheartbeat = \"1m\"\n",
+        )
+        .unwrap();
+        let clock = Clock::start();
+        let m = Monitor::new(&config, clock);
+        m.beat("web-1", Report::default()).unwrap();
+        let first = m.samples()[0].last_ms.expect("heard");
+        let status = m.status()["web-1"].last_ms;
+        assert_eq!(status, Some(first));
+        // Looks spread over 30 ms of both clocks (spun through, not slept).
+        let t0 = clock.now_ms();
+        let mut looks = 0;
+        while clock.now_ms() < t0 + 30 {
+            assert_eq!(m.samples()[0].last_ms, Some(first), "after {looks} looks");
+            assert_eq!(m.status()["web-1"].last_ms, Some(first));
+            looks += 1;
+        }
     }
 }

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
-use serde_json::json;
 use tokio::sync::{watch, Notify};
 
 use crate::auth::AuthError;
@@ -41,8 +40,9 @@ const REQUEST_QUEUE: usize = 2048;
 /// Acknowledged rows are removed in batches of up to this many (one
 /// transaction each); a crash before that only means they are sent again.
 const ACK_BATCH: usize = 128;
-/// Retained state is compared and republished this often (and after events):
-/// the last-24-h figure decays without events.
+/// Retained state is compared this often, besides at every change: the
+/// last-24-h figure decays without events. An unchanged payload is never
+/// sent again.
 const STATE_EVERY: Duration = Duration::from_secs(5);
 /// Hooks from the broker being stored at once, at most; beyond, the event
 /// loop waits (and TCP pushes back on the broker) instead of memory growing.
@@ -64,6 +64,10 @@ pub struct Settings {
     pub ha_node: String,
     pub client_id: String,
     pub topics: Topics,
+    /// The device's name in Home Assistant, unique per host.
+    pub device_name: String,
+    /// The live page (when enabled), linked from the device.
+    pub page_url: Option<String>,
     password: Option<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -71,7 +75,11 @@ pub struct Settings {
 impl Settings {
     /// Reads the password file and the CAs now, so a mistake stops the start
     /// with a message naming the file.
-    pub fn resolve(config: &MqttConfig, host: &str) -> anyhow::Result<Settings> {
+    pub fn resolve(
+        config: &MqttConfig,
+        host: &str,
+        page_url: Option<String>,
+    ) -> anyhow::Result<Settings> {
         let node = pure::node_id(host);
         let password = match &config.password {
             MqttPassword::None => None,
@@ -93,18 +101,25 @@ impl Settings {
         } else {
             None
         };
+        let default_client_id = format!("banlight-{node}");
         let client_id = config
             .client_id
             .clone()
-            .unwrap_or_else(|| format!("banlight-{node}"));
+            .unwrap_or_else(|| default_client_id.clone());
+        let ha_node = pure::topic_level(&client_id);
+        // A desk with a client id of its own (a second desk on this host
+        // must have one) gets its own topics too, not the host's.
+        let default_prefix = match config.client_id {
+            Some(_) => format!("banlight/{ha_node}"),
+            None => format!("banlight/{node}"),
+        };
         Ok(Settings {
-            ha_node: pure::topic_level(&client_id),
+            device_name: pure::device_name(host, &client_id, &default_client_id),
+            page_url,
             topics: Topics {
-                prefix: config
-                    .topic_prefix
-                    .clone()
-                    .unwrap_or_else(|| format!("banlight/{node}")),
+                prefix: config.topic_prefix.clone().unwrap_or(default_prefix),
             },
+            ha_node,
             client_id,
             host: host.to_string(),
             node,
@@ -191,7 +206,9 @@ pub struct Mqtt {
     pub ledger: LedgerHandle,
     pub state: Arc<State>,
     pub engine: EngineHandle,
-    /// Notified by the ledger after a commit that filled the outbox.
+    /// Notified by the ledger after a commit that filled the outbox, by
+    /// the engine when the panel's published state changed and by the
+    /// heartbeat watch when a source was heard or changed state.
     pub wake: Arc<Notify>,
     pub stats: Arc<MqttStats>,
 }
@@ -295,7 +312,13 @@ impl Mqtt {
                         return Ended::Lost { had_connected: s.connected };
                     }
                 },
-                _ = self.wake.notified(), if s.connected => s.fill().await,
+                // Something changed (a count, the panel, a heartbeat): its
+                // retained state goes out now, then any new events. Changes
+                // that come while this task is busy wake it once.
+                _ = self.wake.notified(), if s.connected => {
+                    s.publish_state();
+                    s.fill().await;
+                }
                 _ = tokio::time::sleep(QUEUE_FULL_RETRY), if s.queue_full => {
                     s.queue_full = false;
                     s.publish_state();
@@ -508,20 +531,8 @@ impl Session {
             state.push((t.total(), c.total().to_string()));
             state.push((t.last_24h(), c.total_last_24h(now).to_string()));
         }
-        let p = m.state.panel.lock().expect("panel lock").clone();
-        state.push((
-            t.panel(),
-            json!({
-                "mode": p.mode,
-                "dark": p.dark,
-                "quiet": p.quiet,
-                "display": p.display,
-                "led_brightness": p.led_brightness,
-                "display_brightness": p.display_brightness,
-                "backend": p.backend,
-            })
-            .to_string(),
-        ));
+        let panel = m.state.panel.lock().expect("panel lock").published();
+        state.push((t.panel(), panel.to_string()));
         for h in m.state.heartbeats.samples() {
             state.push((
                 t.heartbeat(&h.source),
@@ -575,15 +586,15 @@ impl Session {
             .into_iter()
             .map(|h| h.source)
             .collect();
-        let wanted = pure::discovery(
-            &c.discovery_prefix,
-            &m.settings.ha_node,
-            &m.settings.host,
-            &m.settings.topics,
-            &routes,
-            &sources,
-            c.allow_commands,
-        );
+        let desk = pure::Desk {
+            discovery_prefix: c.discovery_prefix.clone(),
+            node: m.settings.ha_node.clone(),
+            name: m.settings.device_name.clone(),
+            topics: m.settings.topics.clone(),
+            commands: c.allow_commands,
+            page_url: m.settings.page_url.clone(),
+        };
+        let wanted = pure::discovery(&desk, &routes, &sources);
         let wanted_topics: HashSet<String> = wanted.iter().map(|d| d.topic.clone()).collect();
         self.wanted_discovery = wanted_topics.clone();
         let gone: Vec<String> = self.discovery.difference(&wanted_topics).cloned().collect();

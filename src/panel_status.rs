@@ -16,3 +16,30 @@ pub struct PanelStatus {
     /// Quiet hours hold the panel dark or dim right now.
     pub quiet: bool,
 }
+
+impl PanelStatus {
+    /// What MQTT publishes on `…/panel`, as JSON.
+    pub fn published(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mode": self.mode,
+            "dark": self.dark,
+            "quiet": self.quiet,
+            "display": self.display,
+            "led_brightness": self.led_brightness,
+            "display_brightness": self.display_brightness,
+            "backend": self.backend,
+        })
+    }
+
+    /// Do the published fields agree (a frame that changed none of them
+    /// is no news for MQTT)?
+    pub fn same_published(&self, other: &PanelStatus) -> bool {
+        self.mode == other.mode
+            && self.dark == other.dark
+            && self.quiet == other.quiet
+            && self.display == other.display
+            && self.led_brightness == other.led_brightness
+            && self.display_brightness == other.display_brightness
+            && self.backend == other.backend
+    }
+}

@@ -1077,7 +1077,13 @@ async fn ha_config(ha: &Sub, t: String) -> Value {
     assert_eq!(v["availability_topic"], "t/desk/availability");
     assert_eq!(
         v["device"]["name"],
-        format!("banlight {}", banlight::host::hostname())
+        format!("banlight {} desk-under-test", banlight::host::hostname())
+    );
+    assert_eq!(v["origin"]["name"], "banlight");
+    let page = v["device"]["configuration_url"].as_str().unwrap_or("");
+    assert!(
+        page.starts_with("http://127.0.0.1:") && page.ends_with('/'),
+        "the live page, on the port bound: {v}"
     );
     v
 }
@@ -1174,7 +1180,7 @@ fn a_missing_password_file_or_a_bad_ca_file_stops_the_start_naming_it() {
             missing.display()
         ),
     );
-    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk")
+    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk", None)
         .err()
         .expect("refused");
     assert!(format!("{e:#}").contains("nope.password"), "{e:#}");
@@ -1187,12 +1193,84 @@ fn a_missing_password_file_or_a_bad_ca_file_stops_the_start_naming_it() {
             junk.display()
         ),
     );
-    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk")
+    let e = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk", None)
         .err()
         .expect("refused");
     assert!(format!("{e:#}").contains("ca.pem"), "{e:#}");
     let c = test_config(dir.path(), "[mqtt]\nurl = \"mqtts://127.0.0.1:1\"\n");
-    let s = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk.lan").unwrap();
+    let s = banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "desk.lan", None).unwrap();
     assert_eq!(s.topics.prefix, "banlight/desk");
     assert_eq!(s.client_id, "banlight-desk");
+    assert_eq!(s.device_name, "banlight desk.lan");
+    // Two desks on one host: client ids x.a and x.b share no topic and
+    // no Home Assistant node or device name.
+    let desk = |id: &str| {
+        let c = test_config(
+            dir.path(),
+            &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nclient_id = \"{id}\"\n"),
+        );
+        banlight::mqtt::Settings::resolve(c.mqtt.as_ref().unwrap(), "pi", None).unwrap()
+    };
+    let (a, b) = (desk("x.a"), desk("x.b"));
+    assert_ne!(a.ha_node, b.ha_node);
+    assert_ne!(a.topics.prefix, b.topics.prefix);
+    assert_ne!(a.device_name, b.device_name);
+}
+
+/// A change reaches MQTT at once, not on the next 5 s tick: a heartbeat's
+/// `down` goes out before the event of a hook sent right after it (before
+/// the fix it waited for the tick, after the event). An unchanged payload
+/// is never sent twice in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_are_published_at_once_and_never_repeated() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = "web1-token-0123456789abcdef";
+    let section = format!(
+        "[[source]]\nname = \"web-1\"\ntoken = \"{token}\"\nheartbeat = \"1h\"\n{}",
+        mqtt_section(&broker, "")
+    );
+    let watch = Sub::start(broker.port, "at-once", true, &["t/desk/#"]).await;
+    let d = TestDaemon::start(&test_config(dir.path(), &section)).await;
+    let hb = "t/desk/heartbeat/web-1";
+    let state = |p: &str| serde_json::from_str::<Value>(p).unwrap();
+    watch.wait_last(hb, |p| state(p)["state"] == "new").await;
+    let body = r#"{"fail2ban": false}"#;
+    let r = common::request(
+        d.addr,
+        &format!(
+            "POST /api/heartbeat HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = common::request(
+        d.addr,
+        &format!(
+            "GET /red?jail=sshd&ip=203.0.113.9 HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(r.body.contains("\"counted\":true"), "{}", r.body);
+    watch.wait_events("t/desk/events", 1).await;
+    watch.wait_last(hb, |p| state(p)["state"] == "down").await;
+    let all = watch.msgs.lock().unwrap().clone();
+    let at = |pred: &dyn Fn(&Msg) -> bool| all.iter().position(pred).unwrap();
+    let down = at(&|m| m.topic == hb && state(&m.payload)["state"] == "down");
+    let event = at(&|m| m.topic == "t/desk/events");
+    assert!(
+        down < event,
+        "the heartbeat's down went out at once, before the later hook's event: {all:?}"
+    );
+    for topic in [hb, "t/desk/panel", "t/desk/total"] {
+        let payloads: Vec<String> = watch.on(topic).into_iter().map(|m| m.payload).collect();
+        assert!(
+            payloads.windows(2).all(|w| w[0] != w[1]),
+            "{topic} sent twice unchanged: {payloads:?}"
+        );
+    }
+    d.shutdown().await;
 }

@@ -326,44 +326,128 @@ pub struct Discovery {
     pub config: Value,
 }
 
-/// Everything Home Assistant needs to show this desk: a device "banlight
-/// <host>" with a count sensor per route (total_increasing), total and
-/// last-24-h sensors, a problem binary sensor per heartbeat source, the LED
-/// brightness as a number, and (only with commands allowed) buttons for a
-/// test sweep and the next display mode.
-pub fn discovery(
-    discovery_prefix: &str,
-    node: &str,
-    host: &str,
-    topics: &Topics,
-    routes: &[String],
-    heartbeat_sources: &[String],
-    commands: bool,
-) -> Vec<Discovery> {
-    let device = json!({
+/// Who the desk is to Home Assistant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desk {
+    /// Home Assistant's discovery prefix (`homeassistant`).
+    pub discovery_prefix: String,
+    /// The node id: a topic level, unique per broker (from the client id).
+    pub node: String,
+    /// The device's name, unique per host (see [`device_name`]).
+    pub name: String,
+    pub topics: Topics,
+    /// `allow_commands`: buttons and a settable brightness.
+    pub commands: bool,
+    /// The live page, when it is enabled: the device's `configuration_url`.
+    pub page_url: Option<String>,
+}
+
+/// The device's name: `banlight <host>`, and with a client id of its own
+/// (two desks on one host must have two) `banlight <host> <client id>`,
+/// so two desks never show as one name.
+pub fn device_name(host: &str, client_id: &str, default_client_id: &str) -> String {
+    if client_id == default_client_id {
+        format!("banlight {host}")
+    } else {
+        format!("banlight {host} {client_id}")
+    }
+}
+
+/// The live page's address for Home Assistant's "visit device" link: the
+/// host name when the daemon listens on every address, else the address.
+pub fn page_url(host: &str, addr: std::net::SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let ip = addr.ip();
+    let at = if ip.is_unspecified() {
+        host.to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("{scheme}://{at}:{}/", addr.port())
+}
+
+/// An entity id's object part as Home Assistant writes it: lowercase
+/// `[a-z0-9_]`, runs of anything else one `_`, none at the ends (what its
+/// `slugify` makes of our names, so old and new versions agree).
+pub fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// The entity ids' common start: `banlight_<node>`, without saying
+/// banlight twice for the default client id `banlight-<host>`.
+fn entity_base(node: &str) -> String {
+    let node = slug(node);
+    if node == "banlight" || node.starts_with("banlight_") {
+        node
+    } else {
+        format!("banlight_{node}")
+    }
+}
+
+/// Everything Home Assistant needs to show this desk: a device with a
+/// count sensor per route (total_increasing), total and last-24-h sensors,
+/// a problem binary sensor per heartbeat source, the LED brightness (a
+/// number with commands allowed, else a read-only sensor: HA refuses a
+/// number without a command topic) and, only with commands allowed,
+/// buttons for a test sweep and the next display mode.
+///
+/// One config per entity (HA's per-component discovery, still supported
+/// beside device-based discovery): a removed route or source is cleared
+/// by an empty retained config on its own topic, which is simplest to
+/// keep right. Each config carries `default_entity_id` (HA 2025.10 and
+/// later) and `object_id` (what older HA reads; newer HA ignores it when
+/// `default_entity_id` is there), both the same id.
+pub fn discovery(desk: &Desk, routes: &[String], heartbeat_sources: &[String]) -> Vec<Discovery> {
+    let node = desk.node.as_str();
+    let topics = &desk.topics;
+    let mut device = json!({
         "identifiers": [format!("banlight_{node}")],
-        "name": format!("banlight {host}"),
+        "name": desk.name,
         "manufacturer": "banlight",
         "model": "banlight desk appliance",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
+    if let Some(url) = &desk.page_url {
+        device["configuration_url"] = json!(url);
+    }
+    let origin = json!({
+        "name": "banlight",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
     let avail = topics.availability();
+    let base = entity_base(node);
     let entity = |component: &str, object: &str, mut config: Value| {
         let c = config.as_object_mut().expect("object");
+        let id = format!("{base}_{}", slug(object));
         c.insert(
             "unique_id".into(),
             json!(format!("banlight_{node}_{object}")),
         );
         c.insert(
-            "object_id".into(),
-            json!(format!("banlight_{node}_{object}")),
+            "default_entity_id".into(),
+            json!(format!("{component}.{id}")),
         );
+        c.insert("object_id".into(), json!(id));
         c.insert("availability_topic".into(), json!(avail));
         c.insert("payload_available".into(), json!("online"));
         c.insert("payload_not_available".into(), json!("offline"));
         c.insert("device".into(), device.clone());
+        c.insert("origin".into(), origin.clone());
         Discovery {
-            topic: format!("{discovery_prefix}/{component}/{node}/{object}/config"),
+            topic: format!(
+                "{}/{component}/{node}/{object}/config",
+                desk.discovery_prefix
+            ),
             config,
         }
     };
@@ -416,19 +500,23 @@ pub fn discovery(
             "icon": "mdi:shield-half-full",
         }),
     ));
-    let mut brightness = json!({
-        "name": "LED brightness",
-        "state_topic": topics.panel(),
-        "value_template": "{{ value_json.led_brightness }}",
-        "min": 0,
-        "max": 31,
-        "step": 1,
-        "mode": "slider",
-        "icon": "mdi:brightness-6",
-    });
-    if commands {
-        brightness["command_topic"] = json!(topics.command("brightness"));
-        out.push(entity("number", "led_brightness", brightness));
+    if desk.commands {
+        out.push(entity(
+            "number",
+            "led_brightness",
+            json!({
+                "name": "LED brightness",
+                "state_topic": topics.panel(),
+                "value_template": "{{ value_json.led_brightness }}",
+                "command_topic": topics.command("brightness"),
+                "min": 0,
+                "max": 31,
+                "step": 1,
+                "mode": "slider",
+                "icon": "mdi:brightness-6",
+                "entity_category": "config",
+            }),
+        ));
     } else {
         // Home Assistant refuses a number without a command topic: a desk
         // that takes no commands shows its brightness read-only.
@@ -440,10 +528,11 @@ pub fn discovery(
                 "state_topic": topics.panel(),
                 "value_template": "{{ value_json.led_brightness }}",
                 "icon": "mdi:brightness-6",
+                "entity_category": "diagnostic",
             }),
         ));
     }
-    if commands {
+    if desk.commands {
         out.push(entity(
             "button",
             "test_sweep",
@@ -452,6 +541,7 @@ pub fn discovery(
                 "command_topic": topics.command("test"),
                 "payload_press": "PRESS",
                 "icon": "mdi:led-strip-variant",
+                "entity_category": "config",
             }),
         ));
         out.push(entity(
@@ -462,6 +552,7 @@ pub fn discovery(
                 "command_topic": topics.command("next_mode"),
                 "payload_press": "PRESS",
                 "icon": "mdi:numeric",
+                "entity_category": "config",
             }),
         ));
     }
@@ -480,6 +571,17 @@ pub fn is_own_discovery_topic(discovery_prefix: &str, node: &str, topic: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn desk(topics: Topics, commands: bool) -> Desk {
+        Desk {
+            discovery_prefix: "homeassistant".into(),
+            node: "desk".into(),
+            name: "banlight desk.lan".into(),
+            topics,
+            commands,
+            page_url: None,
+        }
+    }
 
     #[test]
     fn urls() {
@@ -628,13 +730,9 @@ mod tests {
             prefix: "banlight/desk".into(),
         };
         let d = discovery(
-            "homeassistant",
-            "desk",
-            "desk.lan",
-            &t,
+            &desk(t, false),
             &["red".to_string()],
             &["web-1".to_string()],
-            false,
         );
         let hb = d
             .iter()
@@ -656,7 +754,7 @@ mod tests {
             prefix: "banlight/desk".into(),
         };
         let routes = vec!["red".to_string(), "blue".to_string()];
-        let all = discovery("homeassistant", "desk", "desk.lan", &t, &routes, &[], false);
+        let all = discovery(&desk(t.clone(), false), &routes, &[]);
         let topics: Vec<&str> = all.iter().map(|d| d.topic.as_str()).collect();
         assert_eq!(
             topics,
@@ -676,7 +774,7 @@ mod tests {
         assert_eq!(red["availability_topic"], "banlight/desk/availability");
         assert_eq!(red["unique_id"], "banlight_desk_route_red");
         assert!(all[4].config.get("command_topic").is_none());
-        let with = discovery("homeassistant", "desk", "desk.lan", &t, &routes, &[], true);
+        let with = discovery(&desk(t, true), &routes, &[]);
         assert_eq!(with.len(), 7);
         assert_eq!(
             with[4].config["command_topic"],
@@ -709,7 +807,7 @@ mod tests {
             prefix: "banlight/desk".into(),
         };
         for commands in [false, true] {
-            let d = discovery("homeassistant", "desk", "desk.lan", &t, &[], &[], commands);
+            let d = discovery(&desk(t.clone(), commands), &[], &[]);
             for e in d.iter().filter(|e| e.topic.contains("/number/")) {
                 assert!(e.config.get("command_topic").is_some(), "{}", e.topic);
             }
@@ -732,15 +830,7 @@ mod tests {
             prefix: "banlight/desk".into(),
         };
         let sources = ["web-2.example.com", "web-2_example_com", "web_2"].map(String::from);
-        let d = discovery(
-            "homeassistant",
-            "desk",
-            "desk.lan",
-            &t,
-            &[],
-            &sources,
-            false,
-        );
+        let d = discovery(&desk(t, false), &[], &sources);
         let hb: Vec<&Discovery> = d
             .iter()
             .filter(|e| e.topic.contains("/binary_sensor/"))
@@ -776,5 +866,102 @@ mod tests {
         assert_ne!(topic_level("x.a"), topic_level("x_a"));
         assert_eq!(topic_level("banlight-desk"), "banlight-desk");
         assert!(!topic_level("").is_empty());
+    }
+
+    #[test]
+    fn every_entity_has_a_default_entity_id_and_the_old_object_id() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let sources = ["web-2.example.com".to_string()];
+        let d = discovery(&desk(t, true), &["red".to_string()], &sources);
+        let ids: Vec<String> = d
+            .iter()
+            .map(|e| e.config["default_entity_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "sensor.banlight_desk_route_red",
+                "binary_sensor.banlight_desk_heartbeat_web_2_example_com_3eab4786",
+                "sensor.banlight_desk_total",
+                "sensor.banlight_desk_last_24h",
+                "number.banlight_desk_led_brightness",
+                "button.banlight_desk_test_sweep",
+                "button.banlight_desk_next_mode",
+            ]
+        );
+        for e in &d {
+            let id = e.config["default_entity_id"].as_str().unwrap();
+            let (domain, object) = id.split_once('.').unwrap();
+            assert_eq!(e.topic.split('/').nth(1), Some(domain), "{id}");
+            assert_eq!(e.config["object_id"], object, "older HA reads object_id");
+            assert!(
+                object
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{id}"
+            );
+            assert_eq!(e.config["origin"]["name"], "banlight");
+        }
+        // The default client id banlight-<host> does not say banlight twice.
+        let mut dflt = desk(
+            Topics {
+                prefix: "banlight/pi".into(),
+            },
+            false,
+        );
+        dflt.node = "banlight-pi".into();
+        let d = discovery(&dflt, &[], &[]);
+        assert_eq!(d[0].config["default_entity_id"], "sensor.banlight_pi_total");
+        assert_eq!(d[0].config["unique_id"], "banlight_banlight-pi_total");
+        assert_eq!(slug("Web--2.Example_"), "web_2_example");
+    }
+
+    #[test]
+    fn settings_are_config_entities_and_the_device_links_the_page() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let mut with = desk(t.clone(), true);
+        with.page_url = Some(page_url("desk.lan", "0.0.0.0:8080".parse().unwrap(), false));
+        let d = discovery(&with, &["red".to_string()], &[]);
+        for e in &d {
+            let category = &e.config["entity_category"];
+            if e.topic.contains("/number/") || e.topic.contains("/button/") {
+                assert_eq!(category, "config", "{}", e.topic);
+            } else {
+                assert!(category.is_null(), "{}", e.topic);
+            }
+            assert_eq!(
+                e.config["device"]["configuration_url"],
+                "http://desk.lan:8080/"
+            );
+        }
+        let read_only = discovery(&desk(t, false), &[], &[]);
+        let sensor = read_only
+            .iter()
+            .find(|e| e.topic.ends_with("/led_brightness/config"))
+            .unwrap();
+        // HA takes only `diagnostic` for a sensor's category.
+        assert_eq!(sensor.config["entity_category"], "diagnostic");
+        assert!(sensor.config["device"].get("configuration_url").is_none());
+        assert_eq!(
+            page_url("pi", "192.168.1.5:80".parse().unwrap(), false),
+            "http://192.168.1.5:80/"
+        );
+        assert_eq!(
+            page_url("pi", "[::1]:8443".parse().unwrap(), true),
+            "https://[::1]:8443/"
+        );
+    }
+
+    #[test]
+    fn two_desks_on_one_host_have_two_device_names() {
+        let a = device_name("pi", "banlight-pi", "banlight-pi");
+        let b = device_name("pi", "desk-b", "banlight-pi");
+        assert_eq!(a, "banlight pi");
+        assert_ne!(a, b);
+        assert_ne!(b, device_name("pi", "desk-c", "banlight-pi"));
     }
 }
