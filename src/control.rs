@@ -40,6 +40,11 @@ pub enum ControlRequest {
     Mode {
         mode: String,
     },
+    /// Press a panel button for `hold_ms` (`banlight press`).
+    Press {
+        button: String,
+        hold_ms: u64,
+    },
     Reload,
     /// Make the next TLS key; it takes over after the overlap (`now`: at once).
     TlsRotate {
@@ -55,6 +60,8 @@ pub struct Control {
     /// The live page, told when the counts are reset (`None`: off).
     pub web: Option<Arc<crate::web::Web>>,
     pub engine: EngineHandle,
+    /// The panel clock button edges are stamped with (`banlight press`).
+    pub clock: crate::panel::Clock,
     pub ledger: LedgerHandle,
     /// The config in force (reload replaces it).
     pub config: Mutex<Config>,
