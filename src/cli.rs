@@ -75,6 +75,15 @@ pub enum Command {
         /// NEXT, total, 24h or a route name.
         mode: String,
     },
+    /// Press a panel button as a finger would: `mode` (next mode), `power`
+    /// (short: panel dark/on; held 3 s: shut the machine down).
+    Press {
+        /// mode or power.
+        button: String,
+        /// How long to hold it (default 100ms; 3.5s is a long press).
+        #[arg(long, value_name = "DURATION")]
+        hold: Option<crate::config::Millis>,
+    },
     /// Re-read the config file (as SIGHUP does); a bad file changes nothing.
     Reload,
     /// TLS key management (with [tls] in the config).

@@ -40,6 +40,11 @@ pub enum ControlRequest {
     Mode {
         mode: String,
     },
+    /// Press a panel button for `hold_ms` (`banlight press`).
+    Press {
+        button: String,
+        hold_ms: u64,
+    },
     Reload,
     /// The file the daemon read its config from (`banlight hook` and the
     /// other commands use it when run without --config).
@@ -58,6 +63,8 @@ pub struct Control {
     /// The live page, told when the counts are reset (`None`: off).
     pub web: Option<Arc<crate::web::Web>>,
     pub engine: EngineHandle,
+    /// The panel clock button edges are stamped with (`banlight press`).
+    pub clock: crate::panel::Clock,
     pub ledger: LedgerHandle,
     /// The config in force (reload replaces it).
     pub config: Mutex<Config>,

@@ -152,6 +152,7 @@ pub async fn start(
         state: state.clone(),
         web: web.clone(),
         engine: engine.clone(),
+        clock,
         ledger: ledger.clone(),
         config: Mutex::new(config.clone()),
         tls: tls.as_ref().map(|(state, _)| state.clone()),

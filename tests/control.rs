@@ -604,3 +604,49 @@ async fn idle_control_connections_are_capped_and_hooks_keep_working() {
     assert_eq!(d.get("/red?ip=192.0.2.2").await.status, 200);
     d.shutdown().await;
 }
+
+/// `banlight press`: the CLI's presses enter where GPIO edges enter, so a
+/// short mode press moves the display on, a short power press darkens the
+/// panel, a long one runs the shutdown command, and a bad name is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn press_from_the_cli_acts_like_the_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("powered-off");
+    let extra = format!(
+        "shutdown_command = \"touch {}\"\n[panel]\nlong_press = \"300ms\"\n",
+        marker.display()
+    );
+    let d = TestDaemon::start(&test_config(dir.path(), &extra)).await;
+    let sock = socket_of(&d);
+    let before = d.status().await["mode"].clone();
+
+    let (ok, out, err) = run_cli(&sock, &["press", "mode"]).await;
+    assert!(ok && out.contains("pressed mode for 100 ms"), "{out}{err}");
+    d.status_until(10, "the mode moved on", |s| s["mode"] != before)
+        .await;
+
+    let (ok, _, err) = run_cli(&sock, &["press", "power"]).await;
+    assert!(ok, "{err}");
+    d.status_until(10, "dark after a short power press", |s| {
+        s["panel"]["dark"] == true
+    })
+    .await;
+    assert!(!marker.exists(), "a short press must not shut down");
+
+    let (ok, _, err) = run_cli(&sock, &["press", "reset"]).await;
+    assert!(!ok && err.contains("use mode or power"), "{err}");
+    let (ok, _, err) = run_cli(&sock, &["press", "power", "--hold", "1h"]).await;
+    assert!(!ok && err.contains("longer than"), "{err}");
+
+    let (ok, out, err) = run_cli(&sock, &["press", "power", "--hold", "0.5s"]).await;
+    assert!(ok && out.contains("pressed power for 500 ms"), "{out}{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long press never ran the shutdown command"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    d.shutdown().await;
+}

@@ -7,6 +7,7 @@ pub mod brightness;
 pub mod events;
 pub mod hook;
 pub mod mode;
+pub mod press;
 pub mod reload;
 pub mod reset;
 pub mod status;
@@ -42,6 +43,9 @@ impl Control {
                 answer(brightness::apply(self, leds, display))
             }
             ControlRequest::Mode { mode } => answer(mode::apply(self, mode).await),
+            ControlRequest::Press { button, hold_ms } => {
+                answer(press::apply(self, button, hold_ms).await)
+            }
             ControlRequest::Reload => answer(reload::apply(self).await),
             ControlRequest::ConfigPath => answer(Ok(hook::config_path(self))),
             ControlRequest::TlsRotate { now } => answer(tls::apply(self, now)),
@@ -122,6 +126,9 @@ pub fn run(command: Command, config: &Config, client: &Client) -> Result<(), Str
         Command::Reset { route, yes } => reset::run(client, route, yes),
         Command::Brightness { leds, display } => brightness::run(client, leds, display),
         Command::Mode { mode } => mode::run(client, mode),
+        Command::Press { button, hold } => {
+            press::run(client, button, hold.map_or(press::DEFAULT_HOLD_MS, |h| h.0))
+        }
         Command::Reload => reload::run(client),
         Command::Tls {
             action: TlsCommand::Rotate { now },
