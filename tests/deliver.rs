@@ -62,7 +62,13 @@ impl Server {
         )
         .unwrap();
         std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The spool is root's alone (issue 19, item 4): 0700, or it is refused.
         std::fs::create_dir(dir.path().join("spool")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("spool"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         Server { dir }
     }
 

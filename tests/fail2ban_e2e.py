@@ -31,6 +31,7 @@ Environment:
 """
 
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -483,6 +484,24 @@ fwlog =
 
 BURST_JAILS = ("burst-none", "burst-up", "burst-hung", "burst-refused")
 
+QUOTE_OK = "quote-ok.A_b-9:x@y"
+
+
+def quote_jails(tmp):
+    """Jail names with ', ", $( ), backticks and spaces; each command would
+    leave a file pwned-N in tmp if a shell ever ran it."""
+    return [f"q'uote",
+            f"a'$(touch {tmp}/pwned-1)'b",
+            f'd"q$(touch {tmp}/pwned-2)"x',
+            f"b`touch {tmp}/pwned-3`q",
+            "sp ace",
+            f"m$(touch {tmp}/pwned-4)&&touch {tmp}/pwned-5"]
+
+
+def quote_token(tmp):
+    """A token (no '"' or ']': fail2ban's option syntax) full of shell syntax."""
+    return f"t'$(touch {tmp}/pwned-6)'`touch {tmp}/pwned-7`;$HOME|&<>*"
+
 
 class Fail2ban:
     def __init__(self, tmp, ports):
@@ -567,6 +586,14 @@ class Fail2ban:
             "lossy": (self.idlelog, [bl("banlight", p["lossy"], "red")]),
             "late": (self.idlelog, [self.fw("late")]),
         }
+        # quote-*: jail names a shell would choke on or run (issue 19, item
+        # 5); the appliance refuses them, so each ban must be refused loudly
+        # at enqueue and nothing run. "quote-ok" has every character the
+        # appliance allows and a token full of shell syntax: delivered as is.
+        for name in quote_jails(tmp):
+            jails[name] = (self.idlelog, [bl("quote", p["capture"], "quote")])
+        jails[QUOTE_OK] = (self.idlelog, [bl("quote", p["capture"], "quote",
+                                             f'token="{quote_token(tmp)}"')])
         self.jails = list(jails)
         text = ("[DEFAULT]\n"
                 "backend = polling\n"
@@ -660,8 +687,18 @@ class Fail2ban:
             return ""
 
     def errors(self):
-        """fail2ban.log lines at ERROR level."""
-        return [ln for ln in self.log_text().splitlines() if " ERROR " in ln]
+        """fail2ban.log records at ERROR level, each with its continuation
+        lines (a command's here-document)."""
+        out = []
+        for ln in self.log_text().splitlines():
+            if re.match(r"\d{4}-\d\d-\d\d ", ln):
+                if " ERROR " in ln:
+                    out.append(ln)
+                    continue
+                out.append(None)
+            elif out and out[-1] is not None:
+                out[-1] += "\n" + ln
+        return [r for r in out if r is not None]
 
     def logged(self):
         """What banlight-deliver sent to syslog (the fake logger)."""
@@ -719,6 +756,218 @@ def delivery_pids(spool):
 
 
 # ---------------------------------------------------------------- the test
+
+def quoting(f2b, cap):
+    """Issue 19, item 5: jail names with ', ", $( ), backticks and spaces go
+    through the real fail2ban and the shipped action. The appliance would
+    refuse each (400): each ban is refused at enqueue, loudly (fail2ban.log
+    and syslog name the jail and the reason), the firewall ban stands, and no
+    command in a name or a token ever runs. A jail with every character the
+    appliance allows, and a token full of shell syntax, is delivered intact."""
+    tmp = f2b.tmp
+    log("quoting: hostile jail names and a hostile token through fail2ban")
+    hostile = quote_jails(tmp)
+    ips = {name: f"203.0.113.{200 + i}" for i, name in enumerate(hostile)}
+    mark = cap.mark()
+    for name, ip in ips.items():
+        r = f2b.client("set", name, "banip", ip)
+        R.check(f"quoting: banip in jail {name!r} succeeds (the firewall ban stands)",
+                r.returncode == 0 and ip in f2b.banned(name), r.stdout + r.stderr)
+    r = f2b.client("set", QUOTE_OK, "banip", "203.0.113.199")
+    ok = wait_for(lambda: cap.get("/quote", ip="203.0.113.199", since=mark))
+    R.check(f"quoting: jail {QUOTE_OK!r} (every allowed character) is delivered with its name,"
+            " and a token full of shell syntax arrives intact",
+            bool(ok) and len(ok) == 1 and ok[0][1].get("jail") == QUOTE_OK
+            and ok[0][2] == f"Bearer {quote_token(tmp)}", f"{ok}; {r.stdout}{r.stderr}")
+    for name, ip in ips.items():
+        refused = f'refused a ban: jail "{name}" for {ip}'
+        # fail2ban.log shows the script's stderr as a Python repr (quotes escaped)
+        R.check(f"quoting: jail {name!r} is refused at enqueue, with the reason in syslog and fail2ban.log",
+                wait_for(lambda: any(refused in ln and "letters, digits" in ln for ln in f2b.logged()))
+                and any("stderr:" in e and "refused a ban: jail" in e and f"for {ip}:" in e
+                        for e in f2b.errors()),
+                f"syslog: {[ln for ln in f2b.logged() if 'refused' in ln][-3:]}")
+    R.check("quoting: nothing refused was sent", not any(
+        cap.get("/quote", ip=ip, since=mark) for ip in ips.values()), f"{cap.get('/quote', since=mark)}")
+    pwned = sorted(p.name for p in tmp.glob("pwned-*"))
+    R.check("quoting: no command in a jail name or a token ran (no pwned-* file)", not pwned, f"{pwned}")
+
+
+def spool_attacks(f2b, cap):
+    """Issue 19, item 4: the spool is root's alone. Each attack as the review
+    made it, by user nobody against root's delivery scripts (both of them),
+    and what it now gets. Then the temp files: a failed write (a full disk,
+    here RLIMIT_FSIZE) leaves none, and `run` sweeps stale ones."""
+    tmp = f2b.tmp
+    log("spool attacks by user nobody (issue 19, item 4)")
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        if CI:
+            R.check("spool attacks need root and runuser (CI runs as root)", False)
+        else:
+            log("SKIP spool attacks: not root or no runuser")
+        return
+    tmp.chmod(0o711)  # nobody may pass through (not list, not write)
+    arena = tmp / "arena"  # like /tmp or /var/tmp: anyone may create in it
+    arena.mkdir()
+    arena.chmod(0o1777)
+    safe = tmp / "safe"  # root's, 0755: the right kind of parent
+    safe.mkdir()
+    safe.chmod(0o755)
+    victim = tmp / "victim"  # a root-only file the attacker wants sent or written
+    victim.write_text("root-only-secret\n")
+    victim.chmod(0o600)
+
+    def nobody(*cmd):
+        r = subprocess.run(["runuser", "-u", "nobody", "--", *cmd], capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            raise Fatal(f"as nobody {cmd}: {r.stderr}")
+
+    def enqueue(script, spool, ip, extra_env=None, wrap=None):
+        if script == DELIVER:
+            args = ["enqueue", "--url", f"http://127.0.0.1:{cap.port}/attack", "--ip", ip,
+                    "--jail", "sshd", "--spool", str(spool)]
+        else:
+            args = ["enqueue", "--host", "127.0.0.1", "--port", "1", "--topic", "t/x", "--route", "red",
+                    "--ip", ip, "--jail", "sshd", "--spool", str(spool)]
+        cmd = ["sh", str(script), *args]
+        if wrap:
+            cmd = ["sh", "-c", wrap + ' "$@"', "wrap", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                              env={**f2b.env, **(extra_env or {})}, stdin=subprocess.DEVNULL)
+
+    # (attack, how nobody sets it up, the spool root is told to use, the reason expected)
+    nobody_dir = arena / "nobodys"
+    nobody("mkdir", "-m", "0700", str(nobody_dir))
+    link = safe / "link"
+    nobody_link = arena / "link"
+    nobody("ln", "-s", str(nobody_dir), str(nobody_link))
+    os.symlink(nobody_dir, link)  # root's own symlink to a spool nobody owns
+    open_dir = safe / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)  # root's, but anyone may write it
+    attacks = [
+        ("a spool that is a symlink (nobody's, in a sticky world-writable folder)", nobody_link,
+         "it is a symbolic link"),
+        ("a spool that is root's symlink to nobody's directory", link, "it is a symbolic link"),
+        ("a spool nobody created first", nobody_dir, "belongs to uid 65534"),
+        ("a spool of mode 0777", open_dir, "its mode is 777, not 700"),
+        ("a spool under a world-writable folder (not there yet)", arena / "new-spool",
+         "others can write its parent"),
+    ]
+    for what, spool, reason in attacks:
+        for script in (DELIVER, DELIVER_MQTT):
+            before = len(f2b.logged())
+            r = enqueue(script, spool, "198.18.77.1")
+            said = [ln for ln in f2b.logged()[before:] if "refusing the spool" in ln]
+            R.check(f"spool attack, {script.name}: {what} is refused: exit 1, one syslog line, a message",
+                    r.returncode == 1 and reason in r.stderr and len(said) == 1 and reason in said[0],
+                    f"exit {r.returncode}, stderr {r.stderr!r}, syslog {said}")
+            for cmd in ("run", "kick"):
+                before = len(f2b.logged())
+                r2 = subprocess.run(["sh", str(script), cmd, "--spool", str(spool)], capture_output=True,
+                                    text=True, timeout=30, env=f2b.env, stdin=subprocess.DEVNULL)
+                said = [ln for ln in f2b.logged()[before:] if "refusing the spool" in ln]
+                if spool.exists() or spool.is_symlink():
+                    R.check(f"spool attack, {script.name} {cmd}: {what} is refused too",
+                            r2.returncode == 1 and reason in r2.stderr and len(said) == 1,
+                            f"exit {r2.returncode}, stderr {r2.stderr!r}, syslog {said}")
+        R.check(f"spool attack: {what}: root wrote nothing there",
+                not (arena / "new-spool").exists()
+                and not any(nobody_dir.iterdir()) and not any(open_dir.iterdir()),
+                f"{list(nobody_dir.iterdir())} {list(open_dir.iterdir())}")
+
+    # Entries hold ban data only: an entry in the old layout (url, token_file,
+    # curl_opts), as nobody used to plant it, is not followed; root's
+    # delivery sends nothing, reads no token file, writes no file.
+    script_spools = {DELIVER: safe / "spool", DELIVER_MQTT: safe / "spool-mqtt"}
+    out = tmp / "written-by-root"
+    locks = []
+    for script, spool in script_spools.items():
+        spool.mkdir(mode=0o700)
+        # held as a running delivery process would: enqueue only spools
+        lock = open(spool / ".lock", "a")
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locks.append(lock)
+        r = enqueue(script, spool, "198.18.77.2")
+        R.check(f"{script.name}: root's own spool (0700, in a root-only folder) is accepted",
+                r.returncode == 0 and len(list(spool.glob("e.*"))) == 1, r.stderr)
+        for f in spool.glob("e.*"):
+            f.unlink()
+        (spool / "e.1.1").write_text(
+            f"http://127.0.0.1:{cap.port}/attack\nsshd\n198.18.77.3\n\n1\n{victim}\n\n2\n3\n-o {out}\n")
+        (spool / "e.1.2").write_text(f"red\nsshd\n198.18.77.4\n\n1\nid\n../../victim\n")
+        (spool / "e.1.3").write_text(f"red\nsshd\n198.18.77.5\n\n1\nid\n999-999\n")
+    for lock in locks:
+        lock.close()
+    mark = cap.mark()
+    for script, spool in script_spools.items():
+        before = len(f2b.logged())
+        r = subprocess.run(["sh", str(script), "run", "--spool", str(spool), "--retry-min", "1",
+                            "--retry-max", "1"], capture_output=True, text=True, timeout=60, env=f2b.env,
+                           stdin=subprocess.DEVNULL)
+        said = [ln for ln in f2b.logged()[before:] if "removed the unreadable spool entry" in ln]
+        R.check(f"spool attack, {script.name}: entries carrying a URL, a token file, curl options,"
+                " a path or an unknown settings name are removed, logged, not followed",
+                r.returncode == 0 and not list(spool.glob("e.*")) and len(said) == 3,
+                f"exit {r.returncode} {r.stderr!r}; left {list(spool.glob('e.*'))}; syslog {said}")
+    R.check("spool attack: nothing was sent, no token file read, no file written",
+            cap.get(since=mark) == [] and not out.exists() and victim.read_text() == "root-only-secret\n",
+            f"requests {cap.get(since=mark)}")
+
+    # A symlinked .down.* file (the state of an appliance that is away) is
+    # replaced through temp + mv, not followed.
+    for script, spool in script_spools.items():
+        base = "http://127.0.0.1:9" if script == DELIVER else "127.0.0.1:1"
+        down = spool / (".down." + re.sub(r"[^A-Za-z0-9.-]", "_", base))
+        os.symlink(victim, down)
+        r = enqueue(script, spool, "198.18.77.6") if script == DELIVER_MQTT else \
+            subprocess.run(["sh", str(script), "enqueue", "--url", "http://127.0.0.1:9/red", "--ip",
+                            "198.18.77.6", "--spool", str(spool)], capture_output=True, text=True,
+                           timeout=30, env=f2b.env, stdin=subprocess.DEVNULL)
+        R.check(f"{script.name}: enqueue for an appliance that is away", r.returncode == 0, r.stderr)
+        wait_for(lambda: not down.is_symlink())
+        R.check(f"spool attack, {script.name}: a symlinked .down file is replaced, not followed",
+                not down.is_symlink() and down.is_file() and victim.read_text() == "root-only-secret\n",
+                f"symlink {down.is_symlink()}, victim {victim.read_text()!r}")
+        for pid in delivery_pids(spool):
+            os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not delivery_pids(spool))
+
+    # A full disk: the write fails, the temp file goes, the action fails
+    # loudly. Stale temp files (an enqueue killed mid-write) are swept by run.
+    for script, spool in script_spools.items():
+        for f in spool.glob("e.*"):
+            f.unlink()
+        r = enqueue(script, spool, "198.18.77.7", wrap="trap '' XFSZ; ulimit -f 0;")
+        temps = [f.name for f in spool.glob("t.*")]
+        R.check(f"{script.name}: a failed enqueue (disk full) exits non-zero and leaves no temp file",
+                r.returncode != 0 and "cannot write to the spool" in r.stderr and not temps
+                and not list(spool.glob("e.*")), f"exit {r.returncode} {r.stderr!r} temps {temps}")
+        stale = [spool / f"t.e.{i}.1" for i in range(5)]
+        for f in stale:
+            f.touch()
+            os.utime(f, (time.time() - 300, time.time() - 300))
+        fresh = spool / "t.e.9.9"
+        fresh.touch()
+        subprocess.run(["sh", str(script), "run", "--spool", str(spool)], capture_output=True,
+                       timeout=60, env=f2b.env, stdin=subprocess.DEVNULL)
+        R.check(f"{script.name}: run sweeps stale temp files (older than a minute), keeps a fresh one",
+                not any(f.exists() for f in stale) and fresh.exists(),
+                f"{[f.name for f in spool.glob('t.*')]}")
+
+    # Issue 19, item 6: what the appliance would refuse with 400 is refused
+    # at enqueue, with the reason (here through the sshguard hook's path).
+    for script, spool in script_spools.items():
+        for ip, why in (("fe80::1%eth0", "an IPv6 zone (%...) is not accepted"),
+                        ("198.18.077.1", "not an IPv4 address")):
+            before = len(f2b.logged())
+            r = enqueue(script, spool, ip)
+            said = [ln for ln in f2b.logged()[before:] if "refused a ban" in ln]
+            R.check(f"{script.name}: ip {ip} is refused at enqueue with the reason ({why})",
+                    r.returncode == 2 and why in r.stderr and len(said) == 1 and why in said[0]
+                    and not list(spool.glob("e.*")), f"exit {r.returncode} {r.stderr!r} syslog {said}")
+
 
 def sshguard_hook(bl, f2b, expected):
     """fail2ban/sshguard/sshg-fw-banlight: forwards sshguard's commands to the real
@@ -858,7 +1107,9 @@ def heartbeat_check(bl, f2b):
         R.check("heartbeat: state up, fail2ban answering",
                 st.get("state") == "up" and st.get("fail2ban_up") is True, str(st))
         R.check("heartbeat: every jail reported with its banned count (sshd's as fail2ban says)",
-                set(jails) == set(f2b.jails) and jails.get("sshd") == len(f2b.banned("sshd")),
+                # the hostile quote-* names are not valid jail names for the appliance
+                set(jails) == set(f2b.jails) - set(quote_jails(f2b.tmp))
+                and jails.get("sshd") == len(f2b.banned("sshd")),
                 f"reported {jails}; sshd banned {len(f2b.banned('sshd'))}")
 
         bad = hbdir / "bad.conf"
@@ -991,13 +1242,21 @@ def run(tmp):
         cap.close()
 
 
+def entry_url(f):
+    """The URL a spool entry goes to: its route, under the base URL of the
+    .target.<key> settings file it names (entries hold ban data only)."""
+    lines = f.read_text().split("\n")
+    target = f.parent / f".target.{lines[6]}"
+    return target.read_text().split("\n", 1)[0] + "/" + lines[0]
+
+
 def pending(f2b, port):
     """Spooled bans still waiting for the appliance on `port`."""
     out = []
     for f in f2b.spooled():
         try:
-            url = f.read_text().split("\n", 1)[0]
-        except OSError:
+            url = entry_url(f)
+        except (OSError, IndexError):
             continue
         if f":{port}/" in url:
             out.append(f)
@@ -1109,10 +1368,13 @@ def _run(bl, cap, hung, lossy, f2b, broker):
     R.check("token_file=... sends the header from the file",
             len(filed) == 1 and filed[0][2] == f"Bearer {FILE_TOKEN}", f"{filed}")
     R.check("empty token sends no Authorization header", len(none) == 1 and none[0][2] is None, f"{none}")
-    R.check("query carries jail, ip, failures=0 and the ban's time for banip",
-            len(none) == 1 and {k: v for k, v in none[0][1].items() if k != "time"}
+    R.check("query carries jail, ip, failures=0, the ban's time and its event id for banip",
+            len(none) == 1 and {k: v for k, v in none[0][1].items() if k not in ("time", "id")}
             == {"jail": "capture", "ip": "203.0.113.50", "failures": "0"}
-            and none[0][1].get("time", "").isdigit(),
+            and none[0][1].get("time", "").isdigit()
+            # the event id: the same on every retry, so the ban counts once
+            and none[0][1].get("id") == f"f2b:{socket.gethostname().split('.')[0]}:capture:203.0.113.50:"
+            f"{none[0][1].get('time')}",
             f"{none}")
     mark = cap.mark()
     f2b.client("set", "capture", "banip", "2001:db8::50")
@@ -1140,6 +1402,8 @@ def _run(bl, cap, hung, lossy, f2b, broker):
     R.check("the spool is root-only: directory 0700, entries 0600",
             f2b.spool.stat().st_mode & 0o777 == 0o700 and modes and set(modes.values()) == {0o600},
             f"dir {oct(f2b.spool.stat().st_mode & 0o777)}, entries {modes}")
+
+    quoting(f2b, cap)
 
     # ---- bursts: the firewall must not wait for the appliance (issue 10, item 6)
     log(f"bursts of {BURST} bans behind the stand-in firewall")
@@ -1359,15 +1623,21 @@ def _run(bl, cap, hung, lossy, f2b, broker):
     # ---- sshguard hook (a stand-in firewall backend; no sshguard needed)
     sshguard_hook(bl, f2b, expected)
 
+    spool_attacks(f2b, cap)
+
     # ---- one delivery process, errors outside fail2ban.log
     R.check("one delivery process per server (all jails and sshguard share it)",
             len(delivery_pids(f2b.spool)) <= 1, f"pids {delivery_pids(f2b.spool)}")
     # fail2ban logs a failed action as several ERROR lines: the summary, the
     # command, its stderr and its exit code.
     def about_missing(ln):
-        return ("action 'missing'" in ln or "/missing'" in ln or "no-such.token" in ln
-                or ln.endswith("-- returned 1"))
-    R.check("fail2ban.log has ERROR lines only for the misconfigured action (missing token_file)",
+        return ("action 'missing'" in ln or "/missing\n" in ln or "no-such.token" in ln
+                or ln.endswith("-- returned 1")
+                # the refused hostile jail names (quoting)
+                or "action 'quote'" in ln or "/quote\n" in ln or "refused a ban: jail" in ln
+                or ln.endswith("-- returned 2"))
+    R.check("fail2ban.log has ERROR lines only for the misconfigured action (missing token_file)"
+            " and the refused jail names",
             all(about_missing(ln) for ln in f2b.errors()),
             "\n".join(ln for ln in f2b.errors() if not about_missing(ln))[-1500:])
     closed = f"127.0.0.1:{f2b.ports['closed']}"

@@ -686,9 +686,11 @@ fn shipped_actionban(tags: &[(&str, String)]) -> String {
             in_ban = false;
             continue;
         }
+        // Continuation lines, joined as fail2ban's config parser does:
+        // stripped, one per line (the action's here-document).
         if in_ban && line.starts_with(' ') {
-            actionban.push(' ');
-            actionban.push_str(line.trim().trim_end_matches('\\'));
+            actionban.push('\n');
+            actionban.push_str(line.trim());
             continue;
         }
         in_ban = false;
@@ -696,7 +698,7 @@ fn shipped_actionban(tags: &[(&str, String)]) -> String {
             let (k, v) = (k.trim(), v.trim());
             if k == "actionban" {
                 in_ban = true;
-                actionban = v.trim_end_matches('\\').to_string();
+                actionban = v.to_string();
             } else {
                 values.push((k.to_string(), v.to_string()));
             }
@@ -709,7 +711,12 @@ fn shipped_actionban(tags: &[(&str, String)]) -> String {
     for (k, v) in &values {
         actionban = actionban.replace(&format!("<{k}>"), v);
     }
-    assert!(!actionban.contains('<'), "every tag filled: {actionban}");
+    let unfilled = actionban.split('<').skip(1).any(|rest| {
+        rest.split_once('>').is_some_and(|(tag, _)| {
+            !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        })
+    });
+    assert!(!unfilled, "every tag filled: {actionban}");
     actionban
 }
 
