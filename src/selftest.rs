@@ -356,6 +356,16 @@ impl Selftest<'_> {
                 ""
             }
         ));
+        // The interrupt path may already be known dead: waiting for presses
+        // that cannot arrive would only blame the wiring.
+        let health = self.panel.health();
+        if let Some((_, h)) = health
+            .iter()
+            .find(|(k, h)| *k == "buttons" && h.starts_with("error"))
+        {
+            self.problem(format!("buttons: {h}"));
+            return;
+        }
         while self.edges.try_recv().is_ok() {}
         let bright = self.config.panel.display_brightness as u8;
         for (button, bcm, label) in pins {
