@@ -17,7 +17,49 @@ pub struct StateLock {
     pub path: PathBuf,
 }
 
+/// What `StateLock::probe` found.
+#[derive(Debug)]
+pub enum Probe {
+    /// Nobody held the lock; it is ours now, for as long as this is kept.
+    Taken(StateLock),
+    /// A running banlight holds it: "pid 1234" (or "another process").
+    Held(String),
+    /// The lock could not be checked (no state_dir yet, or not ours to open).
+    Unknown(String),
+}
+
 impl StateLock {
+    /// Takes the lock of an existing `state_dir` if it is free, without
+    /// creating anything (for `banlight selftest`, which must not run beside
+    /// a daemon but may run as a user who cannot write the state_dir).
+    pub fn probe(state_dir: &Path) -> Probe {
+        if !state_dir.is_dir() {
+            return Probe::Unknown(format!("{} does not exist", state_dir.display()));
+        }
+        let path = state_dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .or_else(|_| File::open(&path));
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) => return Probe::Unknown(format!("{}: {e}", path.display())),
+        };
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Probe::Held(holder(&mut file));
+        }
+        // Our pid, so a daemon started meanwhile names us (if we may write).
+        if file.set_len(0).is_ok() {
+            let _ = writeln!(file, "{}", std::process::id());
+        }
+        Probe::Taken(StateLock { _file: file, path })
+    }
+
     pub fn acquire(state_dir: &Path) -> anyhow::Result<StateLock> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", state_dir.display()))?;
@@ -32,14 +74,7 @@ impl StateLock {
         // SAFETY: flock on a descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                format!("pid {holder}")
-            };
+            let who = holder(&mut file);
             anyhow::bail!(
                 "another banlight ({who}) is already running on state_dir {} (lock {}); \
                  two daemons on one database would overwrite each other's counts",
@@ -52,6 +87,16 @@ impl StateLock {
         writeln!(file, "{}", std::process::id())?;
         file.flush()?;
         Ok(StateLock { _file: file, path })
+    }
+}
+
+/// "pid 1234" from the lock file, or "another process".
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    match text.trim() {
+        "" => "another process".to_string(),
+        pid => format!("pid {pid}"),
     }
 }
 

@@ -106,3 +106,64 @@ fn an_unpressed_button_fails_the_selftest() {
     );
     assert!(stdout.contains("selftest found 2 problem(s)"), "{stdout}");
 }
+
+/// Issue 20, item 2: beside a running daemon both processes would drive the
+/// same pins (rppal only tracks pins per process), and a 3 s press during
+/// the selftest would shut the Pi down through the service. The selftest
+/// refuses, with the command that stops the service: when the state_dir
+/// lock is held, and when something answers on the control socket.
+#[test]
+fn refuses_beside_a_running_daemon_and_names_the_stop_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let path = dir.path().join("banlight.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = \"{}\"\ncontrol_socket = \"{}\"\n[panel]\nbackend = \"record\"\nrecord_path = \"{}\"\n",
+            state.display(),
+            socket.display(),
+            dir.path().join("frames.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let selftest = || {
+        bin::command()
+            .arg("--config")
+            .arg(&path)
+            .args(["selftest", "--no-buttons", "--step", "0ms"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A daemon holds the state_dir lock.
+    let lock = banlight::statelock::StateLock::acquire(&state).unwrap();
+    let out = selftest();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sudo systemctl stop banlight"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("frames.jsonl").exists(), "nothing drawn");
+    drop(lock);
+    // A daemon answers on the control socket (its lock elsewhere).
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let out = selftest();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+    assert!(stderr.contains("sudo systemctl stop banlight"), "{stderr}");
+    drop(listener);
+    std::fs::remove_file(&socket).unwrap();
+    // Nothing running: the selftest runs.
+    let out = selftest();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -407,6 +407,56 @@ mod tests {
         assert_eq!(actions, [ButtonAction::NextMode]);
     }
 
+    /// Issue 20, item 1: `dtoverlay=gpio-shutdown` holds BCM 3 ("line busy").
+    /// The panel must not open with a dead POWER button; the error names the
+    /// holder and how to free the line.
+    #[test]
+    fn a_button_line_held_by_the_kernel_is_an_error_at_start_with_the_fix() {
+        let sim = SimGpio::new();
+        sim.hold_line(3, "shutdown");
+        let (tx, _rx) = mpsc::channel(64);
+        let e = GpioSimPanel::on(sim, &Config::defaults(), Clock::start(), tx)
+            .err()
+            .expect("a busy POWER line is an error at start")
+            .to_string();
+        assert!(e.contains("POWER button on BCM 3 (pin 5)"), "{e}");
+        assert!(e.contains("busy"), "{e}");
+        assert!(e.contains("\"shutdown\""), "names the holder: {e}");
+        assert!(e.contains("dtoverlay=gpio-shutdown"), "{e}");
+        assert!(e.contains("power_button_pin"), "{e}");
+    }
+
+    /// Issue 20, item 1: button health is whether the interrupt path is
+    /// alive, not a constant "ok".
+    #[test]
+    fn button_health_follows_the_interrupt_path() {
+        let sim = SimGpio::new();
+        let (p, mut rx) = panel_on(&sim);
+        let buttons = |p: &GpioSimPanel| {
+            p.health()
+                .into_iter()
+                .find(|(k, _)| *k == "buttons")
+                .unwrap()
+                .1
+        };
+        assert_eq!(buttons(&p), "ok");
+        sim.fail_interrupts("read error on the line (os error 5)");
+        // The broken path shows as soon as the interrupt thread meets it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while buttons(&p) == "ok" {
+            assert!(Instant::now() < deadline, "button health stayed ok");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let h = buttons(&p);
+        assert!(h.starts_with("error:"), "{h}");
+        assert!(h.contains("os error 5"), "{h}");
+        assert!(h.contains("MODE") && h.contains("POWER"), "{h}");
+        // And no edge gets through any more.
+        sim.press(17, Duration::from_millis(50), Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(rx.try_recv().is_err());
+    }
+
     /// The checks hold on the real drivers too: the same drivers with their
     /// delays set too short are caught on the pins.
     #[test]

@@ -17,7 +17,9 @@ use anyhow::anyhow;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{ErrorType, OutputPin};
 
-use crate::panel::pi::gpio::{EdgeHandler, InputEdge, PanelGpio};
+use crate::panel::pi::gpio::{
+    Alive, EdgeHandler, InputEdge, InterruptPath, PanelGpio, WatchError, Watched,
+};
 use crate::panel::pi::pin_name;
 use crate::panel::pi::tm1637::OpenDrainLine;
 
@@ -112,11 +114,19 @@ struct State {
     log: VecDeque<PinEdge>,
     dropped: u64,
     chip: Option<Chip>,
-    /// Each edge goes with the real instant it was played: see `watch_input`.
-    watchers: BTreeMap<u8, std_mpsc::Sender<(InputEdge, Instant)>>,
+    /// The watched inputs (pin -> index in the watch) and the channel to
+    /// their interrupt thread; each edge goes with the real instant it was
+    /// played: see `watch_inputs`.
+    watched: BTreeMap<u8, usize>,
+    watch_tx: Option<std_mpsc::Sender<Interrupt>>,
     /// Reads of a line the host was driving low itself: it reads its own
     /// low, so a missing TM1637 would pass for an ACK on the wires.
     reads_of_own_drive: u64,
+    /// Lines a kernel driver or another process has requested, with the
+    /// consumer label the kernel shows for them (`gpioinfo`).
+    held: BTreeMap<u8, String>,
+    /// Why the interrupt path broke (an error on the next poll), if it did.
+    interrupt_fault: Option<String>,
 }
 
 impl State {
@@ -201,8 +211,11 @@ impl SimGpio {
                 log: VecDeque::new(),
                 dropped: 0,
                 chip: None,
-                watchers: BTreeMap::new(),
+                watched: BTreeMap::new(),
+                watch_tx: None,
                 reads_of_own_drive: 0,
+                held: BTreeMap::new(),
+                interrupt_fault: None,
             })),
         }
     }
@@ -248,6 +261,23 @@ impl SimGpio {
     pub fn set_display_acks(&self, acks: bool) {
         if let Some(chip) = &mut self.lock().chip {
             chip.acks = acks;
+        }
+    }
+
+    /// A kernel driver or another process holds `bcm` under `consumer`
+    /// (`dtoverlay=gpio-shutdown` shows as "shutdown"): requesting its
+    /// interrupt fails with EBUSY, as the kernel's GPIO character device does.
+    pub fn hold_line(&self, bcm: u8, consumer: &str) {
+        self.lock().held.insert(bcm, consumer.to_string());
+    }
+
+    /// The interrupt path breaks: the next poll of the watched inputs fails
+    /// with `why` (as a read error on the line's file descriptor would).
+    pub fn fail_interrupts(&self, why: &str) {
+        let mut s = self.lock();
+        s.interrupt_fault = Some(why.to_string());
+        if let Some(tx) = &s.watch_tx {
+            let _ = tx.send(Interrupt::Failed(why.to_string()));
         }
     }
 
@@ -305,8 +335,9 @@ impl SimGpio {
                 bcm,
                 high: after,
             });
-            if let Some(w) = s.watchers.get(&bcm) {
-                let _ = w.send((
+            if let (Some(&index), Some(tx)) = (s.watched.get(&bcm), &s.watch_tx) {
+                let _ = tx.send(Interrupt::Edge(
+                    index,
                     InputEdge {
                         falling: !after,
                         at: Duration::from_nanos(t),
@@ -455,15 +486,23 @@ impl DelayNs for SimDelay {
     }
 }
 
-/// Keeps a watched input's interrupt thread alive; dropping it ends the thread.
+/// What the simulated kernel hands the interrupt thread.
+enum Interrupt {
+    Edge(usize, InputEdge, Instant),
+    /// A poll failed: the thread reports it and ends.
+    Failed(String),
+}
+
+/// Keeps the watched inputs' interrupt thread alive; dropping it ends the thread.
 struct Watch {
     sim: SimGpio,
-    bcm: u8,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.sim.lock().watchers.remove(&self.bcm);
+        let mut s = self.sim.lock();
+        s.watched.clear();
+        s.watch_tx = None;
     }
 }
 
@@ -492,37 +531,79 @@ impl PanelGpio for SimGpio {
         SimDelay(self.clone())
     }
 
-    fn watch_input(
+    fn watch_inputs(
         &mut self,
-        bcm: u64,
-        what: &str,
+        inputs: &[Watched<'_>],
         mut on_edge: EdgeHandler,
-    ) -> anyhow::Result<(Box<dyn Send>, bool)> {
-        let bcm = self.claim(bcm, what, Drive::Released)?;
-        let (tx, rx) = std_mpsc::channel::<(InputEdge, Instant)>();
-        self.lock().watchers.insert(bcm, tx);
+        path: InterruptPath,
+    ) -> Result<(Box<dyn Send>, Vec<bool>), WatchError> {
+        // As the kernel's GPIO character device: each line is requested here,
+        // and one held by a driver or another process is refused (EBUSY).
+        let mut low_at_start = Vec::new();
+        let mut bcms = Vec::new();
+        for (index, w) in inputs.iter().enumerate() {
+            if self.line_holder(w.bcm).is_some() {
+                return Err(WatchError {
+                    index,
+                    busy: true,
+                    cause: "Device or resource busy (os error 16)".into(),
+                });
+            }
+            let bcm = self
+                .claim(w.bcm, w.what, Drive::Released)
+                .map_err(|e| WatchError {
+                    index,
+                    busy: false,
+                    cause: e.to_string(),
+                })?;
+            low_at_start.push(!self.level(bcm).unwrap_or(true));
+            bcms.push(bcm);
+        }
+        let (tx, rx) = std_mpsc::channel::<Interrupt>();
+        {
+            let mut s = self.lock();
+            for (index, bcm) in bcms.into_iter().enumerate() {
+                s.watched.insert(bcm, index);
+            }
+            if let Some(why) = s.interrupt_fault.clone() {
+                let _ = tx.send(Interrupt::Failed(why));
+            }
+            s.watch_tx = Some(tx);
+        }
         std::thread::Builder::new()
-            .name(format!("gpio-sim-{bcm}"))
+            .name("gpio-sim-buttons".into())
             .spawn(move || {
+                let _alive = Alive(path.clone());
                 // Ends when the `Watch` drops the sender. As on a Pi, the
                 // kernel's clock keeps running while an edge waits to be read:
                 // "now" at delivery is the simulated time it was played plus
                 // the real time since, so an edge's age, and the daemon-clock
                 // time made from it, does not depend on how fast this thread
                 // gets to it (the simulated clock stands still meanwhile).
-                for (mut edge, played) in rx {
-                    edge.now += played.elapsed();
-                    on_edge(edge);
+                for msg in rx {
+                    match msg {
+                        Interrupt::Edge(index, mut edge, played) => {
+                            edge.now += played.elapsed();
+                            on_edge(index, edge);
+                        }
+                        Interrupt::Failed(why) => {
+                            path.broke(format!("polling the interrupts failed: {why}"));
+                            return;
+                        }
+                    }
                 }
+            })
+            .map_err(|e| WatchError {
+                index: 0,
+                busy: false,
+                cause: format!("cannot start the interrupt thread: {e}"),
             })?;
-        let low_at_start = !self.level(bcm).unwrap_or(true);
-        Ok((
-            Box::new(Watch {
-                sim: self.clone(),
-                bcm,
-            }),
-            low_at_start,
-        ))
+        Ok((Box::new(Watch { sim: self.clone() }), low_at_start))
+    }
+
+    fn line_holder(&self, bcm: u64) -> Option<String> {
+        let bcm = u8::try_from(bcm).ok()?;
+        self.lock().held.get(&bcm).cloned()
     }
 }
 

@@ -5,6 +5,7 @@
 //! DIO, delays, ACK polling, retries, button interrupts — runs in `cargo test`.
 
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use embedded_hal::delay::DelayNs;
@@ -33,8 +34,57 @@ pub struct InputEdge {
     pub now: Duration,
 }
 
-/// Called on the GPIO's interrupt thread for each edge of a watched input.
-pub type EdgeHandler = Box<dyn FnMut(InputEdge) + Send>;
+/// Called on the GPIO's interrupt thread for each edge of a watched input,
+/// with the input's index in the list given to `watch_inputs`.
+pub type EdgeHandler = Box<dyn FnMut(usize, InputEdge) + Send>;
+
+/// An input to watch, and what to call it in messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Watched<'a> {
+    pub bcm: u64,
+    pub what: &'a str,
+}
+
+/// Why an input could not be watched.
+#[derive(Debug)]
+pub struct WatchError {
+    /// Which of the inputs.
+    pub index: usize,
+    /// The kernel refused the line: a driver or another process holds it.
+    pub busy: bool,
+    pub cause: String,
+}
+
+/// Whether the interrupt path of the watched inputs is alive: the thread
+/// that takes their edges from the kernel says why when it stops. Clones
+/// share it; the panel reads it for the button health.
+#[derive(Clone, Debug, Default)]
+pub struct InterruptPath(Arc<Mutex<Option<String>>>);
+
+impl InterruptPath {
+    /// The path is broken (the first reason is kept).
+    pub fn broke(&self, why: String) {
+        let mut dead = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if dead.is_none() {
+            *dead = Some(why);
+        }
+    }
+
+    /// Why the path is broken; `None` while it works.
+    pub fn broken(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Held by an interrupt thread: if the thread ends without saying why (a
+/// panic), the path still reads as broken.
+pub struct Alive(pub InterruptPath);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.broke("the interrupt thread ended".into());
+    }
+}
 
 /// What the Pi panel needs from a GPIO controller.
 pub trait PanelGpio {
@@ -47,15 +97,21 @@ pub trait PanelGpio {
     /// A line that is driven low or released to its pull-up (TM1637 DIO).
     fn open_drain(&mut self, bcm: u64, what: &str) -> anyhow::Result<Self::Line>;
     fn delay(&self) -> Self::Delay;
-    /// An input with pull-up whose edges (both ways) go to `on_edge` on an
-    /// interrupt thread, with no polling. Returns what keeps the watch alive
-    /// and whether the pin read low at start.
-    fn watch_input(
+    /// Inputs with pull-up whose edges (both ways) go to `on_edge` on one
+    /// interrupt thread, with no polling of levels. Every line is requested
+    /// from the kernel before this returns, so a refused line is an error
+    /// here, not a silently dead button; the thread reports to `path` when
+    /// it stops. Returns what keeps the watch alive and which inputs read
+    /// low at start.
+    fn watch_inputs(
         &mut self,
-        bcm: u64,
-        what: &str,
+        inputs: &[Watched<'_>],
         on_edge: EdgeHandler,
-    ) -> anyhow::Result<(Box<dyn Send>, bool)>;
+        path: InterruptPath,
+    ) -> Result<(Box<dyn Send>, Vec<bool>), WatchError>;
+    /// Who holds `bcm`, as the kernel's line info names the consumer
+    /// ("shutdown" for `dtoverlay=gpio-shutdown`), when that can be read.
+    fn line_holder(&self, bcm: u64) -> Option<String>;
 }
 
 fn button_name(button: Button) -> &'static str {
@@ -65,18 +121,56 @@ fn button_name(button: Button) -> &'static str {
     }
 }
 
-/// A button input whose edges become `ButtonEdge`s on the daemon clock.
-fn watch_button<G: PanelGpio>(
+fn button_key(button: Button) -> &'static str {
+    match button {
+        Button::Mode => "mode_button_pin",
+        Button::Power => "power_button_pin",
+    }
+}
+
+/// How to free a line the kernel says is busy, from who holds it.
+pub fn busy_hint(holder: Option<&str>, key: &str) -> String {
+    let elsewhere = format!("or wire the button to a free pin and set [panel] {key}");
+    match holder {
+        Some("shutdown") => format!(
+            "it is held by \"shutdown\", the kernel's gpio-shutdown driver: remove the \
+             `dtoverlay=gpio-shutdown` line from /boot/firmware/config.txt (/boot/config.txt \
+             before Bookworm) and reboot, {elsewhere}"
+        ),
+        Some(h) if h.eq_ignore_ascii_case("rppal") => format!(
+            "it is held by \"{h}\": another program on rppal has it, most likely the banlight \
+             service (sudo systemctl stop banlight), {elsewhere}"
+        ),
+        Some(h) => format!(
+            "it is held by \"{h}\": a driver from a dtoverlay line in /boot/firmware/config.txt \
+             (gpio-key, w1-gpio, ...) or another program; remove that overlay and reboot or stop \
+             the program, {elsewhere}"
+        ),
+        None => format!(
+            "a kernel driver or another program holds it (`gpioinfo` from apt's gpiod, or \
+             `sudo cat /sys/kernel/debug/gpio`, names it; usually a dtoverlay=gpio-shutdown or \
+             gpio-key line in /boot/firmware/config.txt): remove that line and reboot, {elsewhere}"
+        ),
+    }
+}
+
+/// The two buttons on one interrupt thread; their edges become
+/// `ButtonEdge`s on the daemon clock.
+fn watch_buttons<G: PanelGpio>(
     gpio: &mut G,
-    bcm: u64,
-    button: Button,
+    pins: [(u64, Button); 2],
     clock: Clock,
     tx: mpsc::Sender<ButtonEdge>,
+    path: InterruptPath,
 ) -> anyhow::Result<Box<dyn Send>> {
-    let name = button_name(button);
-    let on_edge: EdgeHandler = Box::new(move |e: InputEdge| {
+    let names = pins.map(|(_, b)| format!("{} button", button_name(b)));
+    let inputs = [0, 1].map(|i| Watched {
+        bcm: pins[i].0,
+        what: &names[i],
+    });
+    let on_edge: EdgeHandler = Box::new(move |i: usize, e: InputEdge| {
         let edge = ButtonEdge {
-            button,
+            button: pins[i].1,
             // Active low: the button connects the pin to ground.
             pressed: e.falling,
             t_ms: edge_time_ms(clock.now_ms(), e.now, e.at),
@@ -84,12 +178,33 @@ fn watch_button<G: PanelGpio>(
         // This runs on the interrupt thread, outside the runtime.
         let _ = tx.blocking_send(edge);
     });
-    let (keep, low_at_start) = gpio.watch_input(bcm, &format!("{name} button"), on_edge)?;
-    if low_at_start {
-        tracing::warn!(
-            "the {name} button on {} reads pressed at start: held down, or its wire touches GND",
-            pin_name(bcm)
-        );
+    let (keep, low_at_start) = gpio.watch_inputs(&inputs, on_edge, path).map_err(|e| {
+        let (bcm, button) = pins[e.index];
+        let name = button_name(button);
+        if e.busy {
+            let holder = gpio.line_holder(bcm);
+            anyhow::anyhow!(
+                "cannot watch the {name} button on {}: the line is busy ({}); {}",
+                pin_name(bcm),
+                e.cause,
+                busy_hint(holder.as_deref(), button_key(button))
+            )
+        } else {
+            anyhow::anyhow!(
+                "cannot watch the {name} button on {}: {}",
+                pin_name(bcm),
+                e.cause
+            )
+        }
+    })?;
+    for (i, low) in low_at_start.into_iter().enumerate() {
+        if low {
+            tracing::warn!(
+                "the {} button on {} reads pressed at start: held down, or its wire touches GND",
+                button_name(pins[i].1),
+                pin_name(pins[i].0)
+            );
+        }
     }
     Ok(keep)
 }
@@ -135,21 +250,23 @@ pub fn assemble<G: PanelGpio>(
         pin_name(p.tm1637_dio_pin)
     );
     tracing::info!("display: TM1637, {wiring}");
-    let mode = watch_button(
+    let path = InterruptPath::default();
+    let keep = watch_buttons(
         gpio,
-        p.mode_button_pin,
-        Button::Mode,
+        [
+            (p.mode_button_pin, Button::Mode),
+            (p.power_button_pin, Button::Power),
+        ],
         clock,
-        buttons.clone(),
+        buttons,
+        path.clone(),
     )?;
-    let power = watch_button(gpio, p.power_button_pin, Button::Power, clock, buttons)?;
     tracing::info!(
         "buttons: MODE {}, POWER {}",
         pin_name(p.mode_button_pin),
         pin_name(p.power_button_pin)
     );
-    Ok(
-        PiPanel::new(leds, Box::new(display), wiring, vec![mode, power])
-            .with_display_kind(p.display),
-    )
+    Ok(PiPanel::new(leds, Box::new(display), wiring, vec![keep])
+        .with_display_kind(p.display)
+        .with_buttons(path))
 }

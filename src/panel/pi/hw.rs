@@ -3,17 +3,21 @@
 //! polling loop); the panel itself is composed in `gpio::assemble`.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use rppal::gpio::{Bias, Event, Gpio, IoPin, Mode, OutputPin, Trigger};
+use rppal::gpio::{Bias, Gpio, InputPin, IoPin, Mode, OutputPin, Trigger};
 use rppal::hal::Delay;
 use rppal::spi::{Bus, SlaveSelect, Spi};
 use rppal::system::DeviceInfo;
 use tokio::sync::mpsc;
 
 use super::blinkt::Apa102Strip;
-use super::gpio::{assemble, EdgeHandler, InputEdge, PanelGpio};
+use super::gpio::{
+    assemble, Alive, EdgeHandler, InputEdge, InterruptPath, PanelGpio, WatchError, Watched,
+};
 use super::tm1637::OpenDrainLine;
 use super::{pin_name, spidev_bus, LedWriter, PiPanel};
 use crate::config::Config;
@@ -135,31 +139,168 @@ impl PanelGpio for RppalGpio {
         Delay::new()
     }
 
-    fn watch_input(
+    fn watch_inputs(
         &mut self,
-        bcm: u64,
-        what: &str,
+        inputs: &[Watched<'_>],
         mut on_edge: EdgeHandler,
-    ) -> anyhow::Result<(Box<dyn Send>, bool)> {
-        let mut input = self.pin(bcm, what)?.into_input_pullup();
-        let low_at_start = input.is_low();
-        input
-            .set_async_interrupt(Trigger::Both, None, move |event: Event| {
-                on_edge(InputEdge {
-                    falling: matches!(event.trigger, Trigger::FallingEdge),
-                    at: event.timestamp,
-                    now: monotonic_now(),
-                })
+        path: InterruptPath,
+    ) -> Result<(Box<dyn Send>, Vec<bool>), WatchError> {
+        let mut pins: Vec<InputPin> = Vec::new();
+        let mut low_at_start = Vec::new();
+        for (index, w) in inputs.iter().enumerate() {
+            let mut input = self
+                .pin(w.bcm, w.what)
+                .map_err(|e| WatchError {
+                    index,
+                    busy: false,
+                    cause: e.to_string(),
+                })?
+                .into_input_pullup();
+            low_at_start.push(input.is_low());
+            // Not `set_async_interrupt`: rppal 0.22.1 requests the line inside
+            // the thread it spawns and drops a failure there (interrupt.rs
+            // ~257-263), so a line held by `dtoverlay=gpio-shutdown` or another
+            // process gave a silently dead button. The synchronous request
+            // returns the kernel's answer, and our own thread below polls.
+            input
+                .set_interrupt(Trigger::Both, None)
+                .map_err(|e| WatchError {
+                    index,
+                    busy: is_busy(&e),
+                    cause: e.to_string(),
+                })?;
+            pins.push(input);
+        }
+        let gpio = self.0.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::Builder::new()
+            .name("banlight-buttons".into())
+            .spawn(move || {
+                let _alive = Alive(path.clone());
+                let watched: Vec<&InputPin> = pins.iter().collect();
+                // One thread polls both lines: rppal serialises synchronous
+                // polls behind one lock, so a thread per pin would make each
+                // wait out the other's timeout. The timeout only bounds how
+                // long a dropped panel takes to end this thread.
+                while !stopping.load(Ordering::Relaxed) {
+                    match gpio.poll_interrupts(&watched, false, Some(Duration::from_millis(250))) {
+                        Ok(Some((pin, event))) => {
+                            let index = watched
+                                .iter()
+                                .position(|p| p.pin() == pin.pin())
+                                .unwrap_or(0);
+                            on_edge(
+                                index,
+                                InputEdge {
+                                    falling: matches!(event.trigger, Trigger::FallingEdge),
+                                    at: event.timestamp,
+                                    now: monotonic_now(),
+                                },
+                            );
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            path.broke(format!("polling the interrupts failed: {e}"));
+                            return;
+                        }
+                    }
+                }
             })
-            .map_err(|e| {
-                anyhow!(
-                    "cannot watch the {what} on {}: {e}{}",
-                    pin_name(bcm),
-                    busy_hint(&e)
-                )
+            .map_err(|e| WatchError {
+                index: 0,
+                busy: false,
+                cause: format!("cannot start the interrupt thread: {e}"),
             })?;
-        Ok((Box::new(input), low_at_start))
+        Ok((Box::new(StopOnDrop(stop)), low_at_start))
     }
+
+    fn line_holder(&self, bcm: u64) -> Option<String> {
+        line_consumer(u32::try_from(bcm).ok()?)
+    }
+}
+
+/// Ends the button thread (at its next poll timeout) when the panel goes.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn is_busy(e: &rppal::gpio::Error) -> bool {
+    matches!(e, rppal::gpio::Error::Io(io) if io.raw_os_error() == Some(libc::EBUSY))
+}
+
+/// The consumer label of a header GPIO line, from the kernel's GPIO line
+/// info (the v1 character-device ioctls, which rppal does not expose): this
+/// is what names `dtoverlay=gpio-shutdown` ("shutdown") or another process
+/// ("RPPAL", a libgpiod tool's name). `None` when nobody holds it or the
+/// chips cannot be read.
+fn line_consumer(offset: u32) -> Option<String> {
+    #[repr(C)]
+    struct ChipInfo {
+        name: [u8; 32],
+        label: [u8; 32],
+        lines: u32,
+    }
+    #[repr(C)]
+    struct LineInfo {
+        line_offset: u32,
+        flags: u32,
+        name: [u8; 32],
+        consumer: [u8; 32],
+    }
+    // _IOR(0xB4, 0x01, struct gpiochip_info), _IOWR(0xB4, 0x02, struct gpioline_info)
+    const GET_CHIPINFO: u32 = 0x8044_B401;
+    const GET_LINEINFO: u32 = 0xC048_B402;
+    const FLAG_KERNEL: u32 = 1;
+    let text = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    for entry in std::fs::read_dir("/dev").ok()?.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("gpiochip") {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let mut chip = ChipInfo {
+            name: [0; 32],
+            label: [0; 32],
+            lines: 0,
+        };
+        // SAFETY: the kernel writes a gpiochip_info into the struct we own.
+        if unsafe { libc::ioctl(fd, GET_CHIPINFO as _, &mut chip) } != 0 {
+            continue;
+        }
+        // The header's chip: pinctrl-bcm2835 / -bcm2711 / -rp1 (Pi 5).
+        if !text(&chip.label).starts_with("pinctrl-") || offset >= chip.lines {
+            continue;
+        }
+        let mut line = LineInfo {
+            line_offset: offset,
+            flags: 0,
+            name: [0; 32],
+            consumer: [0; 32],
+        };
+        // SAFETY: as above, a gpioline_info we own, offset set.
+        if unsafe { libc::ioctl(fd, GET_LINEINFO as _, &mut line) } != 0 {
+            return None;
+        }
+        let consumer = text(&line.consumer);
+        return (line.flags & FLAG_KERNEL != 0 || !consumer.is_empty()).then(|| {
+            if consumer.is_empty() {
+                "kernel".into()
+            } else {
+                consumer
+            }
+        });
+    }
+    None
 }
 
 /// Opens the LEDs, the display and the buttons as configured.

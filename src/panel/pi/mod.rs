@@ -185,7 +185,8 @@ pub struct PiPanel {
     display_fault: Option<DisplayFault>,
     /// While the display fails: when to try again.
     retry_at: Option<u64>,
-    buttons: String,
+    /// The buttons' interrupt path, when there are buttons.
+    buttons: Option<gpio::InterruptPath>,
     /// Which module is wired: decides what bit 7 of a digit may light.
     display_kind: DisplayKind,
     /// Kept alive: the button pins with their interrupt threads.
@@ -208,7 +209,7 @@ impl PiPanel {
             led_error: None,
             display_fault: None,
             retry_at: None,
-            buttons: "ok".into(),
+            buttons: None,
             display_kind: DisplayKind::default(),
             _keep: keep,
         }
@@ -217,6 +218,12 @@ impl PiPanel {
     /// The TM1637 module kind (`[panel] display`); the default is `colon`.
     pub fn with_display_kind(mut self, kind: DisplayKind) -> Self {
         self.display_kind = kind;
+        self
+    }
+
+    /// The buttons' interrupt path: their health is whether it is alive.
+    pub fn with_buttons(mut self, path: gpio::InterruptPath) -> Self {
+        self.buttons = Some(path);
         self
     }
 
@@ -292,11 +299,15 @@ impl PanelOutput for PiPanel {
             Some(DisplayFault::Missing) => "missing".to_string(),
             Some(DisplayFault::Failed(e)) => format!("error: {e}"),
         };
-        vec![
-            ("leds", leds),
-            ("display", display),
-            ("buttons", self.buttons.clone()),
-        ]
+        let buttons = match self.buttons.as_ref().map(|p| p.broken()) {
+            None => "none".to_string(),
+            Some(None) => "ok".to_string(),
+            Some(Some(why)) => format!(
+                "error: the MODE and POWER buttons' interrupt thread stopped ({why}): no press is \
+                 seen; restart banlight (sudo systemctl restart banlight)"
+            ),
+        };
+        vec![("leds", leds), ("display", display), ("buttons", buttons)]
     }
 
     fn wake_at(&self) -> Option<u64> {
