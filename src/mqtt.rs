@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::Outgoing;
 use tokio::sync::{watch, Notify};
 
 use crate::auth::AuthError;
@@ -49,6 +52,15 @@ const STATE_EVERY: Duration = Duration::from_secs(5);
 const HOOKS_IN_FLIGHT: usize = 1024;
 /// When rumqttc's request queue was full, try again this soon.
 const QUEUE_FULL_RETRY: Duration = Duration::from_millis(20);
+/// The largest MQTT packet this desk takes, sent to the broker as MQTT 5's
+/// Maximum Packet Size in CONNECT: the broker discards a larger message
+/// for this desk instead of sending it (MQTT 5 §3.1.2.11.4), so no message
+/// on any topic can break the connection. A hook is ~200 bytes; one up to
+/// this size that is not a valid hook reaches the desk and is refused.
+pub const MAX_PACKET: u32 = 64 * 1024;
+/// A subscribing desk's session lasts for ever on the broker (MQTT 5's
+/// session expiry interval 0xFFFFFFFF), like an MQTT 3.1.1 persistent session.
+const SESSION_FOREVER: u32 = u32::MAX;
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -138,14 +150,22 @@ impl Settings {
             "offline",
             QoS::AtLeastOnce,
             true,
+            None,
         ));
         // A subscribing desk keeps its session, so the broker holds the
         // fleet's hooks for it while it reboots; acks go out only once a
         // hook is stored.
-        o.set_clean_session(!self.config.subscribe);
+        o.set_clean_start(!self.config.subscribe);
+        if self.config.subscribe {
+            o.set_session_expiry_interval(Some(SESSION_FOREVER));
+        }
         o.set_manual_acks(true);
         o.set_request_channel_capacity(REQUEST_QUEUE);
-        o.set_max_packet_size(64 * 1024, 64 * 1024);
+        // MQTT 5 (issue 19, item 2): the broker, told our Maximum Packet
+        // Size, drops what is larger for us. With MQTT 3.1.1 the client can
+        // only refuse such a packet by closing the connection, and the
+        // broker resends it on every reconnect of the persistent session.
+        o.set_max_packet_size(Some(MAX_PACKET));
         if let Some(user) = &self.config.username {
             o.set_credentials(user.clone(), self.password.clone().unwrap_or_default());
         }
@@ -224,8 +244,15 @@ impl Mqtt {
         let this = Arc::new(self);
         let mut backoff = BACKOFF_MIN;
         let mut log = crate::core::loglimit::LogLimit::new(60_000);
+        let refused_log = Arc::new(std::sync::Mutex::new(crate::core::loglimit::LogLimit::new(
+            60_000,
+        )));
         loop {
-            match this.clone().session(&mut stop, &mut log).await {
+            match this
+                .clone()
+                .session(&mut stop, &mut log, &refused_log)
+                .await
+            {
                 Ended::Stopped => return,
                 Ended::Lost { had_connected } => {
                     this.stats.connected.store(false, Ordering::Relaxed);
@@ -247,6 +274,7 @@ impl Mqtt {
         self: Arc<Self>,
         stop: &mut watch::Receiver<bool>,
         log: &mut crate::core::loglimit::LogLimit,
+        refused_log: &Arc<std::sync::Mutex<crate::core::loglimit::LogLimit>>,
     ) -> Ended {
         let (client, mut events) = AsyncClient::new(self.settings.options(), REQUEST_QUEUE);
         let mut s = Session {
@@ -263,6 +291,7 @@ impl Mqtt {
             connected: false,
             queue_full: false,
             hooks_in_flight: Arc::new(tokio::sync::Semaphore::new(HOOKS_IN_FLIGHT)),
+            refused_log: refused_log.clone(),
         };
         let mut tick = tokio::time::interval(STATE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -366,6 +395,8 @@ struct Session {
     /// A publish found rumqttc's request queue full: try again shortly.
     queue_full: bool,
     hooks_in_flight: Arc<tokio::sync::Semaphore>,
+    /// Refused hooks are logged at most once a minute (with a count).
+    refused_log: Arc<std::sync::Mutex<crate::core::loglimit::LogLimit>>,
 }
 
 impl Session {
@@ -428,11 +459,15 @@ impl Session {
         }
         if c.discovery {
             // Our own retained configs come back: any we no longer want
-            // (a route removed while we were away) is cleared.
-            subs.push(format!(
-                "{}/+/{}/+/config",
-                c.discovery_prefix, m.settings.ha_node
-            ));
+            // (a route removed while we were away) is cleared. Only the
+            // components this desk publishes, under its own node id; the
+            // broker drops anything there larger than MAX_PACKET.
+            for component in pure::DISCOVERY_COMPONENTS {
+                subs.push(format!(
+                    "{}/{component}/{}/+/config",
+                    c.discovery_prefix, m.settings.ha_node
+                ));
+            }
         }
         for topic in subs {
             if let Err(e) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
@@ -614,10 +649,11 @@ impl Session {
     async fn on_message(&mut self, p: Publish) {
         let m = self.m.clone();
         let c = &m.settings.config;
-        let topic = p.topic.clone();
+        let topic = String::from_utf8_lossy(&p.topic).into_owned();
         if c.subscribe && topic == c.hooks_topic {
             m.stats.hooks_received.fetch_add(1, Ordering::Relaxed);
             let client = self.client.clone();
+            let refused_log = self.refused_log.clone();
             let Ok(permit) = self.hooks_in_flight.clone().acquire_owned().await else {
                 return;
             };
@@ -643,7 +679,13 @@ impl Session {
                     },
                     Err(why) => {
                         m.stats.hooks_refused.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(topic = %p.topic, "MQTT hook refused: {why}");
+                        // Rate-limited: a flood of junk on the topic must
+                        // not become a flood in the journal.
+                        let now = crate::clock::wall_ms();
+                        let hit = refused_log.lock().expect("log limit lock").hit(now);
+                        if let crate::core::loglimit::LogNow::Log { suppressed } = hit {
+                            tracing::info!(%topic, suppressed, "MQTT hook refused: {why}");
+                        }
                     }
                 }
                 // The permit goes before the ack may wait for room in the

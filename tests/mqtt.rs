@@ -1281,3 +1281,89 @@ async fn state_changes_are_published_at_once_and_never_repeated() {
     }
     d.shutdown().await;
 }
+
+/// Issue 19, item 2: one message of any size cannot stop MQTT. Published
+/// before a valid hook on the hooks topic, a 10 KB, a 100 KB and a 1 MB
+/// message; the valid hook still counts within 5 s, and the desk never
+/// reconnects (before the fix, rumqttc refused the 100 KB packet, dropped
+/// the connection, and the broker resent it on every reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_hook_message_does_not_stop_the_next_one() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-p", ""),
+    ))
+    .await;
+    wait_subscribed(&d).await;
+    let sender = Sub::start(broker.port, "sender-p", true, &["t/desk-p/#"]).await;
+    for size in [10_000, 100_000, 1_000_000] {
+        sender
+            .client
+            .publish("t/fleet/hooks", QoS::AtLeastOnce, false, vec![b'x'; size])
+            .await
+            .unwrap();
+    }
+    let good = r#"{"id":"p1","route":"red","ip":"203.0.113.5","jail":"sshd","token":"web1-token-0123456789"}"#;
+    sender
+        .client
+        .publish("t/fleet/hooks", QoS::AtLeastOnce, false, good)
+        .await
+        .unwrap();
+    let s = d
+        .status_until(5, "the valid hook counted", |s| {
+            s["mqtt"]["hooks_counted"] == 1
+        })
+        .await;
+    assert_eq!(s["total"], 1, "{s}");
+    // The 10 KB one reached the desk and was refused; the larger ones the
+    // broker dropped (over the desk's Maximum Packet Size).
+    assert!(s["mqtt"]["hooks_refused"].as_u64() >= Some(1), "{s}");
+    assert_eq!(s["mqtt"]["connects"], 1, "never reconnected: {s}");
+    d.shutdown().await;
+}
+
+/// The same with retained oversized configs under this desk's discovery
+/// topics: found at connect, they do not stop the hooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_oversized_discovery_config_does_not_stop_the_hooks() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let sender = Sub::start(broker.port, "sender-q", true, &["t/desk-q/#"]).await;
+    for (object, size) in [("big", 100_000), ("huge", 1_000_000)] {
+        sender
+            .client
+            .publish(
+                format!("homeassistant/sensor/desk-q/{object}/config"),
+                QoS::AtLeastOnce,
+                true,
+                vec![b'{'; size],
+            )
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-q", ""),
+    ))
+    .await;
+    wait_subscribed(&d).await;
+    let good = r#"{"id":"q1","route":"red","ip":"203.0.113.5","jail":"sshd","token":"web1-token-0123456789"}"#;
+    sender
+        .client
+        .publish("t/fleet/hooks", QoS::AtLeastOnce, false, good)
+        .await
+        .unwrap();
+    let s = d
+        .status_until(5, "the valid hook counted", |s| {
+            s["mqtt"]["hooks_counted"] == 1
+        })
+        .await;
+    assert_eq!(s["mqtt"]["connects"], 1, "never reconnected: {s}");
+    d.shutdown().await;
+}

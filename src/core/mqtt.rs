@@ -559,6 +559,10 @@ pub fn discovery(desk: &Desk, routes: &[String], heartbeat_sources: &[String]) -
     out
 }
 
+/// The Home Assistant components `discovery` publishes (the desk subscribes
+/// to its own configs under these only).
+pub const DISCOVERY_COMPONENTS: [&str; 4] = ["sensor", "binary_sensor", "number", "button"];
+
 /// Does a discovery topic belong to this node (`<prefix>/<component>/<node>/<object>/config`)?
 pub fn is_own_discovery_topic(discovery_prefix: &str, node: &str, topic: &str) -> bool {
     let Some(rest) = topic.strip_prefix(discovery_prefix) else {
@@ -858,6 +862,18 @@ mod tests {
             "web_2",
             "a clean name is kept as it is"
         );
+    }
+
+    #[test]
+    fn discovery_uses_only_the_components_the_desk_subscribes_to() {
+        let t = Topics {
+            prefix: "banlight/desk".into(),
+        };
+        let d = discovery(&desk(t, true), &["red".into()], &["w".into()]);
+        for e in d {
+            let component = e.topic.split('/').nth(1).unwrap();
+            assert!(DISCOVERY_COMPONENTS.contains(&component), "{}", e.topic);
+        }
     }
 
     #[test]
