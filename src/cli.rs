@@ -103,6 +103,10 @@ pub enum Command {
         /// Which [[source]]'s token to use, when there are several.
         #[arg(long)]
         source: Option<String>,
+        /// Print the install steps as a shell script to run on the server
+        /// (`banlight hook red --script > setup-sshd.sh`), not the snippet.
+        #[arg(long)]
+        script: bool,
     },
     /// Light each LED, segment and digit in turn and read the buttons, to
     /// check the wiring (stop the service first). Uses --config, else

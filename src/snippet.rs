@@ -184,6 +184,77 @@ impl HookSnippet<'_> {
         steps
     }
 
+    /// The jail's section, as the file in jail.d holds it.
+    fn jail_section(&self) -> String {
+        format!(
+            "[{jail}]\nenabled = true\naction = %(action_)s\n         {action}\n",
+            jail = self.jail,
+            action = self.action_line(),
+        )
+    }
+
+    /// The install steps as a script the owner runs on the server, as root,
+    /// in a copy of the appliance's server-side folder: nothing to strip or
+    /// retype. `ROOT=DIR` installs under DIR instead (a dry run: the config
+    /// it writes still names the real paths), and then only checks the
+    /// config, without touching a running fail2ban.
+    pub fn script(&self) -> String {
+        let jail = self.jail;
+        let jail_file = format!("/etc/fail2ban/jail.d/banlight-{jail}.local");
+        let mut out = format!(
+            "#!/bin/sh\n\
+             # Send the {jail} jail's bans to banlight route \"{route}\" on {host}:{port}.\n\
+             # Run as root on the server, in a copy of this appliance's {SHARE_DIR}/\n\
+             # (fail2ban/ in the banlight sources): sh ./setup-{jail}.sh\n\
+             # It installs the action, its delivery script{token}, and\n\
+             # {jail_file}, whose action = line REPLACES the jail's actions from\n\
+             # jail.local (edit it first if you set one there, keeping banlight last).\n\
+             set -eu\n\
+             ROOT=\"${{ROOT:-}}\"\n\
+             mkdir -p \"$ROOT/etc/fail2ban/action.d\" \"$ROOT/etc/fail2ban/jail.d\" \"$ROOT{libexec}\"\n\
+             install -m 0644 action.d/banlight.conf \"$ROOT/etc/fail2ban/action.d/banlight.conf\"\n\
+             install -m 0755 banlight-deliver \"$ROOT{DELIVER_PATH}\"\n",
+            route = self.route,
+            host = self.url_host(),
+            port = self.port,
+            token = if self.token.is_some() { ", the token" } else { "" },
+            libexec = DELIVER_PATH.rsplit_once('/').map_or("/", |(dir, _)| dir),
+        );
+        if let Some(tls) = &self.tls {
+            out.push_str(&format!("cat > \"$ROOT{}\" <<'EOF'\n", self.cert_file()));
+            for l in tls.certs_pem.lines().filter(|l| !l.is_empty()) {
+                out.push_str(l);
+                out.push('\n');
+            }
+            out.push_str("EOF\n");
+        }
+        if let (Some(token), Some(file)) = (self.token, self.token_file()) {
+            out.push_str(&format!(
+                "(umask 077; printf '%s\\n' 'Authorization: Bearer {token}' > \"$ROOT{file}\")\n"
+            ));
+        }
+        out.push_str(&format!(
+            "cat > \"$ROOT{jail_file}\" <<'EOF'\n{section}EOF\n\
+             if [ -n \"$ROOT\" ]; then\n\
+             \x20   fail2ban-client -c \"$ROOT/etc/fail2ban\" -t\n\
+             \x20   exit 0\n\
+             fi\n\
+             fail2ban-client -t\n\
+             # A reload does not add an action to a running jail: restart it\n\
+             # (norestored keeps the restart from resending its bans).\n\
+             if fail2ban-client status {jail} >/dev/null 2>&1; then\n\
+             \x20   fail2ban-client restart {jail}\n\
+             else\n\
+             \x20   fail2ban-client reload\n\
+             fi\n\
+             fail2ban-client get {jail} actions | grep -q banlight\n\
+             echo \"installed. Check: fail2ban-client set {jail} banip {TEST_IP} lights the panel;\"\n\
+             echo \"then fail2ban-client set {jail} unbanip {TEST_IP}\"\n",
+            section = self.jail_section(),
+        ));
+        out
+    }
+
     pub fn render(&self) -> String {
         let mut out = format!(
             "# Send the {jail} jail's bans to banlight route \"{route}\" on {host}:{port}.\n\
@@ -203,11 +274,7 @@ impl HookSnippet<'_> {
                 out.push_str(&format!("#       {line}\n"));
             }
         }
-        out.push_str(&format!(
-            "[{jail}]\nenabled = true\naction = %(action_)s\n         {action}\n",
-            jail = self.jail,
-            action = self.action_line(),
-        ));
+        out.push_str(&self.jail_section());
         out
     }
 }

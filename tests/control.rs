@@ -500,6 +500,96 @@ fn hook_prints_a_ready_jail_snippet() {
     assert!(!ok && err.contains("no route"), "{err}");
 }
 
+/// `banlight hook --script`, run as printed (`sh`, in the shipped fail2ban/
+/// folder) under a scratch root that holds a server's stock /etc/fail2ban:
+/// the real fail2ban-client accepts the config it writes, and the token
+/// file it writes is one the desk counts a curl with.
+#[tokio::test]
+async fn hook_script_run_as_printed_yields_a_config_fail2ban_accepts_and_a_counted_curl() {
+    let stock = Path::new("/etc/fail2ban/jail.conf");
+    let fail2ban = std::process::Command::new("fail2ban-client")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !(fail2ban && stock.exists() && common::curl::present()) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "fail2ban is required under CI"
+        );
+        eprintln!("SKIPPED: fail2ban (fail2ban-client, /etc/fail2ban) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, config) = config_file(dir.path(), SOURCES);
+    let d = TestDaemon::start(&config).await;
+    let out = bin::command()
+        .arg("--config")
+        .arg(&file)
+        .args(["hook", "red", "--host", "127.0.0.1", "--script"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = dir.path().join("setup-sshd.sh");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // A server: the stock config, an sshd log to watch.
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg("/etc/fail2ban")
+        .arg(root.join("etc"))
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::write(root.join("auth.log"), "").unwrap();
+    std::fs::write(
+        root.join("etc/fail2ban/jail.d/00-this-server.local"),
+        format!(
+            "[sshd]\nbackend = polling\nlogpath = {}\n",
+            root.join("auth.log").display()
+        ),
+    )
+    .unwrap();
+    let run = std::process::Command::new("sh")
+        .arg(&script)
+        .env("ROOT", &root)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("fail2ban"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the script as printed: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let jail =
+        std::fs::read_to_string(root.join("etc/fail2ban/jail.d/banlight-sshd.local")).unwrap();
+    assert!(jail.contains("banlight[host=\"127.0.0.1\""), "{jail}");
+    assert!(root.join("etc/fail2ban/action.d/banlight.conf").exists());
+    assert!(root.join("usr/local/libexec/banlight-deliver").exists());
+    let token = root.join("etc/fail2ban/banlight-ssh-1.token");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "root's alone");
+    let header = format!("@{}", token.display());
+    let url = format!("http://{}/red?jail=sshd&ip=203.0.113.9", d.addr);
+    let answer = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-s", "--max-time", "3", "-H", &header, &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let body = String::from_utf8_lossy(&answer.stdout);
+    assert!(body.contains("\"counted\":true"), "{body}");
+    d.shutdown().await;
+}
+
 /// `banlight hook` without --config uses the running daemon's config (its
 /// tokens and sources), and says so; with no daemon and no file it says
 /// loudly that it prints the open built-in defaults.

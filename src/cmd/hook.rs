@@ -33,8 +33,9 @@ pub(super) fn run(
     jail: &str,
     host: Option<String>,
     source: Option<&str>,
+    script: bool,
 ) -> Result<(), String> {
-    let (snippet, warnings) = hook_snippet(config, route, jail, host, source)?;
+    let (snippet, warnings) = hook_text(config, route, jail, host, source, script)?;
     // Warnings go to stderr: stdout stays a clean snippet to paste.
     for w in warnings {
         eprintln!("warning: {w}");
@@ -51,6 +52,19 @@ pub fn hook_snippet(
     jail: &str,
     host: Option<String>,
     source: Option<&str>,
+) -> Result<(String, Vec<String>), String> {
+    hook_text(config, route, jail, host, source, false)
+}
+
+/// The snippet, or with `script` the install steps as a runnable script
+/// (`HookSnippet::script`), and the warnings.
+pub fn hook_text(
+    config: &Config,
+    route: &str,
+    jail: &str,
+    host: Option<String>,
+    source: Option<&str>,
+    script: bool,
 ) -> Result<(String, Vec<String>), String> {
     if config.route_index(route).is_none() {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
@@ -109,7 +123,7 @@ pub fn hook_snippet(
         ),
         None => (Vec::new(), String::new()),
     };
-    let snippet = HookSnippet {
+    let hook = HookSnippet {
         route,
         jail,
         host: &host_used,
@@ -120,9 +134,11 @@ pub fn hook_snippet(
             pins: &pins,
             certs_pem: &certs_pem,
         }),
-    }
-    .render();
-    let mut snippet = snippet;
+    };
+    let mut snippet = match script {
+        true => hook.script(),
+        false => hook.render(),
+    };
     // How to install the heartbeat script for this source (issue 11): the
     // same URL and trust as the action line.
     let url_host = if host_used.contains(':') && !host_used.starts_with('[') {

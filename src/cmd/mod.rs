@@ -138,7 +138,8 @@ pub fn run(command: Command, config: &Config, client: &Client) -> Result<(), Str
             jail,
             host,
             source,
-        } => hook::run(config, &route, &jail, host, source.as_deref()),
+            script,
+        } => hook::run(config, &route, &jail, host, source.as_deref(), script),
         Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
             unreachable!("not a maintenance command")
         }
