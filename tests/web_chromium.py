@@ -180,10 +180,12 @@ class Chromium:
             raise ValueError(r["exceptionDetails"])
         return r["result"].get("value")
 
-    def screenshot(self, path):
+    def screenshot(self, path, width=1000, mobile=False):
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": mobile})
         h = self.eval("Math.ceil(document.documentElement.scrollHeight)")
         self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": 1000, "height": int(h), "deviceScaleFactor": 1, "mobile": False})
+                  {"width": width, "height": int(h), "deviceScaleFactor": 1, "mobile": mobile})
         time.sleep(0.3)  # a relayout, not an assertion
         data = self.call("Page.captureScreenshot", {"format": "png"})["data"]
         Path(path).write_bytes(base64.b64decode(data))
@@ -450,6 +452,45 @@ label_time = "300ms"
               phone["scroll"] <= 390 and 0 < phone["leds"] <= 390, phone)
         check("on a phone the cards stack in one column",
               len(phone["cols"].split()) == 1, phone["cols"])
+
+        # Axis labels on one line and apart, the events table inside its
+        # card, at a phone's and a desktop's width (after a relayout: the
+        # charts are drawn for the width they have).
+        layout = """(() => {
+          const r = {};
+          for (const id of ['chart-day', 'chart-month']) {
+            const ticks = document.querySelector('#' + id + ' > div');
+            const spans = Array.from(ticks.querySelectorAll('span')).map((e) => e.getBoundingClientRect());
+            const line = parseFloat(getComputedStyle(ticks).fontSize) * 1.7;
+            r[id] = {n: spans.length, one_line: spans.every((b) => b.height <= line),
+                     apart: spans.every((b, i) => i === 0 || spans[i - 1].right <= b.left + 0.5)};
+          }
+          const t = document.getElementById('events');
+          r.events = {table: t.scrollWidth, box: t.parentElement.clientWidth};
+          r.width = window.innerWidth;
+          return r;
+        })()"""
+        artifacts = Path(os.environ.get("BANLIGHT_ARTIFACTS", "target/ci-artifacts"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        for width, height, mobile in ((390, 844, True), (1280, 900, False)):
+            browser.call("Emulation.setDeviceMetricsOverride",
+                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+            browser.eval("window.dispatchEvent(new Event('resize'))")
+            # Drawn again for this width by the next history refresh.
+            before = browser.eval("document.body.dataset.refreshed || '0'")
+            get(base, f"/red?jail=sshd&ip=198.51.100.{width % 250}&token={TOKENS['web-1']}")
+            wait_for(lambda: browser.eval("document.body.dataset.refreshed || '0'") != before,
+                     f"the charts redrawn at {width} px")
+            got = browser.eval(layout)
+            for chart in ("chart-day", "chart-month"):
+                c = got[chart]
+                check(f"at {width} px the {chart} axis labels stay on one line and apart",
+                      c["n"] >= 2 and c["one_line"] and c["apart"], c)
+            check(f"at {width} px the recent events fit their card",
+                  got["events"]["table"] <= got["events"]["box"], got["events"])
+            shot = artifacts / f"web-{width}x{height}.png"
+            browser.screenshot(shot, width, mobile)
+            log(f"screenshot {shot}")
     finally:
         # With the page still open: its stream must not hold the shutdown up.
         daemon.send_signal(signal.SIGTERM)

@@ -116,7 +116,10 @@ function when(iso) {
 function renderStatus(s) {
   lastStatus = s;
   $("version").textContent = "banlight " + (s.version || "");
-  const names = routeOrder.length ? routeOrder.filter((n) => n in s.routes) : Object.keys(s.routes);
+  // The configured order from the first paint: status carries it (history
+  // too, later); object keys would be alphabetical.
+  const order = routeOrder.length ? routeOrder : (s.route_order || []);
+  const names = order.filter((n) => n in s.routes);
   for (const n of Object.keys(s.routes)) if (!names.includes(n)) names.push(n);
   const body = $("counts").tBodies[0];
   body.textContent = "";
@@ -214,11 +217,15 @@ function renderChart(box, part, routes, tickEvery, tickLabel) {
     });
   }
   box.appendChild(svg);
-  const ticks = el("div", { class: "muted" });
-  ticks.style.display = "flex";
-  ticks.style.justifyContent = "space-between";
-  ticks.style.fontSize = "11px";
-  for (let i = 0; i < n; i += tickEvery) ticks.appendChild(el("span", {}, tickLabel(i)));
+  const ticks = el("div", { class: "muted ticks" });
+  // As many labels as fit side by side on one line (11 px text: about 6.5 px
+  // a character, plus a gap): on a phone every 2nd or 3rd of the desktop's,
+  // so none run together.
+  const longest = Math.max(6, ...Array.from({ length: n }, (_, i) => String(tickLabel(i) || "").length));
+  const fit = Math.max(2, Math.floor((box.clientWidth || 600) / (longest * 6.5 + 10)));
+  let every = tickEvery;
+  while (Math.ceil(n / every) + 1 > fit) every += tickEvery;
+  for (let i = 0; i < n; i += every) ticks.appendChild(el("span", {}, tickLabel(i)));
   ticks.appendChild(el("span", {}, "max " + Math.max(0, ...totals)));
   box.appendChild(ticks);
 }
@@ -257,7 +264,9 @@ function renderRecent(list) {
   for (const e of list) {
     const d = new Date(e.ts_ms);
     const t = d.toDateString() === today ? d.toLocaleTimeString() : d.toLocaleString();
-    const route = e.kind === "hook" || e.kind === "hook-before-reset" ? e.route : `${e.route} (${e.kind})`;
+    // A heartbeat's state is stored as its route: show what happened.
+    const route = e.kind === "hook" || e.kind === "hook-before-reset" ? e.route
+      : e.kind === "heartbeat" ? `heartbeat ${e.route}` : `${e.route} (${e.kind})`;
     const tr = el("tr", { "data-kind": e.kind });
     tr.append(el("td", {}, t), el("td", {}, route), el("td", {}, e.source || "–"),
       el("td", {}, e.jail || "–"), el("td", {}, e.ip || "–"));
