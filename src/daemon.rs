@@ -117,6 +117,9 @@ pub async fn start(
         changed: mqtt_settings.as_ref().map(|_| mqtt_wake.clone()),
     };
     let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
+    engine
+        .restore_kept_brightness(&ledger, config.scene_settings().display_brightness)
+        .await;
     let heartbeats = crate::heartbeat::Monitor::new(config, clock);
     if mqtt_settings.is_some() {
         heartbeats.notify_changes(mqtt_wake.clone());

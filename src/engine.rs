@@ -46,6 +46,22 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// The LED brightness last set from Home Assistant, kept in the store,
+    /// shown again (at start and after a reload, which sets the config's).
+    pub async fn restore_kept_brightness(&self, ledger: &LedgerHandle, display: u8) {
+        match ledger.setting(crate::ledger::KEPT_LED_BRIGHTNESS).await {
+            Ok(Some(v)) => match u8::try_from(v).ok().filter(|v| *v <= 31) {
+                Some(leds) => {
+                    tracing::info!(leds, "LED brightness as last set over MQTT");
+                    self.send(EngineMsg::Brightness(leds, display));
+                }
+                None => tracing::warn!("kept LED brightness {v} is not 0-31: ignored"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!("could not read the kept LED brightness: {e}"),
+        }
+    }
+
     pub fn send(&self, msg: EngineMsg) {
         // After Stop the engine is gone and there is nothing left to show.
         let _ = self.tx.send(msg);

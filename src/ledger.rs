@@ -112,9 +112,16 @@ pub enum LedgerMsg {
     /// MQTT: the broker acknowledged these rows (PUBACK): remove them.
     OutboxAcked(Vec<u64>, Reply<()>),
     OutboxLen(Reply<u64>),
+    /// A kept panel setting (the LED brightness set from Home Assistant).
+    Setting(&'static str, Reply<Option<i64>>),
+    SetSetting(&'static str, i64, Reply<()>),
     /// Commit what is queued and stop.
     Close,
 }
+
+/// The store's key for the LED brightness set over MQTT (Home Assistant's
+/// number), kept across restarts.
+pub const KEPT_LED_BRIGHTNESS: &str = "led_brightness";
 
 #[derive(Clone)]
 pub struct LedgerHandle {
@@ -180,6 +187,16 @@ impl LedgerHandle {
 
     pub async fn outbox_len(&self) -> Result<u64, LedgerError> {
         self.ask(LedgerMsg::OutboxLen).await
+    }
+
+    /// A panel setting kept across restarts, if one was set.
+    pub async fn setting(&self, key: &'static str) -> Result<Option<i64>, LedgerError> {
+        self.ask(|r| LedgerMsg::Setting(key, r)).await
+    }
+
+    /// Keeps a panel setting across restarts.
+    pub async fn set_setting(&self, key: &'static str, value: i64) -> Result<(), LedgerError> {
+        self.ask(|r| LedgerMsg::SetSetting(key, value, r)).await
     }
 
     pub async fn set_dedupe_window(&self, ms: u64) {
@@ -515,6 +532,13 @@ impl Ledger {
             }
             LedgerMsg::OutboxLen(reply) => {
                 let _ = reply.send(self.store.outbox_len().map_err(LedgerError::from));
+            }
+            LedgerMsg::Setting(key, reply) => {
+                let _ = reply.send(self.store.setting(key).map_err(LedgerError::from));
+            }
+            LedgerMsg::SetSetting(key, value, reply) => {
+                let r = self.store.set_setting(key, value);
+                let _ = reply.send(r.map_err(LedgerError::from));
             }
         }
     }

@@ -744,7 +744,16 @@ impl Session {
             Command::Brightness(leds) => {
                 m.stats.commands.fetch_add(1, Ordering::Relaxed);
                 let display = m.state.panel.lock().expect("panel lock").display_brightness;
-                m.engine.send(EngineMsg::Brightness(leds, display));
+                // Kept across restarts (issue 21), in the store like the
+                // counts; stored first, so a desk showing it has kept it.
+                let (ledger, engine) = (m.ledger.clone(), m.engine.clone());
+                tokio::spawn(async move {
+                    let key = crate::ledger::KEPT_LED_BRIGHTNESS;
+                    if let Err(e) = ledger.set_setting(key, i64::from(leds)).await {
+                        tracing::warn!("could not keep the LED brightness {leds}: {e}");
+                    }
+                    engine.send(EngineMsg::Brightness(leds, display));
+                });
             }
         }
     }

@@ -200,6 +200,12 @@ impl Store {
                  id TEXT NOT NULL UNIQUE,
                  ts_ms INTEGER NOT NULL
              );
+             -- Panel settings changed at run time and kept across restarts
+             -- (issue 21: the LED brightness set from Home Assistant).
+             CREATE TABLE IF NOT EXISTS settings (
+                 key TEXT PRIMARY KEY,
+                 value INTEGER NOT NULL
+             );
              PRAGMA user_version = 1;",
         )
         .map_err(corrupt)?;
@@ -467,6 +473,29 @@ impl Store {
         self.conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)
+            .map_err(self.sqlite())
+    }
+
+    /// A kept panel setting (see the `settings` table), if one was set.
+    pub fn setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.sqlite())
+    }
+
+    /// Keeps a panel setting across restarts (durable once this returns).
+    pub fn set_setting(&mut self, key: &str, value: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![key, value],
+            )
+            .map(|_| ())
             .map_err(self.sqlite())
     }
 

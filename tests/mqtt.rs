@@ -1367,3 +1367,38 @@ async fn a_retained_oversized_discovery_config_does_not_stop_the_hooks() {
     assert_eq!(s["mqtt"]["connects"], 1, "never reconnected: {s}");
     d.shutdown().await;
 }
+
+/// The LED brightness set over MQTT (Home Assistant's number) is kept
+/// across a restart, in the store; before the fix it went back to 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brightness_set_over_mqtt_is_kept_across_a_restart() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), &mqtt_section(&broker, "allow_commands = true"));
+    let watch = Sub::start(broker.port, "keep-1", true, &["t/desk/#"]).await;
+    let d = TestDaemon::start(&config).await;
+    watch
+        .wait_last("t/desk/panel", |p| p.contains("\"led_brightness\":7"))
+        .await;
+    watch
+        .client
+        .publish("t/desk/cmd/brightness", QoS::AtLeastOnce, false, "12")
+        .await
+        .unwrap();
+    wait_status(&d, "brightness over MQTT", |s| {
+        s["panel"]["led_brightness"] == 12
+    })
+    .await;
+    d.shutdown().await;
+    let d = TestDaemon::start(&config).await;
+    wait_status(&d, "brightness kept across the restart", |s| {
+        s["panel"]["led_brightness"] == 12
+    })
+    .await;
+    watch
+        .wait_last("t/desk/panel", |p| p.contains("\"led_brightness\":12"))
+        .await;
+    d.shutdown().await;
+}

@@ -116,11 +116,15 @@ impl Control {
         // led_count needs a restart (the strip is opened with it)
         settings.sweep.led_count =
             self.config.lock().expect("config lock").panel.led_count as usize;
+        let display = settings.display_brightness;
         self.engine.send(EngineMsg::Reconfigure(
             settings,
             new.route_looks(),
             new.button_timing(),
         ));
+        self.engine
+            .restore_kept_brightness(&self.ledger, display)
+            .await;
         let mut summary = format!(
             "{}: {} routes, {} sources",
             path.display(),
