@@ -24,7 +24,7 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use rumqttc::Outgoing;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::auth::AuthError;
 use crate::config::{MqttConfig, MqttPassword};
@@ -277,6 +277,7 @@ impl Mqtt {
         refused_log: &Arc<std::sync::Mutex<crate::core::loglimit::LogLimit>>,
     ) -> Ended {
         let (client, mut events) = AsyncClient::new(self.settings.options(), REQUEST_QUEUE);
+        let (stored_tx, mut stored_rx) = mpsc::unbounded_channel();
         let mut s = Session {
             m: self.clone(),
             client,
@@ -292,6 +293,8 @@ impl Mqtt {
             queue_full: false,
             hooks_in_flight: Arc::new(tokio::sync::Semaphore::new(HOOKS_IN_FLIGHT)),
             refused_log: refused_log.clone(),
+            stored_tx,
+            stored: VecDeque::new(),
         };
         let mut tick = tokio::time::interval(STATE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -348,8 +351,13 @@ impl Mqtt {
                     s.publish_state();
                     s.fill().await;
                 }
+                Some(ack) = stored_rx.recv() => {
+                    s.stored.push_back(ack);
+                    s.publish_stored();
+                }
                 _ = tokio::time::sleep(QUEUE_FULL_RETRY), if s.queue_full => {
                     s.queue_full = false;
+                    s.publish_stored();
                     s.publish_state();
                     s.update_discovery();
                     s.fill().await;
@@ -397,6 +405,10 @@ struct Session {
     hooks_in_flight: Arc<tokio::sync::Semaphore>,
     /// Refused hooks are logged at most once a minute (with a count).
     refused_log: Arc<std::sync::Mutex<crate::core::loglimit::LogLimit>>,
+    /// Stored hooks to acknowledge to their sender (topic, event id), from
+    /// the hook tasks: published here, so `kinds` stays in step.
+    stored_tx: mpsc::UnboundedSender<(String, String)>,
+    stored: VecDeque<(String, String)>,
 }
 
 impl Session {
@@ -413,6 +425,21 @@ impl Session {
                 tracing::debug!("MQTT request queue full: {e}");
                 self.queue_full = true;
                 false
+            }
+        }
+    }
+
+    /// Acknowledges stored hooks to their senders (issue 19, item 3): the
+    /// server's delivery script keeps each ban in its spool until it sees
+    /// the ban's event id on `<hooks_topic>/ack/<source>`, so a broker that
+    /// forgets messages (a crash without persistence) loses none. QoS 1, not
+    /// retained; one lost is harmless: the ban is sent again, counts once
+    /// (its event id), and is acknowledged again.
+    fn publish_stored(&mut self) {
+        while let Some((topic, id)) = self.stored.pop_front() {
+            if !self.publish(topic.clone(), false, id.clone(), None) {
+                self.stored.push_front((topic, id));
+                return;
             }
         }
     }
@@ -654,6 +681,7 @@ impl Session {
             m.stats.hooks_received.fetch_add(1, Ordering::Relaxed);
             let client = self.client.clone();
             let refused_log = self.refused_log.clone();
+            let stored_tx = self.stored_tx.clone();
             let Ok(permit) = self.hooks_in_flight.clone().acquire_owned().await else {
                 return;
             };
@@ -661,22 +689,32 @@ impl Session {
             // group commit; the broker gets the ack once the hook is stored.
             tokio::spawn(async move {
                 match hook_from_message(&p.payload, &m.state) {
-                    Ok(hook) => match m.ledger.hook(hook).await {
-                        Ok(outcome) => {
-                            let n = match outcome.counted {
-                                true => &m.stats.hooks_counted,
-                                false => &m.stats.hooks_not_counted,
-                            };
-                            n.fetch_add(1, Ordering::Relaxed);
+                    Ok((hook, sender)) => {
+                        let ack = sender.zip(hook.event_id.clone());
+                        match m.ledger.hook(hook).await {
+                            Ok(outcome) => {
+                                let n = match outcome.counted {
+                                    true => &m.stats.hooks_counted,
+                                    false => &m.stats.hooks_not_counted,
+                                };
+                                n.fetch_add(1, Ordering::Relaxed);
+                                // Stored, or counted before (same event id):
+                                // either way the sender may forget it.
+                                if let Some((source, id)) = ack {
+                                    let topic =
+                                        pure::ack_topic(&m.settings.config.hooks_topic, &source);
+                                    let _ = stored_tx.send((topic, id));
+                                }
+                            }
+                            Err(e) => {
+                                // Not acknowledged: the broker sends it again
+                                // on the next connection.
+                                tracing::error!("MQTT hook not stored: {e}");
+                                drop(permit);
+                                return;
+                            }
                         }
-                        Err(e) => {
-                            // Not acknowledged: the broker sends it again
-                            // on the next connection.
-                            tracing::error!("MQTT hook not stored: {e}");
-                            drop(permit);
-                            return;
-                        }
-                    },
+                    }
                     Err(why) => {
                         m.stats.hooks_refused.fetch_add(1, Ordering::Relaxed);
                         // Rate-limited: a flood of junk on the topic must
@@ -760,8 +798,10 @@ impl Session {
 }
 
 /// A hook message, checked like an HTTP hook: known route, the source's
-/// token (constant time, routes it may post to), ignore list.
-pub fn hook_from_message(payload: &[u8], state: &State) -> Result<Hook, String> {
+/// token (constant time, routes it may post to), ignore list. With it, the
+/// name its sender acknowledgements go to: the message's own `source`
+/// (what the server's delivery script listens under), else the hook's.
+pub fn hook_from_message(payload: &[u8], state: &State) -> Result<(Hook, Option<String>), String> {
     let h = pure::parse_hook_message(payload)?;
     let routing = state.routing();
     if !routing.routes.iter().any(|r| r.name == h.route) {
@@ -769,11 +809,18 @@ pub fn hook_from_message(payload: &[u8], state: &State) -> Result<Hook, String> 
     }
     // Shown in refusals; never shows the token.
     let (shown, token_sent) = (h.to_string(), h.fields.token.is_some());
-    routing.admit(h.route, h.fields).map_err(|e| match e {
-        AuthError::Unauthorized if token_sent => format!("wrong token ({shown})"),
-        e => format!(
-            "{} ({shown})",
-            crate::request::RequestError::from(e).message()
-        ),
-    })
+    let sender = h.fields.source.clone();
+    routing
+        .admit(h.route, h.fields)
+        .map(|hook| {
+            let sender = sender.or_else(|| hook.source.clone());
+            (hook, sender)
+        })
+        .map_err(|e| match e {
+            AuthError::Unauthorized if token_sent => format!("wrong token ({shown})"),
+            e => format!(
+                "{} ({shown})",
+                crate::request::RequestError::from(e).message()
+            ),
+        })
 }

@@ -761,7 +761,11 @@ fn spooled(spool: &Path) -> usize {
     std::fs::read_dir(spool)
         .map(|d| {
             d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("e."))
+                // e.* waits to be published, s.* for a desk's acknowledgement
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("e.") || n.starts_with("s.")
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -890,13 +894,12 @@ async fn a_ban_from_the_shipped_action_reaches_two_desks_once_each() {
         assert_eq!(s["total"], 1);
         assert_eq!(wait_sweeps(d, "blue", 1).await, 1, "each desk sweeps once");
     }
-    // The spool is empty once the broker acknowledged both.
+    // The spool is empty once a desk acknowledged the ban (issue 19, item 3).
     let deadline = Instant::now() + DEADLINE;
-    while std::fs::read_dir(&spool)
-        .unwrap()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("e."))
-    {
+    while std::fs::read_dir(&spool).unwrap().flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with("e.") || n.starts_with("s.")
+    }) {
         assert!(Instant::now() < deadline, "spool not delivered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1400,5 +1403,79 @@ async fn a_brightness_set_over_mqtt_is_kept_across_a_restart() {
     watch
         .wait_last("t/desk/panel", |p| p.contains("\"led_brightness\":12"))
         .await;
+    d.shutdown().await;
+}
+
+/// Issue 19, item 3: a desk acknowledges each hook it stored on
+/// `<hooks_topic>/ack/<source>`, under the message's own `source` (what the
+/// server's delivery script listens under, whatever name its token gives),
+/// also a hook it had stored before (the same event id, sent again), and
+/// never one it refused: the server keeps a ban in its spool until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_hooks_are_acknowledged_to_their_sender_refused_ones_are_not() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-k", ""),
+    ))
+    .await;
+    wait_subscribed(&d).await;
+    let sender = Sub::start(broker.port, "sender-k", true, &["t/fleet/hooks/ack/#"]).await;
+    let send = |body: String| {
+        let c = sender.client.clone();
+        async move {
+            c.publish("t/fleet/hooks", QoS::AtLeastOnce, false, body)
+                .await
+                .unwrap()
+        }
+    };
+    let hook = |id: &str, ip: &str, token: &str, source: &str| {
+        format!(
+            r#"{{"id":"{id}","route":"red","ip":"{ip}","jail":"sshd","token":"{token}","source":"{source}"}}"#
+        )
+    };
+    let good = "web1-token-0123456789";
+    send(hook("k1", "203.0.113.5", good, "web-1")).await;
+    send(hook("k2", "203.0.113.6", "wrong-token-0123456789", "web-1")).await;
+    send(hook("k1", "203.0.113.5", good, "web-1")).await;
+    send(hook("k3", "203.0.113.7", good, "srv-b")).await;
+    wait_status(&d, "all four taken", |s| {
+        s["mqtt"]["hooks_received"] == 4 && s["mqtt"]["hooks_refused"] == 1
+    })
+    .await;
+    let (a, b) = ("t/fleet/hooks/ack/web-1", "t/fleet/hooks/ack/srv-b");
+    let deadline = Instant::now() + DEADLINE;
+    while sender.on(a).len() < 2 || sender.on(b).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "acknowledgements: {:?} {:?}",
+            sender.on(a),
+            sender.on(b)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // k2's task was done when status counted it refused: it sent no ack.
+    let ids = |t: &str| -> Vec<String> { sender.on(t).into_iter().map(|m| m.payload).collect() };
+    assert_eq!(
+        ids(a),
+        ["k1", "k1"],
+        "stored, then a repeat: both acknowledged"
+    );
+    assert_eq!(
+        ids(b),
+        ["k3"],
+        "under the message's source, not the token's name"
+    );
+    assert!(sender
+        .on(a)
+        .iter()
+        .chain(sender.on(b).iter())
+        .all(|m| !m.retain));
+    // An acknowledgement follows the commit: both are counted by now.
+    let s = d.status().await;
+    assert_eq!(s["total"], 2, "{s}");
     d.shutdown().await;
 }

@@ -187,6 +187,13 @@ pub const MAX_HOOK_MESSAGE: usize = 4096;
 /// Parses `{"id","route","token","source","jail","ip","time"}`. `id` and
 /// `route` are required; the rest is checked exactly like the HTTP hook's
 /// parameters (names, canonical ip, whole unix seconds).
+/// Where a desk acknowledges the hooks it stored (issue 19, item 3), per
+/// sender: `<hooks_topic>/ack/<source>`. A source name is 1-64 of letters,
+/// digits and `. _ - : @` (checked with the hook), so never `/`, `+` or `#`.
+pub fn ack_topic(hooks_topic: &str, source: &str) -> String {
+    format!("{hooks_topic}/ack/{source}")
+}
+
 pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
     if payload.len() > MAX_HOOK_MESSAGE {
         return Err(format!("message larger than {MAX_HOOK_MESSAGE} bytes"));
