@@ -97,6 +97,16 @@ pub fn physical_pin(bcm: u64) -> Option<u8> {
     HEADER.iter().find(|(b, _)| *b == bcm).map(|(_, p)| *p)
 }
 
+/// A GND pin beside physical pin `p` on the header (same column first),
+/// where a solder bridge from `p` is likeliest.
+pub fn gnd_beside(p: u8) -> Option<u8> {
+    const GND: [u8; 8] = [6, 9, 14, 20, 25, 30, 34, 39];
+    let across = if p % 2 == 1 { p + 1 } else { p - 1 };
+    [p + 2, p.wrapping_sub(2), across]
+        .into_iter()
+        .find(|c| GND.contains(c))
+}
+
 /// "BCM 5 (pin 29)".
 pub fn pin_name(bcm: u64) -> String {
     match physical_pin(bcm) {
@@ -137,6 +147,9 @@ where
 pub enum DisplayFault {
     /// No ACK: nothing answers on CLK/DIO.
     Missing,
+    /// DIO never rose after it was let go (`tm1637::WHEN_*` says when): a
+    /// bridge to GND, or a module without VCC.
+    HeldLow(&'static str),
     Failed(String),
 }
 
@@ -150,12 +163,21 @@ pub trait SegmentWriter: Send {
     ) -> Result<(), DisplayFault>;
 }
 
+impl<E: Debug> From<tm1637::LineError<E>> for DisplayFault {
+    fn from(e: tm1637::LineError<E>) -> Self {
+        match e {
+            tm1637::LineError::HeldLow(when) => DisplayFault::HeldLow(when),
+            tm1637::LineError::Pin(e) => DisplayFault::Failed(format!("{e:?}")),
+        }
+    }
+}
+
 impl<CLK, DIO, DELAY, E> SegmentWriter for tm1637::Tm1637Display<CLK, DIO, DELAY>
 where
     CLK: OutputPin<Error = E> + Send,
     DIO: OutputPin<Error = E> + InputPin<Error = E> + Send,
     DELAY: DelayNs + Send,
-    E: Debug,
+    E: Into<DisplayFault>,
 {
     fn write_segments(
         &mut self,
@@ -165,7 +187,7 @@ where
     ) -> Result<(), DisplayFault> {
         self.write(segments, on, brightness).map_err(|e| match e {
             tm1637::DisplayError::NoAck => DisplayFault::Missing,
-            tm1637::DisplayError::Pin(e) => DisplayFault::Failed(format!("{e:?}")),
+            tm1637::DisplayError::Pin(e) => e.into(),
         })
     }
 }
@@ -185,6 +207,8 @@ pub struct PiPanel {
     display_fault: Option<DisplayFault>,
     /// While the display fails: when to try again.
     retry_at: Option<u64>,
+    /// DIO's BCM pin, for the wiring hint when it is held low.
+    dio_bcm: Option<u64>,
     /// The buttons' interrupt path, when there are buttons.
     buttons: Option<gpio::InterruptPath>,
     /// Which module is wired: decides what bit 7 of a digit may light.
@@ -210,6 +234,7 @@ impl PiPanel {
             display_fault: None,
             retry_at: None,
             buttons: None,
+            dio_bcm: None,
             display_kind: DisplayKind::default(),
             _keep: keep,
         }
@@ -227,10 +252,33 @@ impl PiPanel {
         self
     }
 
+    /// The TM1637's DIO pin (for the hint when it is held low).
+    pub fn with_dio(mut self, bcm: u64) -> Self {
+        self.dio_bcm = Some(bcm);
+        self
+    }
+
+    /// "DIO held low …: check for a bridge between pins 7 and 9, or VCC".
+    fn held_low(&self, when: &str) -> String {
+        let dio = self.dio_bcm.and_then(physical_pin);
+        let bridge = match (dio, dio.and_then(gnd_beside)) {
+            (Some(d), Some(g)) => format!("a bridge between pins {d} and {g}"),
+            (Some(d), None) => format!("a bridge from pin {d} to GND"),
+            _ => "a bridge from DIO to GND".to_string(),
+        };
+        format!("DIO held low {when}: check for {bridge}, or VCC (the module unpowered)")
+    }
+
     fn display_error(&self) -> Option<PanelError> {
         self.display_fault.as_ref().map(|f| match f {
             DisplayFault::Missing => PanelError::DisplayMissing(format!(
                 "no ACK from the TM1637 on {} (is it connected and powered?); trying again every {} s",
+                self.display_wiring,
+                DISPLAY_RETRY_MS / 1000
+            )),
+            DisplayFault::HeldLow(when) => PanelError::Unavailable(format!(
+                "display: {} ({}); trying again every {} s",
+                self.held_low(when),
                 self.display_wiring,
                 DISPLAY_RETRY_MS / 1000
             )),
@@ -297,6 +345,7 @@ impl PanelOutput for PiPanel {
         let display = match &self.display_fault {
             None => "ok".to_string(),
             Some(DisplayFault::Missing) => "missing".to_string(),
+            Some(DisplayFault::HeldLow(when)) => self.held_low(when),
             Some(DisplayFault::Failed(e)) => format!("error: {e}"),
         };
         let buttons = match self.buttons.as_ref().map(|p| p.broken()) {
