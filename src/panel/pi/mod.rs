@@ -28,33 +28,79 @@ pub use crate::core::wiring::spidev_bus;
 /// How long a missing display is left alone before the next try.
 pub const DISPLAY_RETRY_MS: u64 = 5000;
 
-/// The Pi backend when this is a Pi. `None` under `backend = "auto"` on
-/// another machine (the caller falls back to `sim`); an error under
-/// `backend = "pi"` there, or when the hardware cannot be opened.
+/// What `open_if_pi` found.
+pub enum PiProbe {
+    Panel(PiPanel),
+    /// Not a Raspberry Pi (`backend = "auto"`: the simulated panel).
+    NotAPi,
+    /// The device tree says Raspberry Pi but rppal cannot drive it: the
+    /// simulated panel runs, and this error goes to the log, status and page.
+    NotDriven(String),
+}
+
+/// Why a board the device tree calls a Raspberry Pi is not driven, when it
+/// is one (`model`) and rppal said `why`; `None` when it is no Pi at all.
+pub fn not_driven(model: Option<&str>, why: &str) -> Option<String> {
+    let model = model.filter(|m| m.contains("Raspberry Pi"))?;
+    Some(format!(
+        "this is a {model}, but rppal 0.22.1 cannot drive it ({why}): nothing on the header \
+         lights and the buttons do nothing; the simulated panel runs instead. A newer banlight \
+         may know the board. To choose knowingly, set [panel] backend = \"pi\" (the service \
+         then fails at start with this reason instead of running dark) or backend = \"sim\" \
+         (the simulated panel, without this error)"
+    ))
+}
+
+/// The Pi backend when this is a Pi. `NotAPi`/`NotDriven` under
+/// `backend = "auto"` on another machine (the caller falls back to `sim`);
+/// an error under `backend = "pi"` there, or when the hardware cannot be
+/// opened. `model` is the device tree's (`device_tree_model`).
 pub fn open_if_pi(
     config: &Config,
     clock: Clock,
     buttons: mpsc::Sender<ButtonEdge>,
-) -> anyhow::Result<Option<PiPanel>> {
+    model: Option<&str>,
+) -> anyhow::Result<PiProbe> {
     match hw::detect() {
-        Ok(model) => {
+        Ok(board) => {
             tracing::info!(
-                "backend = {:?}: {model}, using the Raspberry Pi hardware",
+                "backend = {:?}: {board}, using the Raspberry Pi hardware",
                 config.panel.backend
             );
-            hw::open(config, clock, buttons).map(Some)
+            hw::open(config, clock, buttons).map(PiProbe::Panel)
         }
-        Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
-            "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
-             use backend = \"auto\" (the simulated panel off a Pi) or \"sim\""
-        ),
-        Err(why) => {
-            tracing::info!(
-                "backend = \"auto\": not a Raspberry Pi ({why}), using the simulated panel"
-            );
-            Ok(None)
-        }
+        Err(why) if config.panel.backend == Backend::Pi => match not_driven(model, &why) {
+            Some(msg) => anyhow::bail!("backend = \"pi\": {msg}"),
+            None => anyhow::bail!(
+                "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
+                 use backend = \"auto\" (the simulated panel off a Pi) or \"sim\""
+            ),
+        },
+        Err(why) => match not_driven(model, &why) {
+            Some(msg) => {
+                tracing::error!("backend = \"auto\": {msg}");
+                Ok(PiProbe::NotDriven(msg))
+            }
+            None => {
+                tracing::info!(
+                    "backend = \"auto\": not a Raspberry Pi ({why}), using the simulated panel"
+                );
+                Ok(PiProbe::NotAPi)
+            }
+        },
     }
+}
+
+/// The device tree's model ("Raspberry Pi 5 Model B Rev 1.0"), whatever
+/// rppal makes of it; `None` off a device-tree machine.
+pub fn device_tree_model() -> Option<String> {
+    [
+        "/proc/device-tree/model",
+        "/sys/firmware/devicetree/base/model",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|m| m.trim_end_matches('\0').trim().to_string())
 }
 
 /// The board's model when this is a Raspberry Pi, else why not (rppal).
@@ -576,14 +622,21 @@ mod tests {
         }
         let (tx, _rx) = mpsc::channel(1);
         let mut config = Config::defaults();
-        assert!(open_if_pi(&config, Clock::start(), tx.clone())
-            .unwrap()
-            .is_none());
+        assert!(matches!(
+            open_if_pi(&config, Clock::start(), tx.clone(), None).unwrap(),
+            PiProbe::NotAPi
+        ));
         config.panel.backend = Backend::Pi;
-        let e = open_if_pi(&config, Clock::start(), tx)
+        let e = open_if_pi(&config, Clock::start(), tx.clone(), None)
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("needs a Raspberry Pi"), "{e}");
+        // A Pi rppal does not know: backend = "pi" fails with that reason.
+        let e = open_if_pi(&config, Clock::start(), tx, Some("Raspberry Pi 7 Model B"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("rppal 0.22.1 cannot drive it"), "{e}");
     }
 }
