@@ -102,9 +102,21 @@ pub async fn start(
         clock,
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
+        power: None,
         quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
         silence: crate::core::silence::Silence::new(Default::default()),
     };
+    // `systemctl poweroff` goes through logind: ask it now whether this user
+    // may, so status says so before anyone holds the button.
+    if shutdown_command(config, panel_name)
+        .first()
+        .is_some_and(|c| c.ends_with("systemctl"))
+    {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine.send(EngineMsg::PowerCheck(crate::power::can_power_off().await));
+        });
+    }
     let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
     let heartbeats = crate::heartbeat::Monitor::new(config, clock);
     let heartbeat_task = watch_heartbeats(&heartbeats, &ledger, &engine, &web);
