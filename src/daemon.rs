@@ -112,10 +112,22 @@ pub async fn start(
         clock,
         ledger: ledger.clone(),
         shutdown_command: shutdown_command(config, panel_name),
+        power: None,
         quiet: crate::quiet::QuietGate::system(config.quiet.clone()),
         silence: crate::core::silence::Silence::new(Default::default()),
         changed: mqtt_settings.as_ref().map(|_| mqtt_wake.clone()),
     };
+    // `systemctl poweroff` goes through logind: ask it now whether this user
+    // may, so status says so before anyone holds the button.
+    if shutdown_command(config, panel_name)
+        .first()
+        .is_some_and(|c| c.ends_with("systemctl"))
+    {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine.send(EngineMsg::PowerCheck(crate::power::can_power_off().await));
+        });
+    }
     let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
     engine
         .restore_kept_brightness(&ledger, config.scene_settings().display_brightness)

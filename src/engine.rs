@@ -26,6 +26,8 @@ pub enum EngineMsg {
     Brightness(u8, u8),
     Reconfigure(SceneSettings, Vec<RouteLook>, ButtonTiming),
     ShutdownFailed(String),
+    /// What logind says about powering off as this user (`power::describe`).
+    PowerCheck(String),
     /// The simulated shutdown is over: back to normal.
     ShutdownSimulated,
     /// Blank the panel and stop.
@@ -95,6 +97,8 @@ pub struct Engine {
     pub clock: Clock,
     pub ledger: LedgerHandle,
     pub shutdown_command: Vec<String>,
+    /// Whether the shutdown command may work (logind), or why the last one failed.
+    pub power: Option<String>,
     /// Quiet hours: an output filter, the scene runs on underneath.
     pub quiet: crate::quiet::QuietGate,
     /// The silence alarm (heartbeats), laid over the scene.
@@ -239,6 +243,9 @@ impl Engine {
         s.dark = self.scene.is_dark();
         s.backend = self.panel.name().to_string();
         s.health = self.panel.health();
+        if let Some(power) = &self.power {
+            s.health.push(("power", power.clone()));
+        }
         s.shutting_down = self.scene.is_shutting_down();
         s.led_brightness = self.scene.settings().led_brightness;
         s.display_brightness = self.scene.settings().display_brightness;
@@ -301,8 +308,17 @@ impl Engine {
                 self.buttons = Buttons::new(timing);
             }
             EngineMsg::ShutdownFailed(why) => {
-                tracing::error!("shutdown command failed: {why}; the panel is back in service");
-                self.scene.cancel_shutdown();
+                tracing::error!(
+                    "shutdown command failed: {why}; the display shows Err, the panel is back in service"
+                );
+                self.scene.shutdown_refused(now);
+                self.power = Some(format!("error: the last power-off was refused: {why}"));
+            }
+            EngineMsg::PowerCheck(answer) => {
+                if !answer.starts_with("yes") {
+                    tracing::warn!("the power button cannot power off: {answer}");
+                }
+                self.power = Some(answer);
             }
             EngineMsg::ShutdownSimulated => self.scene.cancel_shutdown(),
             EngineMsg::Stop(done) => return Some(done),

@@ -21,6 +21,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod panel;
 pub mod panel_status;
+pub mod power;
 pub mod quiet;
 pub mod reply;
 pub mod request;

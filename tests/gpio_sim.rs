@@ -213,6 +213,38 @@ async fn a_power_button_held_3_s_through_the_interrupt_path_shuts_down() {
     d.shutdown().await;
 }
 
+/// Issue 20, item 7: a long press whose power-off is refused (polkit, an
+/// inhibitor, no polkitd) must not be invisible: the display says `Err`,
+/// and status says why under `power`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_shutdown_shows_err_on_the_display_and_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("refuse.sh");
+    std::fs::write(&script, "#!/bin/sh\necho 'Access denied' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = test_config(
+        dir.path(),
+        &format!("shutdown_command = \"{}\"", script.display()),
+    );
+    let power = config.panel.power_button_pin as u8;
+    let (d, sim, _report) = start_on_pins(&config).await;
+    sim.press_and_hold(power, Duration::from_millis(3200));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.status().await;
+        if s["panel"]["display_text"].as_str().unwrap_or("").trim() == "Err" {
+            let p = s["panel"]["power"].as_str().unwrap_or("");
+            assert!(p.starts_with("error:"), "{s}");
+            assert!(p.contains("exit status: 1"), "{p}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Err on the display: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!d.status().await["shutting_down"].as_bool().unwrap());
+    d.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_display_without_ack_is_missing_until_it_answers() {
     let dir = tempfile::tempdir().unwrap();

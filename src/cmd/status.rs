@@ -33,7 +33,7 @@ fn uptime(secs: u64) -> String {
 
 pub fn format_status(s: &Value) -> String {
     let mut out = format!(
-        "banlight {} up {}, mode {}, panel {}{}, display {}\n\n",
+        "banlight {} up {}, mode {}, panel {}{}, display {}\n",
         text(&s["version"]),
         uptime(s["uptime_s"].as_u64().unwrap_or(0)),
         text(&s["mode"]),
@@ -47,6 +47,16 @@ pub fn format_status(s: &Value) -> String {
         },
         text(&s["display"]),
     );
+    // What the panel measured wrong, one line each (display is above).
+    for key in ["board", "leds", "buttons", "power"] {
+        if let Some(v) = s["panel"][key]
+            .as_str()
+            .filter(|v| !["ok", "yes"].contains(v))
+        {
+            out.push_str(&format!("{key}: {v}\n"));
+        }
+    }
+    out.push('\n');
     let mut rows = vec![vec![
         "route".to_string(),
         "count".into(),

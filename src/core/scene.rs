@@ -9,6 +9,9 @@ use super::color::Rgb;
 use super::display::{format_count, DisplayText};
 use super::larson::{sweep_frame, SweepShape};
 
+/// How long `Err` stays on the display after a refused power-off.
+pub const REFUSED_SHOWN_MS: u64 = 10_000;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SceneSettings {
     pub sweep: SweepShape,
@@ -123,6 +126,8 @@ pub struct Scene {
     started: Vec<Sweep>,
     dark: bool,
     shutdown_since: Option<u64>,
+    /// A power-off was refused: the display says `Err` until then.
+    refused_until: Option<u64>,
 }
 
 const SHUTDOWN_GLOW: Rgb = Rgb::new(255, 96, 0);
@@ -143,6 +148,7 @@ impl Scene {
             started: Vec::new(),
             dark: false,
             shutdown_since: None,
+            refused_until: None,
         }
     }
 
@@ -312,6 +318,14 @@ impl Scene {
         self.shutdown_since = None;
     }
 
+    /// The power-off was refused (polkit, an inhibitor, no polkitd): the
+    /// panel is usable again and the display says `Err` for
+    /// `REFUSED_SHOWN_MS`, so the owner who held the button knows.
+    pub fn shutdown_refused(&mut self, now: u64) {
+        self.shutdown_since = None;
+        self.refused_until = Some(now + REFUSED_SHOWN_MS);
+    }
+
     /// Moves the sweep queue on to `now`: a finished sweep hands over to the
     /// next one at the moment it ended, so queued sweeps play back to back.
     pub fn advance(&mut self, now: u64) {
@@ -362,6 +376,11 @@ impl Scene {
             let left = fade.saturating_sub(now.saturating_sub(since));
             let level = (u64::from(self.settings.marker_level.max(64)) * left / fade) as u8;
             frame.leds.fill(SHUTDOWN_GLOW.scaled(level));
+            return frame;
+        }
+        if self.refused_until.is_some_and(|until| now < until) {
+            frame.display = DisplayText::parse("Err").expect("glyphs");
+            frame.display_on = true;
             return frame;
         }
         if self.dark {
@@ -443,6 +462,9 @@ impl Scene {
                 wake.push(next_frame);
             }
             return wake.into_iter().min();
+        }
+        if let Some(until) = self.refused_until.filter(|&u| now < u) {
+            return Some(until);
         }
         if self.dark {
             return None;
@@ -738,6 +760,20 @@ mod tests {
         );
         assert_eq!(s.mode(), DisplayMode::Route(0), "blue moved to index 0");
         assert!(s.is_shutting_down());
+    }
+
+    #[test]
+    fn a_refused_shutdown_shows_err_then_the_panel_again() {
+        let mut s = scene();
+        s.begin_shutdown(1000);
+        s.shutdown_refused(2000);
+        assert!(!s.is_shutting_down());
+        let f = frame_at(&mut s, 2000);
+        assert_eq!(f.display.to_string().trim(), "Err");
+        assert!(f.display_on);
+        assert_eq!(s.next_wake(2000), Some(2000 + REFUSED_SHOWN_MS));
+        let f = frame_at(&mut s, 2000 + REFUSED_SHOWN_MS);
+        assert_ne!(f.display.to_string().trim(), "Err");
     }
 
     #[test]

@@ -34,7 +34,28 @@ pub fn check_pins(
                 ),
             ))
         }
-        Some(_) => {}
+        Some(dev) => {
+            // The bus's own pins (CE1, CE0, MISO, MOSI, SCLK; SPI1 has CE2
+            // too) go to the SPI driver once the bus is on, whichever the
+            // strip uses: no button or display may share them.
+            let (bus, _) = spidev_bus(dev).expect("checked above");
+            let bus_pins: &[u64] = match bus {
+                0 => &[7, 8, 9, 10, 11],
+                1 => &[16, 17, 18, 19, 20, 21],
+                _ => &[],
+            };
+            if let Some((key, pin)) = used.iter().find(|(_, p)| bus_pins.contains(p)) {
+                return Err((
+                    (*key).into(),
+                    format!(
+                        "BCM {pin} belongs to SPI{bus} (BCM {}-{}), which led_spi = \"{}\" turns on: one pin, one job",
+                        bus_pins[0],
+                        bus_pins[bus_pins.len() - 1],
+                        dev.display()
+                    ),
+                ));
+            }
+        }
         None => used.extend_from_slice(led_pins),
     }
     for (i, (key, pin)) in used.iter().enumerate() {
@@ -96,5 +117,22 @@ mod tests {
             check_pins(&DISPLAY_AND_BUTTONS, &BLINKT, Some(Path::new("/dev/ttyS0"))).unwrap_err();
         assert_eq!(key, "led_spi");
         assert!(why.contains("/dev/spidev0.0"), "{why}");
+    }
+
+    /// Issue 20, item 9: with `led_spi` the SPI bus's pins are taken.
+    #[test]
+    fn hardware_spi_reserves_its_bus_pins() {
+        let spi0 = Some(Path::new("/dev/spidev0.0"));
+        for bcm in 7..=11 {
+            let mut pins = DISPLAY_AND_BUTTONS;
+            pins[2].1 = bcm;
+            let (key, why) = check_pins(&pins, &BLINKT, spi0).unwrap_err();
+            assert_eq!(key, "mode_button_pin", "BCM {bcm}");
+            assert!(why.contains("SPI0") && why.contains("led_spi"), "{why}");
+        }
+        // SPI1 (BCM 16-21) holds BCM 17, the MODE button's default.
+        let spi1 = Some(Path::new("/dev/spidev1.0"));
+        let (key, _) = check_pins(&DISPLAY_AND_BUTTONS, &BLINKT, spi1).unwrap_err();
+        assert_eq!(key, "mode_button_pin");
     }
 }

@@ -93,11 +93,56 @@ pub trait PanelOutput: Send {
     }
 }
 
+/// The simulated panel standing in on a Raspberry Pi that cannot be driven:
+/// its health carries the reason (`board`), so status and the page show it.
+struct NotDriven {
+    inner: Box<dyn PanelOutput>,
+    why: String,
+}
+
+impl PanelOutput for NotDriven {
+    fn show(&mut self, frame: &Frame, t_ms: u64) -> Result<(), PanelError> {
+        self.inner.show(frame, t_ms)
+    }
+
+    fn health(&self) -> Vec<(&'static str, String)> {
+        let mut h = self.inner.health();
+        h.push(("board", format!("error: {}", self.why)));
+        h
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn wake_at(&self) -> Option<u64> {
+        self.inner.wake_at()
+    }
+
+    fn sweep_started(&mut self, route: &str, color: Rgb, events: u64) {
+        self.inner.sweep_started(route, color, events);
+    }
+
+    fn show_segments(&mut self, segments: [u8; 4], brightness: u8) -> Result<(), PanelError> {
+        self.inner.show_segments(segments, brightness)
+    }
+}
+
 /// Builds the configured backend; button edges go to `buttons`.
 pub fn open(
     config: &Config,
     clock: Clock,
     buttons: mpsc::Sender<ButtonEdge>,
+) -> anyhow::Result<Box<dyn PanelOutput>> {
+    open_on(config, clock, buttons, pi::device_tree_model())
+}
+
+/// `open`, with the device tree's model given (tests play other boards).
+pub fn open_on(
+    config: &Config,
+    clock: Clock,
+    buttons: mpsc::Sender<ButtonEdge>,
+    model: Option<String>,
 ) -> anyhow::Result<Box<dyn PanelOutput>> {
     let p = &config.panel;
     match p.backend {
@@ -107,9 +152,50 @@ pub fn open(
         }
         Backend::Sim => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),
         Backend::GpioSim => Ok(Box::new(gpio_sim::open(config, clock, buttons)?.0)),
-        Backend::Auto | Backend::Pi => match pi::open_if_pi(config, clock, buttons.clone())? {
-            Some(panel) => Ok(Box::new(panel)),
-            None => Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display))),
-        },
+        Backend::Auto | Backend::Pi => {
+            match pi::open_if_pi(config, clock, buttons.clone(), model.as_deref())? {
+                pi::PiProbe::Panel(panel) => Ok(Box::new(panel)),
+                pi::PiProbe::NotAPi => {
+                    Ok(Box::new(sim::SimPanel::start(clock, buttons, p.display)))
+                }
+                pi::PiProbe::NotDriven(why) => Ok(Box::new(NotDriven {
+                    inner: Box::new(sim::SimPanel::start(clock, buttons, p.display)),
+                    why,
+                })),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 20, item 6: a Raspberry Pi newer than rppal knows must not
+    /// silently become a simulator: the fallback says so in its health
+    /// (status, page), and how to choose a backend.
+    #[test]
+    fn a_pi_that_rppal_cannot_drive_is_an_error_in_health() {
+        if pi::board().is_ok() {
+            return; // on a real, known Pi this machine is driven
+        }
+        let (tx, _rx) = mpsc::channel(1);
+        let config = Config::defaults();
+        let model = Some("Raspberry Pi 7 Model B Rev 1.0".to_string());
+        let panel = open_on(&config, Clock::start(), tx.clone(), model).unwrap();
+        assert_eq!(panel.name(), "sim");
+        let board = panel
+            .health()
+            .into_iter()
+            .find(|(k, _)| *k == "board")
+            .map(|(_, v)| v)
+            .expect("a board entry in health");
+        assert!(board.starts_with("error:"), "{board}");
+        assert!(board.contains("Raspberry Pi 7 Model B"), "{board}");
+        assert!(board.contains("backend = \"pi\""), "{board}");
+        assert!(board.contains("backend = \"sim\""), "{board}");
+        // Not a Pi at all: the simulator, as before, with no board error.
+        let panel = open_on(&config, Clock::start(), tx, None).unwrap();
+        assert!(panel.health().iter().all(|(k, _)| *k != "board"));
     }
 }

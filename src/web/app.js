@@ -144,8 +144,8 @@ function renderStatus(s) {
   if (p.dark) badges.appendChild(el("span", { class: "badge warn", id: "dark" }, "panel dark (counting continues)"));
   if (p.quiet) badges.appendChild(el("span", { class: "badge warn" }, "quiet hours"));
   if (s.shutting_down) badges.appendChild(el("span", { class: "badge bad" }, "shutting down"));
-  for (const k of ["display", "leds"]) {
-    if (p[k] && p[k] !== "ok") badges.appendChild(el("span", { class: "badge bad" }, k + ": " + p[k]));
+  for (const k of ["board", "display", "leds", "buttons", "power"]) {
+    if (p[k] && p[k] !== "ok" && p[k] !== "yes") badges.appendChild(el("span", { class: "badge bad" }, k + ": " + p[k]));
   }
   $("panel").dataset.dark = String(!!p.dark);
 

@@ -297,7 +297,7 @@ mod tests {
     use super::*;
     use crate::core::buttons::{Button, ButtonAction, ButtonTiming, Buttons};
     use crate::core::color::Rgb;
-    use crate::core::display::DisplayText;
+    use crate::core::display::{DisplayKind, DisplayText};
     use std::time::{Duration, Instant};
 
     fn frame(leds: Vec<Rgb>, text: &str, on: bool) -> Frame {
@@ -457,13 +457,77 @@ mod tests {
         assert!(rx.try_recv().is_err());
     }
 
+    fn display_health(p: &GpioSimPanel) -> String {
+        p.health()
+            .into_iter()
+            .find(|(k, _)| *k == "display")
+            .unwrap()
+            .1
+    }
+
+    /// Issue 20, item 5: DIO held low (a bridge between pins 7 and 9, or a
+    /// module without VCC) reads like an ACK to a driver that only looks for
+    /// a low. DIO must read high before START and after the 9th clock.
+    #[test]
+    fn a_dio_held_low_is_not_a_display() {
+        for fault in ["bridge", "unpowered"] {
+            let sim = SimGpio::new();
+            let (mut p, _rx) = panel_on(&sim);
+            match fault {
+                "bridge" => sim.short_to_ground(4, true),
+                _ => sim.power_display(false),
+            }
+            let f = frame(vec![Rgb::BLACK; 8], "12", true);
+            let e = p.show(&f, 1000).expect_err(fault).to_string();
+            let h = display_health(&p);
+            assert!(h.starts_with("DIO held low"), "{fault}: {h}");
+            assert!(
+                h.contains("check for a bridge between pins 7 and 9, or VCC"),
+                "{fault}: {h}"
+            );
+            assert!(e.contains("DIO held low"), "{fault}: {e}");
+            // Fixed: the next retry shows the count.
+            match fault {
+                "bridge" => sim.short_to_ground(4, false),
+                _ => sim.power_display(true),
+            }
+            p.show(&f, p.wake_at().unwrap()).unwrap();
+            assert_eq!(display_health(&p), "ok", "{fault}");
+            assert_eq!(last(&p).display.unwrap().segments, f.display.segments());
+        }
+    }
+
+    /// Issue 20, item 4: common modules carry 1-10 nF on DIO against 10 kΩ,
+    /// so a released DIO takes 10-100 µs to read high. A driver that waits a
+    /// fixed 20 µs clocks out zeros where it meant ones (and the chip ACKs
+    /// what it misread).
+    #[test]
+    fn slow_dio_edges_still_decode_to_the_frame() {
+        for rise_us in [10, 60, 100] {
+            let sim = SimGpio::new();
+            let (mut p, _rx) = panel_on(&sim);
+            sim.set_rise_ns(4, rise_us * 1000);
+            let f = frame(vec![Rgb::BLACK; 8], "8.8.8.8", true);
+            p.show(&f, 100).unwrap();
+            let s = last(&p);
+            assert_eq!(
+                s.display.map(|d| d.segments),
+                Some(f.display.segments_on(DisplayKind::Colon)),
+                "rise {rise_us} µs"
+            );
+            assert_eq!(display_health(&p), "ok");
+            let r = p.report().lock().unwrap().clone();
+            assert_eq!(r.violations, [], "rise {rise_us} µs");
+        }
+    }
+
     /// The checks hold on the real drivers too: the same drivers with their
     /// delays set too short are caught on the pins.
     #[test]
     fn drivers_with_too_short_delays_are_caught_on_the_pins() {
         use crate::panel::pi::blinkt::{Apa102Strip, BitBangSpi};
         use crate::panel::pi::gpio::PanelGpio;
-        use crate::panel::pi::tm1637::{OpenDrain, Tm1637Display};
+        use crate::panel::pi::tm1637::{Clk, OpenDrain, Tm1637Display};
         let mut sim = SimGpio::new();
         sim.attach_tm1637(5, 4, true);
         let data = sim.output(23, false, "data").unwrap();
@@ -475,7 +539,7 @@ mod tests {
         let clk = sim.output(5, true, "CLK").unwrap();
         let dio = OpenDrain::new(sim.open_drain(4, "DIO").unwrap(), sim.delay());
         // 1 µs half periods: a 500 kHz clock
-        Tm1637Display::new(clk, dio, sim.delay(), 1)
+        Tm1637Display::new(Clk(clk), dio, sim.delay(), 1)
             .write([0x3F; 4], true, 3)
             .unwrap();
         let (edges, _) = sim.take_edges();
@@ -536,6 +600,21 @@ mod tests {
             // An LED frame plus a display update fit in one 60 fps frame.
             assert!(leds_ns + display_ns < BUDGET_NS);
             assert!(leds_ns > 300_000, "320 bits at 1 µs: {leds_ns}");
+        }
+        // Slow modules: the driver waits for each DIO rise (and 3x again).
+        for rise_us in [10, 100] {
+            let sim = SimGpio::new();
+            let (mut p, _rx) = panel_on(&sim);
+            sim.set_rise_ns(4, rise_us * 1000);
+            p.show(&frame(vec![Rgb::new(9, 9, 9); 8], "1234", true), 0)
+                .unwrap();
+            let r = p.report();
+            let display_ns = r.lock().unwrap().display_update_ns.unwrap();
+            println!(
+                "DIO rise {rise_us} µs: TM1637 update {:.0} µs = {:.1} % of 16.7 ms",
+                display_ns as f64 / 1000.0,
+                pct(display_ns)
+            );
         }
     }
 }

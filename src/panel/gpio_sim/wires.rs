@@ -52,15 +52,39 @@ struct Pin {
     drive: Drive,
     /// A button closed to ground, or the TM1637 acknowledging.
     pulled_low: bool,
+    /// Held low from outside for good: a solder bridge to GND, or a module
+    /// without VCC whose chip sinks the line through its input protection.
+    stuck_low: bool,
+    /// A released line rises through its pull-up against the module's
+    /// capacitor (an RC curve): this long after it is let go it reads high.
+    rise_ns: u64,
+    /// When a released, unheld line reads high (`None`: something holds it).
+    high_at: Option<u64>,
     /// The level last logged.
     level: bool,
 }
 
 impl Pin {
-    fn level(&self) -> bool {
+    fn free(&self) -> bool {
+        self.drive == Drive::Released && !self.pulled_low && !self.stuck_low
+    }
+
+    /// After a change at `t`: when a freed line will read high. A line that
+    /// was already high (driven high, then released) stays high.
+    fn update_rise(&mut self, t: u64) {
+        match (self.free(), self.high_at) {
+            (false, _) => self.high_at = None,
+            (true, None) => {
+                self.high_at = Some(if self.level { t } else { t + self.rise_ns });
+            }
+            (true, Some(_)) => {}
+        }
+    }
+
+    fn level_at(&self, t: u64) -> bool {
         match self.drive {
             Drive::Output(high) => high,
-            Drive::Released => !self.pulled_low,
+            Drive::Released => self.free() && self.high_at.is_some_and(|h| t >= h),
         }
     }
 }
@@ -146,17 +170,41 @@ impl State {
         self.log.push_back(edge);
     }
 
+    /// Logs the slow rises that completed before `t`, each at the time it
+    /// completed, and lets the chip see them then (nothing else changed
+    /// meanwhile: every other change goes through `set_drive`).
+    fn catch_up(&mut self, t: u64) {
+        loop {
+            let next = self
+                .pins
+                .iter()
+                .filter(|(_, p)| !p.level && p.level_at(t))
+                .filter_map(|(&bcm, p)| p.high_at.map(|h| (h, bcm)))
+                .min();
+            let Some((at, bcm)) = next else {
+                return;
+            };
+            self.settle(at);
+            if self.pins.get(&bcm).is_some_and(|p| !p.level) {
+                return; // cannot happen; never loop for ever
+            }
+        }
+    }
+
     /// Logs the level changes since the last call at `t`, and lets the chip
     /// react (its ACK changes DIO, which is logged too).
     fn settle(&mut self, t: u64) {
         for _ in 0..4 {
             let mut changed = false;
+            for p in self.pins.values_mut() {
+                p.update_rise(t);
+            }
             let edges: Vec<PinEdge> = self
                 .pins
                 .iter_mut()
-                .filter(|(_, p)| p.level() != p.level)
+                .filter(|(_, p)| p.level_at(t) != p.level)
                 .map(|(&bcm, p)| {
-                    p.level = p.level();
+                    p.level = p.level_at(t);
                     PinEdge {
                         t_ns: t,
                         bcm,
@@ -174,6 +222,7 @@ impl State {
                 chip.observe(clk, dio);
                 if let Some(p) = self.pins.get_mut(&chip.dio) {
                     p.pulled_low = chip.pulling;
+                    p.update_rise(t);
                 }
             }
             if !changed {
@@ -184,6 +233,7 @@ impl State {
 
     fn set_drive(&mut self, bcm: u8, drive: Drive) {
         let t = self.now();
+        self.catch_up(t);
         self.t_ns += self.pin_write_ns;
         if let Some(p) = self.pins.get_mut(&bcm) {
             p.drive = drive;
@@ -281,6 +331,44 @@ impl SimGpio {
         }
     }
 
+    /// Holds a claimed pin low for good (`true`): a solder bridge to the GND
+    /// pin beside it (BCM 4 is pin 7, GND pin 9), until `false`.
+    pub fn short_to_ground(&self, bcm: u8, stuck: bool) {
+        let mut s = self.lock();
+        let t = s.now();
+        s.catch_up(t);
+        if let Some(p) = s.pins.get_mut(&bcm) {
+            p.stuck_low = stuck;
+        }
+        s.settle(t);
+    }
+
+    /// The display's VCC is open (`false`) or connected: an unpowered module
+    /// does not acknowledge, and its chip sinks DIO through its input
+    /// protection (CLK back-feeds it), so DIO sits low.
+    pub fn power_display(&self, powered: bool) {
+        let dio = {
+            let mut s = self.lock();
+            match &mut s.chip {
+                Some(chip) => {
+                    chip.acks = powered;
+                    chip.dio
+                }
+                None => return,
+            }
+        };
+        self.short_to_ground(dio, !powered);
+    }
+
+    /// Models the module's RC on a released line: after the host or the
+    /// chip lets go it takes `ns` to read high (10 kΩ against 1-10 nF:
+    /// 10-100 µs). 0, the default, is an ideal wire.
+    pub fn set_rise_ns(&self, bcm: u8, ns: u64) {
+        if let Some(p) = self.lock().pins.get_mut(&bcm) {
+            p.rise_ns = ns;
+        }
+    }
+
     /// Simulated now, in nanoseconds.
     pub fn now_ns(&self) -> u64 {
         self.lock().now()
@@ -295,6 +383,8 @@ impl SimGpio {
     /// Takes the edges logged so far (and how many were dropped for room).
     pub fn take_edges(&self) -> (Vec<PinEdge>, u64) {
         let mut s = self.lock();
+        let t = s.now();
+        s.catch_up(t);
         let dropped = std::mem::take(&mut s.dropped);
         (s.log.drain(..).collect(), dropped)
     }
@@ -306,7 +396,10 @@ impl SimGpio {
 
     /// The level on a wire (`None`: nobody claimed the pin).
     pub fn level(&self, bcm: u8) -> Option<bool> {
-        self.lock().pins.get(&bcm).map(|p| p.level())
+        let mut s = self.lock();
+        let t = s.now();
+        s.catch_up(t);
+        s.pins.get(&bcm).map(|p| p.level_at(t))
     }
 
     /// A button to ground on `bcm` changes level at the given offsets from
@@ -323,9 +416,10 @@ impl SimGpio {
             let Some(p) = s.pins.get_mut(&bcm) else {
                 return;
             };
-            let before = p.level();
+            let before = p.level_at(t);
             p.pulled_low = closed;
-            let after = p.level();
+            p.update_rise(t);
+            let after = p.level_at(t);
             if before == after {
                 continue;
             }
@@ -376,15 +470,18 @@ impl SimGpio {
             ));
         }
         let level = drive == Drive::Output(true) || drive == Drive::Released;
+        let t = s.now();
         s.pins.insert(
             bcm8,
             Pin {
                 drive,
                 pulled_low: false,
+                stuck_low: false,
+                rise_ns: 0,
+                high_at: level.then_some(t),
                 level,
             },
         );
-        let t = s.now();
         s.push(PinEdge {
             t_ns: t,
             bcm: bcm8,
@@ -466,10 +563,12 @@ impl OpenDrainLine for SimLine {
 
     fn is_high(&mut self) -> Result<bool, Infallible> {
         let mut s = self.sim.lock();
+        let t = s.now();
+        s.catch_up(t);
         s.t_ns += s.pin_write_ns;
         let pin = s.pins.get(&self.bcm);
         let own = pin.is_some_and(|p| p.drive == Drive::Output(false));
-        let high = pin.is_none_or(|p| p.level());
+        let high = pin.is_none_or(|p| p.level_at(t));
         if own {
             s.reads_of_own_drive += 1;
         }

@@ -123,8 +123,11 @@ where
 /// `apa102-spi` 0.4 always sends `0xFF` (global brightness 31) as the first
 /// byte of each LED. This bus wrapper counts the bytes of one frame (4-byte
 /// start frame, then 4 bytes per LED) and replaces each LED's first byte by
-/// `0xE0 | brightness`, so the LEDs dim with their own current regulator
-/// instead of losing colour resolution.
+/// `0xE0 | brightness`, so the LEDs dim by their 5-bit global brightness
+/// instead of losing colour resolution. What that does depends on the part:
+/// the SK9822 (a common APA102 clone) scales its constant-current regulator,
+/// while a genuine APA102 applies it as a second, slow PWM (~580 Hz) on top
+/// of the colour PWM, which can flicker on camera at low levels.
 struct GlobalBrightness<'a, SPI> {
     spi: &'a mut SPI,
     header: u8,

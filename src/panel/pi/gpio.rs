@@ -13,7 +13,7 @@ use embedded_hal::digital::OutputPin;
 use tokio::sync::mpsc;
 
 use super::blinkt::{Apa102Strip, BitBangSpi};
-use super::tm1637::{OpenDrain, OpenDrainLine, Tm1637Display, BIT_DELAY_US};
+use super::tm1637::{Clk, OpenDrain, OpenDrainLine, Tm1637Display, BIT_DELAY_US};
 use super::{edge_time_ms, pin_name, LedWriter, PiPanel};
 use crate::config::Config;
 use crate::core::buttons::Button;
@@ -243,7 +243,7 @@ pub fn assemble<G: PanelGpio>(
         gpio.open_drain(p.tm1637_dio_pin, "TM1637 DIO")?,
         gpio.delay(),
     );
-    let display = Tm1637Display::new(clk, dio, gpio.delay(), BIT_DELAY_US);
+    let display = Tm1637Display::new(Clk(clk), dio, gpio.delay(), BIT_DELAY_US);
     let wiring = format!(
         "CLK {}, DIO {}",
         pin_name(p.tm1637_clk_pin),
@@ -268,5 +268,6 @@ pub fn assemble<G: PanelGpio>(
     );
     Ok(PiPanel::new(leds, Box::new(display), wiring, vec![keep])
         .with_display_kind(p.display)
+        .with_dio(p.tm1637_dio_pin)
         .with_buttons(path))
 }

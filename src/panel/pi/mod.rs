@@ -28,33 +28,79 @@ pub use crate::core::wiring::spidev_bus;
 /// How long a missing display is left alone before the next try.
 pub const DISPLAY_RETRY_MS: u64 = 5000;
 
-/// The Pi backend when this is a Pi. `None` under `backend = "auto"` on
-/// another machine (the caller falls back to `sim`); an error under
-/// `backend = "pi"` there, or when the hardware cannot be opened.
+/// What `open_if_pi` found.
+pub enum PiProbe {
+    Panel(PiPanel),
+    /// Not a Raspberry Pi (`backend = "auto"`: the simulated panel).
+    NotAPi,
+    /// The device tree says Raspberry Pi but rppal cannot drive it: the
+    /// simulated panel runs, and this error goes to the log, status and page.
+    NotDriven(String),
+}
+
+/// Why a board the device tree calls a Raspberry Pi is not driven, when it
+/// is one (`model`) and rppal said `why`; `None` when it is no Pi at all.
+pub fn not_driven(model: Option<&str>, why: &str) -> Option<String> {
+    let model = model.filter(|m| m.contains("Raspberry Pi"))?;
+    Some(format!(
+        "this is a {model}, but rppal 0.22.1 cannot drive it ({why}): nothing on the header \
+         lights and the buttons do nothing; the simulated panel runs instead. A newer banlight \
+         may know the board. To choose knowingly, set [panel] backend = \"pi\" (the service \
+         then fails at start with this reason instead of running dark) or backend = \"sim\" \
+         (the simulated panel, without this error)"
+    ))
+}
+
+/// The Pi backend when this is a Pi. `NotAPi`/`NotDriven` under
+/// `backend = "auto"` on another machine (the caller falls back to `sim`);
+/// an error under `backend = "pi"` there, or when the hardware cannot be
+/// opened. `model` is the device tree's (`device_tree_model`).
 pub fn open_if_pi(
     config: &Config,
     clock: Clock,
     buttons: mpsc::Sender<ButtonEdge>,
-) -> anyhow::Result<Option<PiPanel>> {
+    model: Option<&str>,
+) -> anyhow::Result<PiProbe> {
     match hw::detect() {
-        Ok(model) => {
+        Ok(board) => {
             tracing::info!(
-                "backend = {:?}: {model}, using the Raspberry Pi hardware",
+                "backend = {:?}: {board}, using the Raspberry Pi hardware",
                 config.panel.backend
             );
-            hw::open(config, clock, buttons).map(Some)
+            hw::open(config, clock, buttons).map(PiProbe::Panel)
         }
-        Err(why) if config.panel.backend == Backend::Pi => anyhow::bail!(
-            "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
-             use backend = \"auto\" (the simulated panel off a Pi) or \"sim\""
-        ),
-        Err(why) => {
-            tracing::info!(
-                "backend = \"auto\": not a Raspberry Pi ({why}), using the simulated panel"
-            );
-            Ok(None)
-        }
+        Err(why) if config.panel.backend == Backend::Pi => match not_driven(model, &why) {
+            Some(msg) => anyhow::bail!("backend = \"pi\": {msg}"),
+            None => anyhow::bail!(
+                "backend = \"pi\" needs a Raspberry Pi, and this machine is not one ({why}); \
+                 use backend = \"auto\" (the simulated panel off a Pi) or \"sim\""
+            ),
+        },
+        Err(why) => match not_driven(model, &why) {
+            Some(msg) => {
+                tracing::error!("backend = \"auto\": {msg}");
+                Ok(PiProbe::NotDriven(msg))
+            }
+            None => {
+                tracing::info!(
+                    "backend = \"auto\": not a Raspberry Pi ({why}), using the simulated panel"
+                );
+                Ok(PiProbe::NotAPi)
+            }
+        },
     }
+}
+
+/// The device tree's model ("Raspberry Pi 5 Model B Rev 1.0"), whatever
+/// rppal makes of it; `None` off a device-tree machine.
+pub fn device_tree_model() -> Option<String> {
+    [
+        "/proc/device-tree/model",
+        "/sys/firmware/devicetree/base/model",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .map(|m| m.trim_end_matches('\0').trim().to_string())
 }
 
 /// The board's model when this is a Raspberry Pi, else why not (rppal).
@@ -97,6 +143,16 @@ pub fn physical_pin(bcm: u64) -> Option<u8> {
     HEADER.iter().find(|(b, _)| *b == bcm).map(|(_, p)| *p)
 }
 
+/// A GND pin beside physical pin `p` on the header (same column first),
+/// where a solder bridge from `p` is likeliest.
+pub fn gnd_beside(p: u8) -> Option<u8> {
+    const GND: [u8; 8] = [6, 9, 14, 20, 25, 30, 34, 39];
+    let across = if p % 2 == 1 { p + 1 } else { p - 1 };
+    [p + 2, p.wrapping_sub(2), across]
+        .into_iter()
+        .find(|c| GND.contains(c))
+}
+
 /// "BCM 5 (pin 29)".
 pub fn pin_name(bcm: u64) -> String {
     match physical_pin(bcm) {
@@ -137,6 +193,9 @@ where
 pub enum DisplayFault {
     /// No ACK: nothing answers on CLK/DIO.
     Missing,
+    /// DIO never rose after it was let go (`tm1637::WHEN_*` says when): a
+    /// bridge to GND, or a module without VCC.
+    HeldLow(&'static str),
     Failed(String),
 }
 
@@ -150,12 +209,21 @@ pub trait SegmentWriter: Send {
     ) -> Result<(), DisplayFault>;
 }
 
+impl<E: Debug> From<tm1637::LineError<E>> for DisplayFault {
+    fn from(e: tm1637::LineError<E>) -> Self {
+        match e {
+            tm1637::LineError::HeldLow(when) => DisplayFault::HeldLow(when),
+            tm1637::LineError::Pin(e) => DisplayFault::Failed(format!("{e:?}")),
+        }
+    }
+}
+
 impl<CLK, DIO, DELAY, E> SegmentWriter for tm1637::Tm1637Display<CLK, DIO, DELAY>
 where
     CLK: OutputPin<Error = E> + Send,
     DIO: OutputPin<Error = E> + InputPin<Error = E> + Send,
     DELAY: DelayNs + Send,
-    E: Debug,
+    E: Into<DisplayFault>,
 {
     fn write_segments(
         &mut self,
@@ -165,7 +233,7 @@ where
     ) -> Result<(), DisplayFault> {
         self.write(segments, on, brightness).map_err(|e| match e {
             tm1637::DisplayError::NoAck => DisplayFault::Missing,
-            tm1637::DisplayError::Pin(e) => DisplayFault::Failed(format!("{e:?}")),
+            tm1637::DisplayError::Pin(e) => e.into(),
         })
     }
 }
@@ -185,6 +253,8 @@ pub struct PiPanel {
     display_fault: Option<DisplayFault>,
     /// While the display fails: when to try again.
     retry_at: Option<u64>,
+    /// DIO's BCM pin, for the wiring hint when it is held low.
+    dio_bcm: Option<u64>,
     /// The buttons' interrupt path, when there are buttons.
     buttons: Option<gpio::InterruptPath>,
     /// Which module is wired: decides what bit 7 of a digit may light.
@@ -210,6 +280,7 @@ impl PiPanel {
             display_fault: None,
             retry_at: None,
             buttons: None,
+            dio_bcm: None,
             display_kind: DisplayKind::default(),
             _keep: keep,
         }
@@ -227,10 +298,33 @@ impl PiPanel {
         self
     }
 
+    /// The TM1637's DIO pin (for the hint when it is held low).
+    pub fn with_dio(mut self, bcm: u64) -> Self {
+        self.dio_bcm = Some(bcm);
+        self
+    }
+
+    /// "DIO held low …: check for a bridge between pins 7 and 9, or VCC".
+    fn held_low(&self, when: &str) -> String {
+        let dio = self.dio_bcm.and_then(physical_pin);
+        let bridge = match (dio, dio.and_then(gnd_beside)) {
+            (Some(d), Some(g)) => format!("a bridge between pins {d} and {g}"),
+            (Some(d), None) => format!("a bridge from pin {d} to GND"),
+            _ => "a bridge from DIO to GND".to_string(),
+        };
+        format!("DIO held low {when}: check for {bridge}, or VCC (the module unpowered)")
+    }
+
     fn display_error(&self) -> Option<PanelError> {
         self.display_fault.as_ref().map(|f| match f {
             DisplayFault::Missing => PanelError::DisplayMissing(format!(
                 "no ACK from the TM1637 on {} (is it connected and powered?); trying again every {} s",
+                self.display_wiring,
+                DISPLAY_RETRY_MS / 1000
+            )),
+            DisplayFault::HeldLow(when) => PanelError::Unavailable(format!(
+                "display: {} ({}); trying again every {} s",
+                self.held_low(when),
                 self.display_wiring,
                 DISPLAY_RETRY_MS / 1000
             )),
@@ -297,6 +391,7 @@ impl PanelOutput for PiPanel {
         let display = match &self.display_fault {
             None => "ok".to_string(),
             Some(DisplayFault::Missing) => "missing".to_string(),
+            Some(DisplayFault::HeldLow(when)) => self.held_low(when),
             Some(DisplayFault::Failed(e)) => format!("error: {e}"),
         };
         let buttons = match self.buttons.as_ref().map(|p| p.broken()) {
@@ -527,14 +622,21 @@ mod tests {
         }
         let (tx, _rx) = mpsc::channel(1);
         let mut config = Config::defaults();
-        assert!(open_if_pi(&config, Clock::start(), tx.clone())
-            .unwrap()
-            .is_none());
+        assert!(matches!(
+            open_if_pi(&config, Clock::start(), tx.clone(), None).unwrap(),
+            PiProbe::NotAPi
+        ));
         config.panel.backend = Backend::Pi;
-        let e = open_if_pi(&config, Clock::start(), tx)
+        let e = open_if_pi(&config, Clock::start(), tx.clone(), None)
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("needs a Raspberry Pi"), "{e}");
+        // A Pi rppal does not know: backend = "pi" fails with that reason.
+        let e = open_if_pi(&config, Clock::start(), tx, Some("Raspberry Pi 7 Model B"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("rppal 0.22.1 cannot drive it"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 //! a Pi. No rppal here: tested with embedded-hal-mock and a simulated chip.
 
 use embedded_hal::delay::DelayNs;
-use embedded_hal::digital::{ErrorType, InputPin, OutputPin};
+use embedded_hal::digital::{ErrorKind, ErrorType, InputPin, OutputPin};
 use tm1637_embedded_hal::{tokens::Blocking, Brightness, Error as TmError, TM1637};
 
 /// Half a clock period on the TM1637 wires. The chip takes up to 250 kHz
@@ -14,6 +14,54 @@ pub const BIT_DELAY_US: u32 = 20;
 
 /// Time for the pull-up to lift DIO after the host lets go, before reading.
 pub const SETTLE_NS: u32 = 5_000;
+
+/// How long a released DIO may take to read high before it counts as held
+/// low, in µs (each poll waits 1 µs and reads the pin): ten times the
+/// slowest module edge seen (100 µs), well short of anything a person sees.
+pub const RISE_TIMEOUT_US: u32 = 1000;
+
+/// A pin error, or DIO that never rose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineError<E> {
+    Pin(E),
+    /// DIO read low for `RISE_TIMEOUT_US` after it was let go; says when.
+    /// Nothing answers then: a chip only pulls DIO low for its ACK, so this
+    /// is a short to GND, or a module without VCC sinking the line.
+    HeldLow(&'static str),
+}
+
+impl<E: embedded_hal::digital::Error> embedded_hal::digital::Error for LineError<E> {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LineError::Pin(e) => e.kind(),
+            LineError::HeldLow(_) => ErrorKind::Other,
+        }
+    }
+}
+
+/// When DIO did not rise: released for START (or a 1 bit, or STOP).
+pub const WHEN_RELEASED: &str = "when released (before START)";
+/// When DIO did not rise: the ACK should have ended at the 9th clock.
+pub const WHEN_AFTER_ACK: &str = "after the 9th clock";
+
+/// CLK with the error type of `OpenDrain` (the TM1637 driver wants one
+/// error type for both pins). CLK is push-pull: the Pi drives the module's
+/// capacitor through a few tens of ohms, so its edges are fast (< 1 µs).
+pub struct Clk<P>(pub P);
+
+impl<P: OutputPin> ErrorType for Clk<P> {
+    type Error = LineError<P::Error>;
+}
+
+impl<P: OutputPin> OutputPin for Clk<P> {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        self.0.set_low().map_err(LineError::Pin)
+    }
+
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        self.0.set_high().map_err(LineError::Pin)
+    }
+}
 
 /// A line that is either pulled low by us or left to its pull-up.
 pub trait OpenDrainLine {
@@ -38,10 +86,30 @@ enum Drive {
 /// `tm1637-embedded-hal` sets DIO low before the ninth (ACK) clock and then
 /// reads it; with a push-pull pin it would read its own low and take every
 /// write as acknowledged, so a missing display would never be noticed.
+///
+/// It also checks what it releases. DIO is let go to its pull-up (the chip
+/// only ever pulls it low), so whenever it is released it must rise: before
+/// START, for a 1 bit, for STOP, and after the 9th clock, when the chip ends
+/// its ACK. A line that stays low is a short or an unpowered module, which
+/// the ACK read alone takes for a chip (`LineError::HeldLow`).
+///
+/// And it waits for the rise. Datasheet reasoning: the TM1637 samples DIO
+/// on the rising CLK edge and wants it settled before (data set-up), with
+/// V_IH = 0.7 VDD. Modules put 1-10 nF on DIO against a 10 kΩ pull-up, so
+/// a released DIO climbs the RC curve V = VDD (1 - e^(-t/RC)) for 10-100
+/// µs, longer than the 20 µs bit delay: a fixed delay clocks a 1 out as a
+/// 0, and the chip ACKs the byte it misread. So after each release DIO is
+/// read back until it is high (1 µs polls, at most `RISE_TIMEOUT_US`), and
+/// then the wait is held three times as long again: the Pi's input switches
+/// somewhere in its TTL-style window (0.8-2.0 V at 3.3 V), and from 0.26
+/// VDD (0.30 RC) four times the time reaches 0.7 VDD (1.20 RC), the chip's
+/// threshold. An ideal wire reads high at the first poll and costs nothing.
 pub struct OpenDrain<L, D> {
     line: L,
     delay: D,
     drive: Drive,
+    /// The last read saw DIO low (an ACK): it must rise after the 9th clock.
+    acked: bool,
 }
 
 impl<L: OpenDrainLine, D: DelayNs> OpenDrain<L, D> {
@@ -50,6 +118,7 @@ impl<L: OpenDrainLine, D: DelayNs> OpenDrain<L, D> {
             line,
             delay,
             drive: Drive::Unknown,
+            acked: false,
         }
     }
 
@@ -61,16 +130,38 @@ impl<L: OpenDrainLine, D: DelayNs> OpenDrain<L, D> {
         }
         Ok(())
     }
+
+    /// Reads the released line until it is high, then waits three times as
+    /// long again (see the type's doc); `HeldLow(when)` if it never rises.
+    fn wait_high(&mut self, when: &'static str) -> Result<(), LineError<L::Error>> {
+        let mut waited_us = 0;
+        while !self.line.is_high().map_err(LineError::Pin)? {
+            if waited_us >= RISE_TIMEOUT_US {
+                return Err(LineError::HeldLow(when));
+            }
+            self.delay.delay_us(1);
+            waited_us += 1;
+        }
+        if waited_us > 0 {
+            self.delay.delay_us(3 * waited_us);
+        }
+        Ok(())
+    }
 }
 
 impl<L: OpenDrainLine, D> ErrorType for OpenDrain<L, D> {
-    type Error = L::Error;
+    type Error = LineError<L::Error>;
 }
 
 impl<L: OpenDrainLine, D: DelayNs> OutputPin for OpenDrain<L, D> {
     fn set_low(&mut self) -> Result<(), Self::Error> {
+        // The driver drives DIO low right after the 9th clock's falling
+        // edge, where the chip has let go of its ACK: DIO must rise first.
+        if std::mem::take(&mut self.acked) && self.drive == Drive::Released {
+            self.wait_high(WHEN_AFTER_ACK)?;
+        }
         if self.drive != Drive::Low {
-            self.line.drive_low()?;
+            self.line.drive_low().map_err(LineError::Pin)?;
             self.drive = Drive::Low;
         }
         Ok(())
@@ -78,17 +169,21 @@ impl<L: OpenDrainLine, D: DelayNs> OutputPin for OpenDrain<L, D> {
 
     fn set_high(&mut self) -> Result<(), Self::Error> {
         if self.drive != Drive::Released {
-            self.line.release()?;
+            self.line.release().map_err(LineError::Pin)?;
             self.drive = Drive::Released;
         }
-        Ok(())
+        // Also when it already was released (idle before START): a short
+        // that appeared between frames shows here, at the cost of one read.
+        self.wait_high(WHEN_RELEASED)
     }
 }
 
 impl<L: OpenDrainLine, D: DelayNs> InputPin for OpenDrain<L, D> {
     fn is_high(&mut self) -> Result<bool, Self::Error> {
-        self.release_for_reading()?;
-        self.line.is_high()
+        self.release_for_reading().map_err(LineError::Pin)?;
+        let high = self.line.is_high().map_err(LineError::Pin)?;
+        self.acked = !high;
+        Ok(high)
     }
 
     fn is_low(&mut self) -> Result<bool, Self::Error> {
@@ -333,11 +428,11 @@ mod tests {
 
     type Shared = Rc<RefCell<Wires>>;
 
-    struct Clk(Shared);
-    impl ErrorType for Clk {
+    struct ClkWire(Shared);
+    impl ErrorType for ClkWire {
         type Error = Infallible;
     }
-    impl OutputPin for Clk {
+    impl OutputPin for ClkWire {
         fn set_low(&mut self) -> Result<(), Infallible> {
             self.0.borrow_mut().change(|w| w.clk = false);
             Ok(())
@@ -368,19 +463,16 @@ mod tests {
         }
     }
 
-    fn wired(
-        present: bool,
-    ) -> (
-        Shared,
-        Tm1637Display<Clk, OpenDrain<Dio, NoopDelay>, NoopDelay>,
-    ) {
+    type WiredDisplay = Tm1637Display<Clk<ClkWire>, OpenDrain<Dio, NoopDelay>, NoopDelay>;
+
+    fn wired(present: bool) -> (Shared, WiredDisplay) {
         let wires = Rc::new(RefCell::new(Wires {
             present,
             clk: true,
             ..Wires::default()
         }));
         let dio = OpenDrain::new(Dio(wires.clone()), NoopDelay::new());
-        let display = Tm1637Display::new(Clk(wires.clone()), dio, NoopDelay::new(), 1);
+        let display = Tm1637Display::new(Clk(ClkWire(wires.clone())), dio, NoopDelay::new(), 1);
         (wires, display)
     }
 
