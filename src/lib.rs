@@ -22,6 +22,7 @@ pub mod notify;
 pub mod panel;
 pub mod panel_status;
 pub mod quiet;
+pub mod readcache;
 pub mod reply;
 pub mod request;
 pub mod selftest;
