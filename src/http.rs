@@ -85,7 +85,7 @@ impl Server {
 
     /// `GET /metrics`: read-only, no token, like `/api/status`; from
     /// memory, one rendering shared by everyone asking at once.
-    async fn metrics(&self, method: &Method) -> Response<Body> {
+    async fn metrics(&self, method: &Method, accept: Option<&str>) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             return refusal(RequestError::MethodNotAllowed("GET"));
         }
@@ -99,11 +99,15 @@ impl Server {
             })
             .await
             .unwrap_or_else(|never| match never {});
+        let (text, content_type) = if crate::metrics::wants_openmetrics(accept) {
+            (text, crate::metrics::CONTENT_TYPE)
+        } else {
+            let text = crate::metrics::to_text_004(&String::from_utf8_lossy(&text));
+            (Bytes::from(text), crate::metrics::TEXT_CONTENT_TYPE)
+        };
         let mut resp = Response::new(Full::new(text).boxed_unsync());
-        resp.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-        );
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         resp
     }
 
@@ -138,7 +142,11 @@ impl Server {
             );
         }
         if req.uri().path() == "/metrics" {
-            return self.metrics(req.method()).await;
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            return self.metrics(req.method(), accept).await;
         }
         // The page's API: a per-address limit, so one address looping on
         // it gets 429 for almost nothing (issue 19, item 1).
