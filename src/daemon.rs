@@ -99,7 +99,16 @@ pub async fn start(
         Some(web) => Box::new(crate::web::TapPanel::new(panel, web.clone())),
         None => panel,
     };
+    let db_path = claimed.store.path().to_path_buf();
     let counting = start_ledger(config, claimed.store, &engine, &web, &mqtt_wake)?;
+    // The page's reads go through their own read-only connection.
+    let reader = match Store::open_reader(&db_path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("the page's event list is off: {e}");
+            None
+        }
+    };
     let ledger = counting.ledger;
     let status = Arc::new(Mutex::new(PanelStatus::default()));
     let panel_name = panel.name();
@@ -154,6 +163,7 @@ pub async fn start(
         mqtt: mqtt_settings
             .as_ref()
             .map(|_| Arc::new(crate::figures::MqttStats::default())),
+        reads: crate::readcache::Reads::new(counting.activity, reader, MAX_LIMITED_CLIENTS),
     });
     let http = Arc::new(crate::http::Server {
         state: state.clone(),
@@ -250,6 +260,7 @@ struct Counting {
     ledger: LedgerHandle,
     counters: Arc<Mutex<crate::core::counters::Counters>>,
     commit_stats: Arc<crate::figures::CommitStats>,
+    activity: Arc<Mutex<crate::core::history::Activity>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -280,6 +291,7 @@ fn start_ledger(
         None => ledger,
     };
     let commit_stats = ledger.stats.clone();
+    let activity = ledger.activity.clone();
     let (ledger, thread) = ledger.spawn();
     let wake = ledger.clone();
     if !crate::clockwake::spawn(move || wake.clock_set()) {
@@ -289,6 +301,7 @@ fn start_ledger(
         ledger,
         counters,
         commit_stats,
+        activity,
         thread,
     })
 }

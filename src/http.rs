@@ -83,18 +83,31 @@ impl Server {
         resp
     }
 
-    /// `GET /metrics`: read-only, no token, like `/api/status`.
-    fn metrics(&self, method: &Method) -> Response<Body> {
+    /// `GET /metrics`: read-only, no token, like `/api/status`; from
+    /// memory, one rendering shared by everyone asking at once.
+    async fn metrics(&self, method: &Method, accept: Option<&str>) -> Response<Body> {
         if method != Method::GET && method != Method::HEAD {
             return refusal(RequestError::MethodNotAllowed("GET"));
         }
-        let text =
-            crate::metrics::Sample::of(&self.state, self.state.heartbeats.samples()).render();
-        let mut resp = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
-        resp.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-        );
+        let state = &self.state;
+        let text = state
+            .reads
+            .metrics
+            .get(|| async {
+                let sample = crate::metrics::Sample::of(state, state.heartbeats.samples());
+                Ok::<_, Infallible>(Bytes::from(sample.render()))
+            })
+            .await
+            .unwrap_or_else(|never| match never {});
+        let (text, content_type) = if crate::metrics::wants_openmetrics(accept) {
+            (text, crate::metrics::CONTENT_TYPE)
+        } else {
+            let text = crate::metrics::to_text_004(&String::from_utf8_lossy(&text));
+            (Bytes::from(text), crate::metrics::TEXT_CONTENT_TYPE)
+        };
+        let mut resp = Response::new(Full::new(text).boxed_unsync());
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         resp
     }
 
@@ -129,7 +142,29 @@ impl Server {
             );
         }
         if req.uri().path() == "/metrics" {
-            return self.metrics(req.method());
+            let accept = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            return self.metrics(req.method(), accept).await;
+        }
+        // The page's API: a per-address limit, so one address looping on
+        // it gets 429 for almost nothing (issue 19, item 1).
+        if self.web.is_some()
+            && matches!(
+                req.uri().path(),
+                "/api/history" | "/api/recent" | "/api/stream"
+            )
+            && !self.state.reads.allow(peer.ip(), self.state.mono_ms())
+        {
+            self.state
+                .requests
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many reads of the page's API from this address; slow down",
+            );
         }
         if let Some(resp) = crate::web::respond(&self.state, self.web.as_ref(), &req).await {
             return resp;
@@ -145,7 +180,17 @@ impl Server {
         };
         let route = match target {
             Target::Status => {
-                return json_response(StatusCode::OK, crate::status::status_json(&self.state))
+                let state = &self.state;
+                let body = state
+                    .reads
+                    .status
+                    .get(|| async {
+                        let v = crate::status::status_json(state);
+                        Ok::<_, Infallible>(Bytes::from(v.to_string() + "\n"))
+                    })
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                return crate::reply::json_bytes(StatusCode::OK, body);
             }
             Target::Hook(i) => routes[i].name.clone(),
             Target::Heartbeat => return self.heartbeat(req, peer).await,

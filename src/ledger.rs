@@ -12,6 +12,7 @@ use crate::clock::{wall_ms, Clock, SystemClock};
 use crate::core::clockcheck::{ClockStep, ClockWatch, PruneHorizon};
 use crate::core::counters::Counters;
 use crate::core::dedupe::{BanKey, Dedupe};
+use crate::core::history::{Activity, KEEP_MS};
 use crate::core::hook::Hook;
 use crate::core::loglimit::{LogLimit, LogNow};
 use crate::core::verdict::{self, Verdict};
@@ -100,8 +101,6 @@ pub enum LedgerMsg {
     Flush(Reply<()>),
     Reset(Option<String>, String, Reply<()>),
     Events(EventQuery, Reply<Vec<StoredEvent>>),
-    /// Counted events since a time per route per 5-minute slot (the web chart).
-    Activity(u64, Reply<Vec<crate::core::history::SlotCount>>),
     SetDedupeWindow(u64),
     /// The wall clock was set: look at it now, not only at the next hook.
     ClockSet,
@@ -153,13 +152,6 @@ impl LedgerHandle {
 
     pub async fn events(&self, query: EventQuery) -> Result<Vec<StoredEvent>, LedgerError> {
         self.ask(|r| LedgerMsg::Events(query, r)).await
-    }
-
-    pub async fn activity(
-        &self,
-        since_ms: u64,
-    ) -> Result<Vec<crate::core::history::SlotCount>, LedgerError> {
-        self.ask(|r| LedgerMsg::Activity(since_ms, r)).await
     }
 
     /// Commits what is queued and stops the ledger thread.
@@ -265,6 +257,8 @@ fn seeded_dedupe(store: &Store, now: u64, window_ms: u64) -> Result<Dedupe, Stor
 pub struct Ledger {
     store: Store,
     pub stats: Arc<CommitStats>,
+    /// The page's chart counts, updated with every commit (issue 19, item 1).
+    pub activity: Arc<Mutex<Activity>>,
     counters: Arc<Mutex<Counters>>,
     dedupe: Dedupe,
     retention_ms: u64,
@@ -342,6 +336,9 @@ impl Ledger {
             );
         }
         let counters = Arc::new(Mutex::new(store.load_counters(now)?));
+        let activity = Arc::new(Mutex::new(Activity::of(
+            &store.activity(now.saturating_sub(KEEP_MS))?,
+        )));
         let store_breakdown = store.load_breakdown()?;
         let dedupe = seeded_dedupe(&store, now, dedupe_window_ms)?;
         let mut clock_watch = ClockWatch::default();
@@ -349,6 +346,7 @@ impl Ledger {
         let ledger = Ledger {
             store,
             counters: counters.clone(),
+            activity,
             dedupe,
             retention_ms,
             max_events,
@@ -474,6 +472,8 @@ impl Ledger {
         tracing::info!(events = moved, "events re-dated");
         let fresh = self.store.load_counters(now)?;
         *self.counters.lock().expect("counters lock") = fresh;
+        let slots = self.store.activity(now.saturating_sub(KEEP_MS))?;
+        *self.activity.lock().expect("activity lock") = Activity::of(&slots);
         self.dedupe = seeded_dedupe(&self.store, now, self.dedupe_window_ms)?;
         Ok(())
     }
@@ -516,10 +516,6 @@ impl Ledger {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
                     self.stats.events.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = reply.send(r.map_err(LedgerError::from));
-            }
-            LedgerMsg::Activity(since_ms, reply) => {
-                let r = self.store.activity(since_ms);
                 let _ = reply.send(r.map_err(LedgerError::from));
             }
             LedgerMsg::OutboxAfter(after, limit, reply) => {
@@ -675,6 +671,11 @@ impl Ledger {
                     live.record(&e.route, e.ts_ms);
                 }
                 drop(live);
+                let mut activity = self.activity.lock().expect("activity lock");
+                for e in events.iter().filter(|e| e.kind == "hook") {
+                    activity.add(&e.route, e.ts_ms);
+                }
+                drop(activity);
                 for (i, (h, reply)) in hooks.drain(..).enumerate() {
                     if outcomes[i].counted {
                         (self.on_counted)(&h.route);

@@ -23,6 +23,7 @@ pub mod panel;
 pub mod panel_status;
 pub mod power;
 pub mod quiet;
+pub mod readcache;
 pub mod reply;
 pub mod request;
 pub mod selftest;

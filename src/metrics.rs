@@ -21,8 +21,62 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::core::breakdown::EventKey;
 use crate::figures::HeartbeatSample;
 
-/// What `/metrics` answers with (what prometheus-client writes).
+/// What `/metrics` answers a client that asks for OpenMetrics with (what
+/// prometheus-client writes).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// What it answers everyone else with: the Prometheus text format 0.0.4,
+/// which `promtool check metrics` and older scrapers read (issue 19, item 6).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Does an `Accept` header ask for OpenMetrics? (Prometheus's own scrape
+/// lists it first; curl and browsers do not.)
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.to_ascii_lowercase()
+            .contains("application/openmetrics-text")
+    })
+}
+
+/// prometheus-client's OpenMetrics exposition in the 0.0.4 text format.
+/// prometheus-client writes only OpenMetrics, and the two differ only in
+/// what this changes, so it is done here rather than by a second metrics
+/// library: no `# EOF` and no `# UNIT` lines; a counter's HELP and TYPE
+/// name its `_total` samples; an `info` family (not a 0.0.4 type) becomes
+/// a gauge named like its `_info` sample. Samples pass unchanged.
+pub fn to_text_004(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // prometheus-client writes HELP, then TYPE: the HELP waits for the type.
+    let mut help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            help = Some((name, text));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (name, kind) = match kind {
+                "counter" if !name.ends_with("_total") => (format!("{name}_total"), kind),
+                "info" => (format!("{name}_info"), "gauge"),
+                _ => (name.to_string(), kind),
+            };
+            if let Some((_, text)) = help.take() {
+                out.push_str(&format!("# HELP {name} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        if let Some((name, text)) = help.take() {
+            out.push_str(&format!("# HELP {name} {text}\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 /// The target triple this binary was built for (set by build.rs).
 pub const TARGET: &str = env!("BANLIGHT_TARGET");

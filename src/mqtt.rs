@@ -257,16 +257,29 @@ impl Mqtt {
                 Ended::Lost { had_connected } => {
                     this.stats.connected.store(false, Ordering::Relaxed);
                     this.stats.subscribed.store(false, Ordering::Relaxed);
+                    // What waits is what status shows, broker or not.
+                    this.refresh_pending().await;
                     if had_connected {
                         backoff = BACKOFF_MIN;
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => return,
+                    let until = tokio::time::Instant::now() + backoff;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(until) => break,
+                            _ = tokio::time::sleep(STATE_EVERY) => this.refresh_pending().await,
+                            _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => return,
+                        }
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
+        }
+    }
+
+    /// The outbox's length into the status figures.
+    async fn refresh_pending(&self) {
+        if let Ok(n) = self.ledger.outbox_len().await {
+            self.stats.pending.store(n, Ordering::Relaxed);
         }
     }
 
@@ -362,14 +375,16 @@ impl Mqtt {
                     s.update_discovery();
                     s.fill().await;
                 }
-                _ = tick.tick(), if s.connected => {
-                    s.flush_acks().await;
-                    s.publish_state();
-                    s.update_discovery();
-                    s.fill().await;
-                    if let Ok(n) = self.ledger.outbox_len().await {
-                        self.stats.pending.store(n, Ordering::Relaxed);
+                _ = tick.tick() => {
+                    if s.connected {
+                        s.flush_acks().await;
+                        s.publish_state();
+                        s.update_discovery();
+                        s.fill().await;
                     }
+                    // Also while (re)connecting: the events waiting grow
+                    // while the broker is away (issue 19, item 6).
+                    self.refresh_pending().await;
                 }
             }
             if s.acked.len() >= ACK_BATCH || (!s.acked.is_empty() && s.inflight == 0) {

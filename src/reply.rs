@@ -13,7 +13,12 @@ use serde_json::{json, Value};
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 pub fn json_response(status: StatusCode, value: Value) -> Response<Body> {
-    let body = Full::new(Bytes::from(value.to_string() + "\n")).boxed_unsync();
+    json_bytes(status, Bytes::from(value.to_string() + "\n"))
+}
+
+/// JSON already serialised (a shared answer, see `readcache.rs`).
+pub fn json_bytes(status: StatusCode, json: Bytes) -> Response<Body> {
+    let body = Full::new(json).boxed_unsync();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut()

@@ -80,6 +80,8 @@ pub struct State {
     pub heartbeats: Arc<Monitor>,
     /// With `[mqtt]`: the broker connection's figures.
     pub mqtt: Option<Arc<MqttStats>>,
+    /// The read endpoints' memory, read-only store and limits (issue 19).
+    pub reads: crate::readcache::Reads,
 }
 
 impl State {

@@ -216,6 +216,25 @@ impl Store {
         &self.path
     }
 
+    /// A second, read-only connection to the database at `path` (issue 19,
+    /// item 1): in WAL mode its reads never wait for the writer nor hold it
+    /// up, so the page's event list is read beside the ledger thread, not
+    /// queued behind its commits. `query_only` makes any write an error.
+    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        let sqlite = sqlite_error(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite)?;
+        conn.execute_batch("PRAGMA busy_timeout = 2000; PRAGMA query_only = 1;")
+            .map_err(sqlite)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_error(&self.path)
     }

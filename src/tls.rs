@@ -52,6 +52,28 @@ fn write_private(path: &Path, data: &str) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// A private key others can read (a restore from a backup, a hand-made
+/// key, a careless chmod) is made 0600 again, or the start is refused with
+/// the command that fixes it (issue 19, item 6). Returns whether it changed.
+fn keep_private(path: &Path) -> Result<bool, String> {
+    let Ok(meta) = fs::metadata(path) else {
+        return Ok(false);
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(false);
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| {
+        format!(
+            "the TLS key {} is readable by others (mode {mode:o}) and could not be made private ({e}): run `chmod 600 {}` as its owner",
+            path.display(),
+            path.display()
+        )
+    })?;
+    tracing::warn!(key = %path.display(), "the TLS key was readable by others (mode {mode:o}): made it 0600");
+    Ok(true)
+}
+
 /// A new key and self-signed certificate, written as `key_name`/`cert_name`.
 fn generate(dir: &Path, key_name: &str, cert_name: &str) -> Result<(), String> {
     let key = KeyPair::generate().map_err(|e| format!("generating a TLS key: {e}"))?;
@@ -194,6 +216,9 @@ impl TlsState {
             tracing::info!(dir = %dir.display(), "made a new TLS key and self-signed certificate");
         }
         promote_if_due(&dir, now_ms)?;
+        for key in [KEY, NEXT_KEY] {
+            keep_private(&dir.join(key))?;
+        }
         let pins = write_pins(&dir)?;
         tracing::info!(pin = %pins[0], "TLS key");
         let acceptor = tokio_rustls::TlsAcceptor::from(server_config(&dir)?);
@@ -264,6 +289,18 @@ mod tests {
             pins,
             "the key is kept across restarts"
         );
+    }
+
+    #[test]
+    fn a_key_readable_by_others_is_made_private_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = TlsState::open(dir.path(), 0).unwrap();
+        let key = super::dir(dir.path()).join(KEY);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let _ = TlsState::open(dir.path(), 0).unwrap();
+        let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(keep_private(&key), Ok(false), "already private");
     }
 
     #[test]

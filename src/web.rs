@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::clock::wall_ms;
 use crate::core::history::{bucketize, day_edges, ten_minute_edges, MONTH_DAYS};
 use crate::core::scene::Frame;
-use crate::ledger::{EventQuery, LedgerError};
+use crate::ledger::LedgerError;
 use crate::panel::{PanelError, PanelOutput};
 use crate::reply::Body;
 use crate::state::State;
@@ -177,12 +177,24 @@ pub async fn respond<B>(
         "/" | "/index.html" => asset(INDEX_HTML, "text/html; charset=utf-8"),
         "/app.css" => asset(APP_CSS, "text/css; charset=utf-8"),
         "/app.js" => asset(APP_JS, "text/javascript; charset=utf-8"),
-        "/api/history" => match history(app).await {
-            Ok(v) => json_ok(v),
+        // From memory and the read-only connection, one computation
+        // shared by everyone asking at once: never through the ledger.
+        "/api/history" => match app
+            .reads
+            .history
+            .get(|| async { Ok::<_, LedgerError>(json_bytes(&history(app))) })
+            .await
+        {
+            Ok(b) => json_body(b),
             Err(e) => store_error(e),
         },
-        "/api/recent" => match recent(app).await {
-            Ok(v) => json_ok(v),
+        "/api/recent" => match app
+            .reads
+            .recent
+            .get(|| async { recent(app).await.map(|v| json_bytes(&v)) })
+            .await
+        {
+            Ok(b) => json_body(b),
             Err(e) => store_error(e),
         },
         _ => stream(app.clone(), web.clone()),
@@ -219,10 +231,15 @@ fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
 }
 
 fn json_ok(value: Value) -> Response<Body> {
-    with_headers(
-        Response::new(full(value.to_string() + "\n")),
-        "application/json",
-    )
+    json_body(json_bytes(&value))
+}
+
+fn json_bytes(value: &Value) -> Bytes {
+    Bytes::from(value.to_string() + "\n")
+}
+
+fn json_body(bytes: Bytes) -> Response<Body> {
+    with_headers(Response::new(full(bytes)), "application/json")
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response<Body> {
@@ -241,13 +258,18 @@ fn store_error(e: LedgerError) -> Response<Body> {
 
 /// Events per route: the last 24 h per 10 minutes, the last 30 days per
 /// day in the appliance's time zone.
-async fn history(app: &State) -> Result<Value, LedgerError> {
+pub fn history(app: &State) -> Value {
     let now = wall_ms();
     let zone = jiff::tz::TimeZone::system();
     let day = ten_minute_edges(now);
     let month = day_edges(now, &zone);
     let since = day[0].min(month[0]);
-    let slots = app.ledger.activity(since).await?;
+    let slots = app
+        .reads
+        .activity
+        .lock()
+        .expect("activity lock")
+        .since(since);
     let routes = app.routing().routes.clone();
     let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
     let day_counts = bucketize(&slots, &names, &day);
@@ -260,7 +282,7 @@ async fn history(app: &State) -> Result<Value, LedgerError> {
                 .unwrap_or_default()
         })
         .collect();
-    Ok(json!({
+    json!({
         "now_ms": now,
         "time_zone": zone.iana_name().unwrap_or("local"),
         "routes": routes.iter().map(|r| json!({
@@ -270,19 +292,23 @@ async fn history(app: &State) -> Result<Value, LedgerError> {
         })).collect::<Vec<_>>(),
         "day": { "edges": day, "counts": day_counts },
         "month": { "edges": month, "labels": labels, "counts": month_counts },
-    }))
+    })
 }
 
+/// The newest events, read on the read-only connection (a blocking
+/// thread), beside the ledger thread and never queued behind it.
 async fn recent(app: &State) -> Result<Value, LedgerError> {
-    let events = app
-        .ledger
-        .events(EventQuery {
-            since_ms: 0,
-            route: None,
-            limit: RECENT_EVENTS,
-            ignored: false,
-        })
-        .await?;
+    let Some(store) = app.reads.store.clone() else {
+        return Err(LedgerError::Store("no read-only connection".into()));
+    };
+    let events = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .expect("reader lock")
+            .events(0, None, RECENT_EVENTS)
+    })
+    .await
+    .map_err(|e| LedgerError::Store(format!("reader: {e}")))??;
     let list: Vec<Value> = events.iter().map(StoredEvent::to_json).collect();
     Ok(json!({ "events": list }))
 }

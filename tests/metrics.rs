@@ -121,7 +121,7 @@ async fn scrape(addr: std::net::SocketAddr) -> Metrics {
     let r = request_from(
         [127, 0, 0, 9],
         addr,
-        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -360,5 +360,96 @@ async fn event_counts_start_from_the_store_after_a_restart() {
     d.get(&format!("/red?jail=sshd&ip=203.0.113.50&token={TOKEN}"))
         .await;
     assert_eq!(scrape(d.addr).await.get(BANNED, &ssh_web1()), 2.0);
+    d.shutdown().await;
+}
+
+/// `promtool`, or None (skipped with a reason; required under CI=true).
+fn promtool() -> Option<&'static str> {
+    if std::path::Path::new("/usr/bin/promtool").exists() {
+        return Some("/usr/bin/promtool");
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "promtool is required under CI=true (apt install prometheus)"
+    );
+    eprintln!("SKIPPED: promtool is not installed (apt install prometheus)");
+    None
+}
+
+/// Issue 19, item 6: asked for `text/plain` (or nothing), `/metrics` is the
+/// Prometheus text format 0.0.4 and passes `promtool check metrics` with no
+/// complaint (every counter has HELP); OpenMetrics only when asked.
+#[tokio::test]
+async fn text_plain_is_the_0_0_4_format_and_passes_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(dir.path(), CONFIG)).await;
+    // Something in every family that has labels: a ban, a 401.
+    let r = d
+        .get(&format!("/red?jail=sshd&ip=203.0.113.9&token={TOKEN}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for accept in ["", "Accept: text/plain\r\n", "Accept: */*\r\n"] {
+        let r = request_from(
+            [127, 0, 0, 9],
+            d.addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: t\r\n{accept}Connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.head
+                .to_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{accept:?}: {}",
+            r.head
+        );
+        assert!(!r.body.contains("# EOF") && !r.body.contains("# UNIT"));
+        assert!(!r.body.contains(" info\n"), "no info type in 0.0.4");
+        // Every TYPE has a HELP line right before it, with some text.
+        let lines: Vec<&str> = r.body.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                let help = lines[i - 1];
+                assert!(
+                    help.starts_with(&format!("# HELP {name} ")) && help.len() > name.len() + 9,
+                    "{name} has no HELP: {help:?}"
+                );
+            }
+        }
+        assert_eq!(
+            Metrics(parse(&format!("{}# EOF\n", r.body))).get(BANNED, &ssh_web1()),
+            1.0,
+            "the same samples"
+        );
+        let Some(promtool) = promtool() else {
+            continue;
+        };
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(r.body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool: {said}\n{}",
+            r.body
+        );
+    }
     d.shutdown().await;
 }

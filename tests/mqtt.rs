@@ -1479,3 +1479,24 @@ async fn stored_hooks_are_acknowledged_to_their_sender_refused_ones_are_not() {
     assert_eq!(s["total"], 2, "{s}");
     d.shutdown().await;
 }
+
+/// Issue 19, item 6: while no broker answers, status shows how many
+/// events wait in the outbox (it said 0 while 30 waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_length_is_right_while_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: every connection attempt is refused.
+    let port = free_port();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n"),
+    ))
+    .await;
+    for i in 0..30 {
+        let r = d.get(&format!("/red?jail=sshd&ip=203.0.113.{i}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let s = wait_status(&d, "30 waiting", |s| s["mqtt"]["outbox"] == 30).await;
+    assert_eq!(s["mqtt"]["connected"], false, "{s}");
+    d.shutdown().await;
+}

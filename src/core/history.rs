@@ -2,6 +2,8 @@
 //! per 10 minutes, the last 30 days per local day). Pure: the store's counts
 //! per 5-minute slot, the time and the time zone are passed in.
 
+use std::collections::{BTreeMap, HashMap};
+
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
@@ -71,9 +73,108 @@ pub fn bucketize(slots: &[SlotCount], routes: &[String], edges: &[u64]) -> Vec<V
     out
 }
 
+/// How far back `Activity` keeps slots: the 30-day chart plus a day for
+/// time zones and the current day.
+pub const KEEP_MS: u64 = (MONTH_DAYS as u64 + 2) * 86_400_000;
+
+/// The chart's counts in memory (issue 19, item 1): events per route per
+/// store slot, kept up to date by the ledger as it counts, seeded from the
+/// store at start. The page reads this instead of the store, so a page
+/// never waits for (or delays) the commit of a hook.
+#[derive(Debug, Default, Clone)]
+pub struct Activity {
+    /// route -> slot start -> events
+    routes: HashMap<String, BTreeMap<u64, u64>>,
+    newest_ms: u64,
+}
+
+impl Activity {
+    pub fn of(slots: &[SlotCount]) -> Activity {
+        let mut a = Activity::default();
+        for s in slots {
+            a.add_n(&s.route, s.slot_ms, s.n);
+        }
+        a
+    }
+
+    /// One counted event of `route` at `ts_ms`.
+    pub fn add(&mut self, route: &str, ts_ms: u64) {
+        self.add_n(route, ts_ms, 1);
+    }
+
+    fn add_n(&mut self, route: &str, ts_ms: u64, n: u64) {
+        let slot = ts_ms / SLOT_MS * SLOT_MS;
+        let slots = match self.routes.get_mut(route) {
+            Some(s) => s,
+            None => self.routes.entry(route.to_string()).or_default(),
+        };
+        let c = slots.entry(slot).or_insert(0);
+        *c = c.saturating_add(n);
+        if slot > self.newest_ms {
+            self.newest_ms = slot;
+            // Slots older than KEEP_MS before the newest go: memory stays
+            // bounded at routes x KEEP_MS / SLOT_MS entries.
+            let keep_from = slot.saturating_sub(KEEP_MS);
+            for s in self.routes.values_mut() {
+                if s.first_key_value().is_some_and(|(&k, _)| k < keep_from) {
+                    *s = s.split_off(&keep_from);
+                }
+            }
+        }
+    }
+
+    /// Every slot starting at or after `since_ms`.
+    pub fn since(&self, since_ms: u64) -> Vec<SlotCount> {
+        let from = since_ms / SLOT_MS * SLOT_MS;
+        self.routes
+            .iter()
+            .flat_map(|(route, slots)| {
+                slots.range(from..).map(move |(&slot_ms, &n)| SlotCount {
+                    route: route.clone(),
+                    slot_ms,
+                    n,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activity_counts_per_slot_and_forgets_what_is_too_old() {
+        let mut a = Activity::of(&[slot("red", 1000 * SLOT_MS, 2)]);
+        a.add("red", 1000 * SLOT_MS + 5);
+        a.add("blue", 1001 * SLOT_MS + SLOT_MS - 1);
+        let mut got = a.since(1000 * SLOT_MS + 1);
+        got.sort_by_key(|s| (s.slot_ms, s.route.clone()));
+        assert_eq!(
+            got,
+            vec![
+                slot("red", 1000 * SLOT_MS, 3),
+                slot("blue", 1001 * SLOT_MS, 1)
+            ]
+        );
+        assert_eq!(a.since(1001 * SLOT_MS).len(), 1);
+        // An event KEEP_MS later drops the old slots of every route.
+        a.add("green", 1001 * SLOT_MS + KEEP_MS + SLOT_MS);
+        let left = a.since(0);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].route, "green");
+        // The same counts as bucketize over the store's slots.
+        let slots = [
+            slot("red", 1000 * SLOT_MS, 4),
+            slot("red", 1003 * SLOT_MS, 1),
+        ];
+        let edges = [1000 * SLOT_MS, 1002 * SLOT_MS, 1004 * SLOT_MS];
+        let names = vec!["red".to_string()];
+        assert_eq!(
+            bucketize(&Activity::of(&slots).since(0), &names, &edges),
+            bucketize(&slots, &names, &edges)
+        );
+    }
 
     fn slot(route: &str, slot_ms: u64, n: u64) -> SlotCount {
         SlotCount {

@@ -47,9 +47,9 @@ impl HookParams {
                     .parse()
                     .map_err(|_| format!("invalid ip \"{}\"", shown(v, 64)))?;
                 // Canonical form, so dedupe sees ::1 and 0:0::1 as one address,
-                // and ::ffff:a.b.c.d (an IPv4 client of a dual-stack server) as
-                // the a.b.c.d it is.
-                self.ip = Some(ip.to_canonical().to_string());
+                // and ::ffff:a.b.c.d (an IPv4 client of a dual-stack server),
+                // ::a.b.c.d, NAT64 and 6to4 forms as the a.b.c.d they carry.
+                self.ip = Some(crate::core::ignore::fold_ipv4(ip).to_string());
             }
             "failures" => {
                 self.failures = Some(

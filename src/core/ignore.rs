@@ -26,11 +26,48 @@ impl IgnoreList {
         &self.nets
     }
 
-    /// Whether `ip` lies in a listed network. An IPv4-mapped IPv6 address
-    /// (`::ffff:203.0.113.9`) is the IPv4 address it carries.
+    /// Whether `ip` lies in a listed network. An IPv6 address that carries
+    /// an IPv4 one is that IPv4 address (see `fold_ipv4`).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
+        let ip = fold_ipv4(ip);
         self.nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, if it carries one (issue
+/// 19, item 6), so the ignore list and dedupe see one client, however a
+/// dual-stack server, a NAT64 or a 6to4 relay wrote it:
+/// - IPv4-mapped `::ffff:a.b.c.d` (a v4 client of a dual-stack socket);
+/// - IPv4-compatible `::a.b.c.d` (deprecated, RFC 4291), but not `::` and
+///   `::1` (nor anything else in `::/104`, which is not an IPv4 host);
+/// - NAT64 `64:ff9b::a.b.c.d` (the well-known prefix, RFC 6052): the v4
+///   host behind the translator;
+/// - 6to4 `2002:AABB:CCDD::/48` (RFC 3056): the site's v4 address
+///   `AA.BB.CC.DD`; the host part is dropped (one site, one client, as the
+///   rate limiter treats a /64).
+///
+/// Anything else is returned as it is (canonical form).
+pub fn fold_ipv4(ip: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = ip else {
+        return ip;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| {
+        IpAddr::V4(std::net::Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        ))
+    };
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi >> 8 != 0 => v4(hi, lo),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
+        [0x2002, hi, lo, ..] => v4(hi, lo),
+        _ => ip,
     }
 }
 
@@ -84,6 +121,20 @@ mod tests {
     fn mapped_v6_is_the_v4_address() {
         let l = list(&["203.0.113.0/24"]);
         assert!(l.contains(ip("::ffff:203.0.113.9")));
+        // IPv4-compatible, NAT64 and 6to4 forms of 203.0.113.9 too.
+        for v6 in ["::203.0.113.9", "64:ff9b::203.0.113.9", "2002:cb00:7109::1"] {
+            assert!(l.contains(ip(v6)), "{v6}");
+            assert_eq!(fold_ipv4(ip(v6)), ip("203.0.113.9"), "{v6}");
+        }
+        for not_v4 in [
+            "::",
+            "::1",
+            "::ff:1",
+            "64:ff9b:1::cb00:7109",
+            "2001:db8::cb00:7109",
+        ] {
+            assert_eq!(fold_ipv4(ip(not_v4)), ip(not_v4), "{not_v4}");
+        }
         assert!(!l.contains(ip("::ffff:203.0.114.9")));
         // and a v4 address never matches a v6-only list
         assert!(!list(&["2001:db8::/32"]).contains(ip("203.0.113.9")));
