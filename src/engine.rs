@@ -364,6 +364,11 @@ impl Engine {
                     tracing::warn!(command = ?command, "running the shutdown command");
                     let result = tokio::process::Command::new(&command[0])
                         .args(&command[1..])
+                        // $NOTIFY_SOCKET is the daemon's channel to systemd:
+                        // systemctl would report its own failure there.
+                        .env_remove("NOTIFY_SOCKET")
+                        .env_remove("WATCHDOG_USEC")
+                        .env_remove("WATCHDOG_PID")
                         .status()
                         .await;
                     match result {
