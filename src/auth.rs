@@ -54,6 +54,44 @@ pub fn find_source<'a>(token: &str, sources: &'a [Source]) -> Option<&'a Source>
     found
 }
 
+/// The source whose token signed `signed` with `sig_hex` (HMAC-SHA256, 64
+/// hex digits), if any. Every source is tried, each with the `hmac` crate's
+/// constant-time comparison, so the time taken says nothing about the
+/// signature or which source came close.
+pub fn source_by_signature<'a>(
+    sources: &'a [Source],
+    signed: &str,
+    sig_hex: &str,
+) -> Option<&'a Source> {
+    use hmac::{Hmac, Mac};
+    let sig = hex_bytes(sig_hex)?;
+    let mut found = None;
+    for s in sources {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(s.token.as_bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(signed.as_bytes());
+        if mac.verify_slice(&sig).is_ok() && found.is_none() {
+            found = Some(s);
+        }
+    }
+    found
+}
+
+/// 64 hex digits as 32 bytes (the `hex` crate for one call is not worth it).
+fn hex_bytes(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in b.chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
 /// Does `token` belong to a configured source?
 pub fn is_known_token(token: &str, sources: &[Source]) -> bool {
     find_source(token, sources).is_some()
@@ -91,6 +129,26 @@ mod tests {
             routes: routes.map(|r| r.iter().map(|s| s.to_string()).collect()),
             heartbeat: None,
         }
+    }
+
+    #[test]
+    fn a_signature_names_the_source_whose_token_made_it() {
+        // RFC 4231, test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?")
+        let sig = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        let data = "what do ya want for nothing?";
+        let sources = [source("a", "not-jefe", None), source("b", "Jefe", None)];
+        assert_eq!(
+            source_by_signature(&sources, data, sig).map(|s| s.name.as_str()),
+            Some("b")
+        );
+        assert_eq!(
+            source_by_signature(&sources, data, &sig.to_uppercase()).map(|s| s.name.as_str()),
+            Some("b")
+        );
+        assert!(source_by_signature(&sources, "what do ya want for nothing!", sig).is_none());
+        assert!(source_by_signature(&sources[..1], data, sig).is_none());
+        assert!(source_by_signature(&sources, data, &sig[..62]).is_none());
+        assert!(source_by_signature(&sources, data, &format!("{}zz", &sig[..62])).is_none());
     }
 
     #[test]

@@ -241,6 +241,14 @@ enum Ended {
 impl Mqtt {
     /// Runs until `stop` turns true: then publishes `offline` and disconnects.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        if self.settings.config.subscribe && self.settings.config.accept_payload_token {
+            tracing::warn!(
+                "[mqtt] accept_payload_token = true is deprecated: hooks that carry their token \
+                 in the payload are accepted, and every subscriber of {} sees those tokens; \
+                 update the servers' banlight-deliver-mqtt (it signs) and remove the setting",
+                self.settings.config.hooks_topic
+            );
+        }
         let this = Arc::new(self);
         let mut backoff = BACKOFF_MIN;
         let mut log = crate::core::loglimit::LogLimit::new(60_000);
@@ -703,7 +711,8 @@ impl Session {
             // One task per hook, so concurrent hooks share the ledger's
             // group commit; the broker gets the ack once the hook is stored.
             tokio::spawn(async move {
-                match hook_from_message(&p.payload, &m.state) {
+                let accept_token = m.settings.config.accept_payload_token;
+                match hook_from_message(&p.payload, &m.state, accept_token) {
                     Ok((hook, sender)) => {
                         let ack = sender.zip(hook.event_id.clone());
                         match m.ledger.hook(hook).await {
@@ -816,14 +825,41 @@ impl Session {
 /// token (constant time, routes it may post to), ignore list. With it, the
 /// name its sender acknowledgements go to: the message's own `source`
 /// (what the server's delivery script listens under), else the hook's.
-pub fn hook_from_message(payload: &[u8], state: &State) -> Result<(Hook, Option<String>), String> {
-    let h = pure::parse_hook_message(payload)?;
+///
+/// Issue 19, item 7: with `[[source]]` tables a hook proves its source by
+/// `sig`, an HMAC-SHA256 of its fields under the source's token, so the
+/// token never travels to the topic's other subscribers. A token in the
+/// payload (the old form) is refused unless `accept_payload_token`.
+pub fn hook_from_message(
+    payload: &[u8],
+    state: &State,
+    accept_payload_token: bool,
+) -> Result<(Hook, Option<String>), String> {
+    let mut h = pure::parse_hook_message(payload)?;
     let routing = state.routing();
     if !routing.routes.iter().any(|r| r.name == h.route) {
         return Err(format!("no such route \"{}\" ({h})", h.route));
     }
     // Shown in refusals; never shows the token.
-    let (shown, token_sent) = (h.to_string(), h.fields.token.is_some());
+    let (shown, token_sent) = (h.to_string(), h.fields.token.is_some() || h.sig.is_some());
+    match (&h.sig, h.fields.token.is_some()) {
+        (Some(_), true) => return Err(format!("both \"sig\" and \"token\" ({shown})")),
+        // With no [[source]] tables anyone may post: nothing to check.
+        (Some(sig), false) if !routing.sources.is_empty() => {
+            let source = crate::auth::source_by_signature(&routing.sources, &h.signed, sig)
+                .ok_or_else(|| format!("wrong signature ({shown})"))?;
+            // Checked like a token from here on: the routes it may post to.
+            h.fields.token = Some(source.token.clone());
+        }
+        (None, true) if !accept_payload_token => {
+            return Err(format!(
+                "a token in the payload is refused: every subscriber of the topic would see it; \
+                 sign the hook (\"sig\", the shipped action does) or set [mqtt] \
+                 accept_payload_token = true (deprecated) ({shown})"
+            ))
+        }
+        _ => {}
+    }
     let sender = h.fields.source.clone();
     routing
         .admit(h.route, h.fields)

@@ -617,9 +617,11 @@ async fn hooks_over_mqtt_need_the_token_and_count_once() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // The old form (a token in the payload), behind its switch (issue 19,
+    // item 7); signed hooks: shipped_bans_are_signed_...
     let d = TestDaemon::start(&test_config(
         dir.path(),
-        &desk_section(&broker, "desk-a", ""),
+        &desk_section(&broker, "desk-a", "accept_payload_token = true"),
     ))
     .await;
     wait_subscribed(&d).await;
@@ -1419,7 +1421,7 @@ async fn stored_hooks_are_acknowledged_to_their_sender_refused_ones_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(
         dir.path(),
-        &desk_section(&broker, "desk-k", ""),
+        &desk_section(&broker, "desk-k", "accept_payload_token = true"),
     ))
     .await;
     wait_subscribed(&d).await;
@@ -1498,5 +1500,100 @@ async fn the_outbox_length_is_right_while_disconnected() {
     }
     let s = wait_status(&d, "30 waiting", |s| s["mqtt"]["outbox"] == 30).await;
     assert_eq!(s["mqtt"]["connected"], false, "{s}");
+    d.shutdown().await;
+}
+
+/// Issue 19, item 7: the shipped action signs each ban (HMAC-SHA256 under
+/// the source's token, over id, route, source, jail, ip and time) and sends
+/// no token; an eavesdropper on the topic learns none, its replay of a
+/// captured message counts nothing new, and an altered message or a wrong
+/// signature counts nothing. A token in the payload (the old form) is
+/// refused unless `accept_payload_token` (see
+/// `hooks_over_mqtt_need_the_token_and_count_once`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_bans_are_signed_and_a_wrong_or_altered_signature_counts_nothing() {
+    let Some(broker) = Broker::start(false) else {
+        return;
+    };
+    if !mosquitto_pub_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start(&test_config(
+        dir.path(),
+        &desk_section(&broker, "desk-h", ""),
+    ))
+    .await;
+    wait_subscribed(&d).await;
+    let spy = Sub::start(broker.port, "eavesdropper", true, &["t/fleet/hooks"]).await;
+    let server = tempfile::tempdir().unwrap();
+    let spool = server.path().join("spool");
+    let ban_time = banlight::clock::wall_ms() / 1000 - 60;
+    let command = shipped_actionban(&[
+        ("name", "sshd".into()),
+        ("ip", "203.0.113.90".into()),
+        ("time", format!("{ban_time}.5")),
+        ("broker", "127.0.0.1".into()),
+        ("port", broker.port.to_string()),
+        ("topic", "t/fleet/hooks".into()),
+        ("route", "red".into()),
+        ("source", "web-1".into()),
+        ("token", "web1-token-0123456789".into()),
+        ("spool_dir", spool.display().to_string()),
+        ("retry_min", "1".into()),
+        ("retry_max", "2".into()),
+        ("deliver", shipped_deliver_mqtt()),
+    ]);
+    run_action(&command);
+    wait_status(&d, "the signed ban counted", |s| s["total"] == 1).await;
+    let deadline = Instant::now() + DEADLINE;
+    while spy.on("t/fleet/hooks").is_empty() {
+        assert!(Instant::now() < deadline, "the eavesdropper saw nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let captured = spy.on("t/fleet/hooks")[0].payload.clone();
+    assert!(!captured.contains("web1-token"), "no token: {captured}");
+    let v: Value = serde_json::from_str(&captured).unwrap();
+    assert!(v.get("token").is_none(), "{v}");
+    let sig = v["sig"].as_str().unwrap_or_default();
+    assert!(
+        sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{v}"
+    );
+    let publish = |body: String| {
+        let c = spy.client.clone();
+        async move {
+            c.publish("t/fleet/hooks", QoS::AtLeastOnce, false, body)
+                .await
+                .unwrap()
+        }
+    };
+    // The replay: its event id is known, nothing new counts.
+    publish(captured.clone()).await;
+    wait_status(&d, "the replay seen", |s| {
+        s["mqtt"]["hooks_not_counted"] == 1
+    })
+    .await;
+    // Altered, each in one field the signature covers, or re-signed badly.
+    let altered = |k: &str, val: Value| {
+        let mut v = v.clone();
+        v[k] = val;
+        v.to_string()
+    };
+    let bodies = [
+        altered("time", Value::from(ban_time + 1)),
+        altered("ip", Value::from("203.0.113.91")),
+        altered("id", Value::from("f2b:web-1:sshd:203.0.113.90:1")),
+        altered("jail", Value::from("other")),
+        altered("sig", Value::from("0".repeat(64))),
+        // the old form, with the right token: refused by default
+        r#"{"id":"old-1","route":"red","ip":"203.0.113.92","jail":"sshd","token":"web1-token-0123456789"}"#.to_string(),
+    ];
+    for b in &bodies {
+        publish(b.clone()).await;
+    }
+    let s = wait_status(&d, "all refused", |s| s["mqtt"]["hooks_refused"] == 6).await;
+    assert_eq!(s["total"], 1, "nothing altered counted: {s}");
+    assert_eq!(s["mqtt"]["hooks_counted"], 1, "{s}");
     d.shutdown().await;
 }

@@ -48,6 +48,10 @@ pub struct MqttConfig {
     pub hooks_topic: String,
     /// Accept test sweep / next mode / brightness over MQTT.
     pub allow_commands: bool,
+    /// Accept hooks that carry their token in the payload (the old form,
+    /// deprecated: every subscriber of the topic sees the token) besides
+    /// signed ones (issue 19, item 7).
+    pub accept_payload_token: bool,
     /// Publish Home Assistant discovery configs.
     pub discovery: bool,
     pub discovery_prefix: String,
@@ -142,6 +146,7 @@ pub(super) fn mqtt_config(m: &RawMqtt, loc: &Locator) -> Result<MqttConfig, Conf
         subscribe: m.subscribe,
         hooks_topic,
         allow_commands: m.allow_commands,
+        accept_payload_token: m.accept_payload_token,
         discovery: m.discovery,
         discovery_prefix,
         outbox_max: m.outbox_max,

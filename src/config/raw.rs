@@ -179,6 +179,8 @@ pub(super) struct RawMqtt {
     pub(super) hooks_topic: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) allow_commands: bool,
+    #[serde(default)]
+    pub(super) accept_payload_token: bool,
     #[serde(default = "default_true")]
     pub(super) discovery: bool,
     pub(super) discovery_prefix: Option<Spanned<String>>,

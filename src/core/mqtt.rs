@@ -163,6 +163,11 @@ impl OutEvent {
 pub struct InHook {
     pub route: String,
     pub fields: HookParams,
+    /// `sig`: hex HMAC-SHA256 of [`InHook::signed`] under the source's
+    /// token (issue 19, item 7), instead of the token itself.
+    pub sig: Option<String>,
+    /// What a `sig` covers: [`signed_text`] of the fields as sent.
+    pub signed: String,
 }
 
 impl std::fmt::Display for InHook {
@@ -212,6 +217,28 @@ pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
         return Err("\"id\" must be 1-128 printable characters without spaces".into());
     }
     let route = text("route")?.ok_or("\"route\" is required")?;
+    // What a signature covers: the fields as sent, before any check
+    // rewrites them (the ip is made canonical below).
+    let raw_time = match obj.get("time") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let signed = signed_text(
+        &id,
+        &route,
+        &text("source")?.unwrap_or_default(),
+        &text("jail")?.unwrap_or_default(),
+        &text("ip")?.unwrap_or_default(),
+        &raw_time,
+    );
+    let sig = text("sig")?;
+    if sig
+        .as_deref()
+        .is_some_and(|s| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err("\"sig\" must be 64 hex digits (HMAC-SHA256)".into());
+    }
     // The same checks as the HTTP hook's fields, straight from the JSON.
     let mut params = HookParams::default();
     for k in ["jail", "source", "ip"] {
@@ -235,7 +262,25 @@ pub fn parse_hook_message(payload: &[u8]) -> Result<InHook, String> {
     Ok(InHook {
         route,
         fields: params,
+        sig,
+        signed,
     })
+}
+
+/// The text a hook message's `sig` signs (issue 19, item 7): a version tag,
+/// then id, route, source, jail, ip and time as sent, one per line (absent
+/// ones empty). It covers the event id and the time, so a captured message
+/// cannot be changed (another ip, a new time or id) and sent as a new ban.
+/// The delivery script builds the same text for `openssl dgst -hmac`.
+pub fn signed_text(
+    id: &str,
+    route: &str,
+    source: &str,
+    jail: &str,
+    ip: &str,
+    time: &str,
+) -> String {
+    format!("banlight-hook-v1\n{id}\n{route}\n{source}\n{jail}\n{ip}\n{time}")
 }
 
 /// Topics of one desk under its prefix.
