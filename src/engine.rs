@@ -339,6 +339,9 @@ impl Engine {
                     tracing::warn!(command = ?command, "running the shutdown command");
                     let result = tokio::process::Command::new(&command[0])
                         .args(&command[1..])
+                        // systemctl reports a failed exit to NOTIFY_SOCKET
+                        // as ERRNO=, as if the service itself had failed.
+                        .env_remove("NOTIFY_SOCKET")
                         .status()
                         .await;
                     match result {

@@ -41,6 +41,11 @@ pub async fn can_power_off() -> String {
             "org.freedesktop.login1.Manager",
             "CanPowerOff",
         ])
+        // systemd's tools report their exit to NOTIFY_SOCKET when it is set
+        // (busctl sent ERRNO=2 as if from the service): not ours to inherit.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(Duration::from_secs(10), call).await {
