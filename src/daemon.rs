@@ -274,7 +274,8 @@ fn start_ledger(
 ) -> anyhow::Result<Counting> {
     let notify = engine.clone();
     let web_notify = web.clone();
-    let (ledger, counters) = Ledger::open(
+    let reserved: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let (ledger, counters) = Ledger::open_reserving(
         store,
         config.dedupe_window_ms,
         config.retention_days,
@@ -285,6 +286,7 @@ fn start_ledger(
                 web.changed();
             }
         }),
+        &reserved,
     )?;
     let ledger = match &config.mqtt {
         Some(m) => ledger.with_outbox(m.outbox_max, mqtt_wake.clone()),

@@ -303,6 +303,26 @@ impl Ledger {
         )
     }
 
+    /// `open`, with the `/metrics` series of these (configured) sources
+    /// reserved in the label cap (see `core::breakdown`).
+    pub fn open_reserving(
+        store: Store,
+        dedupe_window_ms: u64,
+        retention_days: u64,
+        max_events: u64,
+        on_counted: Box<dyn FnMut(&str) + Send>,
+        reserved: &[String],
+    ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
+        let clock = Arc::new(SystemClock::default());
+        Self::open_inner(
+            store,
+            (dedupe_window_ms, retention_days, max_events),
+            on_counted,
+            clock,
+            reserved,
+        )
+    }
+
     /// The same, reading the time from `clock`.
     pub fn open_with_clock(
         store: Store,
@@ -311,6 +331,17 @@ impl Ledger {
         max_events: u64,
         on_counted: Box<dyn FnMut(&str) + Send>,
         clock: Arc<dyn Clock>,
+    ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
+        let limits = (dedupe_window_ms, retention_days, max_events);
+        Self::open_inner(store, limits, on_counted, clock, &[])
+    }
+
+    fn open_inner(
+        store: Store,
+        (dedupe_window_ms, retention_days, max_events): (u64, u64, u64),
+        on_counted: Box<dyn FnMut(&str) + Send>,
+        clock: Arc<dyn Clock>,
+        reserved: &[String],
     ) -> Result<(Ledger, Arc<Mutex<Counters>>), StoreError> {
         let now = clock.wall_ms();
         let mono = clock.mono_ms();
@@ -339,7 +370,7 @@ impl Ledger {
         let activity = Arc::new(Mutex::new(Activity::of(
             &store.activity(now.saturating_sub(KEEP_MS))?,
         )));
-        let store_breakdown = store.load_breakdown()?;
+        let store_breakdown = store.load_breakdown(reserved)?;
         let dedupe = seeded_dedupe(&store, now, dedupe_window_ms)?;
         let mut clock_watch = ClockWatch::default();
         clock_watch.observe(now, mono);

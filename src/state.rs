@@ -92,6 +92,13 @@ impl State {
 
     /// A reload's new routes, sources and ignore list, all at once.
     pub fn set_routing(&self, routing: Routing) {
+        // The configured sources keep their /metrics series in the label cap.
+        self.commit_stats
+            .metrics
+            .breakdown
+            .lock()
+            .expect("breakdown lock")
+            .reserve(routing.sources.iter().map(|s| s.name.clone()));
         *self.routing.write().expect("routing lock") = Arc::new(routing);
     }
 

@@ -732,13 +732,20 @@ impl Store {
 
     /// Counted events per (route, source, jail) still stored, for the
     /// metrics' starting values (one scan at start).
-    pub fn load_breakdown(&self) -> Result<crate::core::breakdown::Breakdown, StoreError> {
+    /// `/metrics`' counts per (route, source, jail) from the events, the
+    /// keys of `reserved` sources kept first and the rest by recency
+    /// (oldest added first, so the cap keeps the newest; issue 19, item 6).
+    pub fn load_breakdown(
+        &self,
+        reserved: &[String],
+    ) -> Result<crate::core::breakdown::Breakdown, StoreError> {
         let mut b = crate::core::breakdown::Breakdown::default();
+        b.reserve(reserved.iter().cloned());
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT route, source, jail, COUNT(*) FROM events
-                 WHERE kind = 'hook' GROUP BY route, source, jail",
+                 WHERE kind = 'hook' GROUP BY route, source, jail ORDER BY MAX(id)",
             )
             .map_err(self.sqlite())?;
         let rows = stmt
@@ -805,6 +812,45 @@ pub fn empty_database_warning(db: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19, item 6: after a restart too, the label cap keeps the
+    /// configured source's series and the newest, not the first 1,000.
+    #[test]
+    fn the_breakdown_loads_reserved_and_recent_keys_past_the_cap() {
+        use crate::core::breakdown::{MAX_KEYS, OTHER};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let ev = |i: u64, source: Option<&str>, jail: String| StoredEvent {
+            ts_ms: 1_000 + i,
+            route: "red".into(),
+            kind: "hook".into(),
+            jail: Some(jail),
+            ip: None,
+            source: source.map(String::from),
+            event_id: None,
+        };
+        let mut events = vec![ev(0, Some("web-1"), "sshd".into())];
+        for i in 0..(MAX_KEYS as u64 + 500) {
+            events.push(ev(1 + i, None, format!("junk{i}")));
+        }
+        events.push(ev(5_000, None, "postfix".into()));
+        let n = events.len() as u64;
+        store
+            .commit(&events, &[("red".into(), n, Some(6_000))])
+            .unwrap();
+        let b = store.load_breakdown(&["web-1".to_string()]).unwrap();
+        let get = |source: &str, jail: &str| {
+            b.iter()
+                .find(|(k, _)| k.source == source && k.jail == jail)
+                .map(|(_, c)| c)
+        };
+        assert_eq!(get("web-1", "sshd"), Some(1), "reserved");
+        assert_eq!(get("", "postfix"), Some(1), "the newest");
+        assert_eq!(get("", "junk0"), None, "the oldest junk went");
+        // 1,502 keys in 1,000 places, one of them (OTHER, OTHER) itself.
+        assert_eq!(get(OTHER, OTHER), Some(502));
+        assert_eq!(b.route_total("red"), n);
+    }
 
     const T0: u64 = 1_700_000_000_000;
 

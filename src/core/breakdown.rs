@@ -4,8 +4,14 @@
 //! source, and always the jail, are whatever the sender wrote: the number of
 //! distinct keys is capped, and events past the cap are counted under
 //! [`OTHER`] so the route's sum stays right and memory stays bounded.
+//!
+//! The cap keeps the most recently seen keys, not the first ones (issue 19,
+//! item 6): a new key takes the place of the one seen longest ago, whose
+//! count moves to its route's `OTHER`. Keys of the configured sources
+//! (`reserve`) are only ever displaced by other such keys, so junk sent
+//! without a token cannot push a real server's jail out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Label value for what is not known: no source or jail was sent, or the
 /// event's detail was pruned from the store before the daemon started.
@@ -24,28 +30,68 @@ pub struct EventKey {
 
 #[derive(Debug, Clone, Default)]
 pub struct Breakdown {
-    counts: BTreeMap<EventKey, u64>,
+    /// key -> (events, when last seen in `tick`s)
+    counts: BTreeMap<EventKey, (u64, u64)>,
+    /// last seen -> key, oldest first; `OTHER` keys are not in it (never displaced).
+    recency: BTreeMap<u64, EventKey>,
+    tick: u64,
+    /// Source names whose keys only other reserved keys may displace.
+    reserved: BTreeSet<String>,
 }
 
 impl Breakdown {
-    /// Adds `n` events; a new key past the cap goes to (route, OTHER, OTHER).
+    /// Keys whose source is one of `sources` (the configured ones) are
+    /// displaced only by keys of these sources.
+    pub fn reserve(&mut self, sources: impl IntoIterator<Item = String>) {
+        self.reserved = sources.into_iter().collect();
+    }
+
+    fn other(route: &str) -> EventKey {
+        EventKey {
+            route: route.to_string(),
+            source: OTHER.to_string(),
+            jail: OTHER.to_string(),
+        }
+    }
+
+    /// Adds `n` events. A new key past the cap displaces the key seen
+    /// longest ago (unreserved ones first; a reserved one only for another
+    /// reserved key), whose count goes to its route's (OTHER, OTHER); with
+    /// nothing it may displace, the events go to (route, OTHER, OTHER).
     pub fn add(&mut self, route: &str, source: Option<&str>, jail: Option<&str>, n: u64) {
-        let key = EventKey {
+        let mut key = EventKey {
             route: route.to_string(),
             source: source.unwrap_or(UNKNOWN).to_string(),
             jail: jail.unwrap_or(UNKNOWN).to_string(),
         };
-        let key = if self.counts.contains_key(&key) || self.counts.len() < MAX_KEYS {
-            key
-        } else {
-            EventKey {
-                route: route.to_string(),
-                source: OTHER.to_string(),
-                jail: OTHER.to_string(),
+        self.tick += 1;
+        if let Some((_, seen)) = self.counts.get(&key) {
+            self.recency.remove(seen);
+        } else if self.counts.len() >= MAX_KEYS && key.source != OTHER {
+            let reserved_new = self.reserved.contains(&key.source);
+            let victim = self
+                .recency
+                .iter()
+                .find(|(_, k)| !self.reserved.contains(&k.source))
+                .or_else(|| self.recency.iter().next().filter(|_| reserved_new))
+                .map(|(seen, k)| (*seen, k.clone()));
+            match victim {
+                Some((seen, old)) => {
+                    self.recency.remove(&seen);
+                    let (c, _) = self.counts.remove(&old).unwrap_or_default();
+                    let other = self.counts.entry(Self::other(&old.route)).or_default();
+                    other.0 = other.0.saturating_add(c);
+                }
+                None => key = Self::other(route),
             }
-        };
-        let c = self.counts.entry(key).or_insert(0);
-        *c = c.saturating_add(n);
+        }
+        let tick = self.tick;
+        let e = self.counts.entry(key.clone()).or_default();
+        e.0 = e.0.saturating_add(n);
+        e.1 = tick;
+        if key.source != OTHER {
+            self.recency.insert(tick, key);
+        }
     }
 
     /// Makes the route's keys sum to its lifetime `count`: events whose
@@ -62,21 +108,23 @@ impl Breakdown {
         self.counts
             .iter()
             .filter(|(k, _)| k.route == route)
-            .fold(0u64, |acc, (_, c)| acc.saturating_add(*c))
+            .fold(0u64, |acc, (_, (c, _))| acc.saturating_add(*c))
     }
 
     /// Zeroes one route (a reset from the CLI).
     pub fn reset(&mut self, route: &str) {
         self.counts.retain(|k, _| k.route != route);
+        self.recency.retain(|_, k| k.route != route);
     }
 
     pub fn reset_all(&mut self) {
         self.counts.clear();
+        self.recency.clear();
     }
 
     /// Every key and its count, in a stable order.
     pub fn iter(&self) -> impl Iterator<Item = (&EventKey, u64)> {
-        self.counts.iter().map(|(k, c)| (k, *c))
+        self.counts.iter().map(|(k, (c, _))| (k, *c))
     }
 
     pub fn len(&self) -> usize {
@@ -129,17 +177,55 @@ mod tests {
     }
 
     #[test]
-    fn keys_past_the_cap_count_under_other_and_sums_stay_right() {
+    fn keys_past_the_cap_displace_the_stalest_and_sums_stay_right() {
         let mut b = Breakdown::default();
         for i in 0..MAX_KEYS + 50 {
             b.add("red", Some("web-1"), Some(&format!("jail{i}")), 1);
         }
-        assert_eq!(b.len(), MAX_KEYS + 1, "capped, plus the overflow key");
-        assert_eq!(get(&b, "red", OTHER, OTHER), Some(50));
+        assert!(b.len() <= MAX_KEYS + 1, "capped, plus the overflow key");
+        assert_eq!(get(&b, "red", OTHER, OTHER), Some(50), "the 50 oldest");
+        assert_eq!(get(&b, "red", "web-1", "jail0"), None);
+        assert_eq!(
+            get(&b, "red", "web-1", &format!("jail{}", MAX_KEYS + 49)),
+            Some(1)
+        );
         assert_eq!(b.route_total("red"), MAX_KEYS as u64 + 50);
-        // a key seen before the cap keeps counting as itself
-        b.add("red", Some("web-1"), Some("jail0"), 1);
-        assert_eq!(get(&b, "red", "web-1", "jail0"), Some(2));
+        // a key seen again is fresh: the next newcomer displaces another
+        b.add("red", Some("web-1"), Some("jail50"), 1);
+        b.add("red", Some("web-1"), Some("new"), 1);
+        assert_eq!(get(&b, "red", "web-1", "jail50"), Some(2));
+        assert_eq!(get(&b, "red", "web-1", "jail51"), None);
+    }
+
+    #[test]
+    fn a_later_real_jail_gets_its_series_after_a_flood_of_junk() {
+        let mut b = Breakdown::default();
+        b.reserve(["web-1".to_string()]);
+        b.add("red", Some("web-1"), Some("sshd"), 1);
+        for i in 0..20_000 {
+            b.add("red", None, Some(&format!("junk{i}")), 1);
+        }
+        b.add("red", Some("web-1"), Some("postfix"), 1);
+        b.add("red", None, Some("postfix"), 1);
+        assert_eq!(get(&b, "red", "web-1", "sshd"), Some(1), "reserved: kept");
+        assert_eq!(get(&b, "red", "web-1", "postfix"), Some(1), "recent: kept");
+        assert_eq!(get(&b, "red", UNKNOWN, "postfix"), Some(1), "recent: kept");
+        assert_eq!(b.route_total("red"), 20_003);
+        assert!(b.len() <= MAX_KEYS + 1);
+        // Reserved keys fill the table: junk then goes to OTHER, and only
+        // another reserved key displaces one.
+        let mut b = Breakdown::default();
+        b.reserve(["web-1".to_string()]);
+        for i in 0..MAX_KEYS {
+            b.add("red", Some("web-1"), Some(&format!("j{i}")), 1);
+        }
+        b.add("red", None, Some("junk"), 1);
+        assert_eq!(get(&b, "red", UNKNOWN, "junk"), None);
+        assert_eq!(get(&b, "red", OTHER, OTHER), Some(1));
+        b.add("red", Some("web-1"), Some("late"), 1);
+        assert_eq!(get(&b, "red", "web-1", "late"), Some(1));
+        assert_eq!(get(&b, "red", "web-1", "j0"), None);
+        assert_eq!(b.route_total("red"), MAX_KEYS as u64 + 2);
     }
 
     #[test]
