@@ -32,8 +32,10 @@ mod linux {
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                // 2^31 - 1 s: fits a 32-bit time_t on armv7 too.
-                tv_sec: i32::MAX as libc::time_t,
+                // 2^31 - 1 s: fits a 32-bit time_t (armv7, the ARMv6 musl
+                // build) too; `into` widens it where time_t is 64-bit
+                // (naming libc::time_t is deprecated on musl).
+                tv_sec: i32::MAX.into(),
                 tv_nsec: 0,
             },
         };
