@@ -137,7 +137,7 @@ pub async fn start(
             engine.send(EngineMsg::PowerCheck(crate::power::can_power_off().await));
         });
     }
-    let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons);
+    let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons)?;
     engine
         .restore_kept_brightness(&ledger, config.scene_settings().display_brightness)
         .await;
@@ -314,14 +314,36 @@ fn start_engine(
     task: Engine,
     (engine, engine_rx): (EngineHandle, mpsc::UnboundedReceiver<EngineMsg>),
     mut buttons: mpsc::Receiver<ButtonEdge>,
-) -> tokio::task::JoinHandle<()> {
-    let engine_task = tokio::spawn(task.run(engine_rx, engine.clone()));
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    // The engine drives the panel, and the Pi panel bit-bangs its pins with
+    // busy waits (500 ns LED half periods, 20 µs TM1637 bit delays: about
+    // 0.4 ms per LED frame and 3 ms per display update, more on a slow
+    // module). On its own thread, with its own single-threaded runtime, those
+    // waits never hold a worker of the main runtime that serves HTTP, MQTT
+    // and the control socket; everything still reaches the engine over its
+    // channels, and its timers and the shutdown command run on its runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the panel thread's runtime: {e}"))?;
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let handle = engine.clone();
+    std::thread::Builder::new()
+        .name("banlight-panel".into())
+        .spawn(move || {
+            runtime.block_on(task.run(engine_rx, handle));
+            let _ = done.send(());
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the panel thread: {e}"))?;
+    let engine_task = tokio::spawn(async move {
+        let _ = finished.await;
+    });
     tokio::spawn(async move {
         while let Some(edge) = buttons.recv().await {
             engine.send(EngineMsg::Button(edge));
         }
     });
-    engine_task
+    Ok(engine_task)
 }
 
 /// Starts the heartbeat watch; open pages show a state change at once.

@@ -86,8 +86,10 @@ async fn decoded_pins_equal_the_record_backend_frame_by_frame() {
         assert_eq!(d.get(path).await.status, 200);
     }
     let lines = || -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&record_path)
-            .unwrap()
+        // The panel thread may be halfway through a line: read whole ones.
+        let text = std::fs::read_to_string(&record_path).unwrap();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        whole
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
@@ -210,6 +212,37 @@ async fn a_power_button_held_3_s_through_the_interrupt_path_shuts_down() {
     })
     .await;
     assert!(d.status().await["shutting_down"].as_bool().unwrap());
+    d.shutdown().await;
+}
+
+/// Records which thread draws each frame.
+struct ThreadSpy(Arc<Mutex<Vec<String>>>);
+
+impl PanelOutput for ThreadSpy {
+    fn show(&mut self, _frame: &Frame, _t_ms: u64) -> Result<(), PanelError> {
+        let name = std::thread::current().name().unwrap_or("?").to_string();
+        self.0.lock().unwrap().push(name);
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "spy"
+    }
+}
+
+/// Issue 20, item 8: the panel's busy waits (bit-banging) run on a thread
+/// of their own, never on a worker of the runtime that serves requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_are_drawn_on_the_panel_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), "");
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (_tx, rx) = mpsc::channel(64);
+    let clock = Clock::start();
+    let d = Running::start(&config, Box::new(ThreadSpy(names.clone())), clock, rx).await;
+    assert_eq!(d.get("/red").await.status, 200);
+    eventually(20, "frames are drawn", || names.lock().unwrap().len() > 3).await;
+    let names = names.lock().unwrap().clone();
+    assert!(names.iter().all(|n| n == "banlight-panel"), "{names:?}");
     d.shutdown().await;
 }
 
@@ -491,8 +524,10 @@ async fn separate_runs_on_record_and_gpio_sim_show_the_same_digits() {
         assert_eq!(panel.name(), backend);
         let d = Running::start(&config, panel, clock, rx).await;
         let lines = || -> Vec<serde_json::Value> {
-            std::fs::read_to_string(&lines_path)
-                .unwrap_or_default()
+            // The panel thread may be halfway through a line: read whole ones.
+            let text = std::fs::read_to_string(&lines_path).unwrap_or_default();
+            let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            whole
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect()
