@@ -1300,7 +1300,9 @@ async fn an_oversized_hook_message_does_not_stop_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(
         dir.path(),
-        &desk_section(&broker, "desk-p", ""),
+        // The hook below carries its token (the old form, allowed here):
+        // this test is about sizes, not signatures.
+        &desk_section(&broker, "desk-p", "accept_payload_token = true"),
     ))
     .await;
     wait_subscribed(&d).await;
@@ -1354,7 +1356,9 @@ async fn a_retained_oversized_discovery_config_does_not_stop_the_hooks() {
     let dir = tempfile::tempdir().unwrap();
     let d = TestDaemon::start(&test_config(
         dir.path(),
-        &desk_section(&broker, "desk-q", ""),
+        // The hook below carries its token (the old form, allowed here):
+        // this test is about sizes, not signatures.
+        &desk_section(&broker, "desk-q", "accept_payload_token = true"),
     ))
     .await;
     wait_subscribed(&d).await;
