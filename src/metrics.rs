@@ -7,6 +7,7 @@
 //! same thing (`f2b_jail_banned_total{jail}`, `f2b_up`), so its dashboards
 //! and alert rules work; the rest is `banlight_*`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,7 +19,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::core::breakdown::EventKey;
+use crate::core::breakdown::{EventKey, MAX_KEYS, OTHER, UNKNOWN};
 use crate::figures::HeartbeatSample;
 
 /// What `/metrics` answers a client that asks for OpenMetrics with (what
@@ -120,16 +121,20 @@ impl Sample {
         let panel = app.panel.lock().expect("panel lock").clone();
         let now_ms = crate::clock::wall_ms();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let routing = app.routing();
+        let routes: Vec<&str> = routing.routes.iter().map(|r| r.name.as_str()).collect();
+        let sources: Vec<&str> = routing.sources.iter().map(|s| s.name.as_str()).collect();
+        let counted: Vec<(EventKey, u64)> = lm
+            .breakdown
+            .lock()
+            .expect("breakdown lock")
+            .iter()
+            .map(|(k, c)| (k.clone(), c))
+            .collect();
         Sample {
             now_ms,
             started_ms: now_ms.saturating_sub(app.started.elapsed().as_millis() as u64),
-            events: lm
-                .breakdown
-                .lock()
-                .expect("breakdown lock")
-                .iter()
-                .map(|(k, c)| (k.clone(), c))
-                .collect(),
+            events: with_zero_series(counted, &routes, &sources),
             dedupe_hits: load(&lm.dedupe_hits),
             ignored: load(&lm.ignored),
             refused: load(&stats.refused),
@@ -161,6 +166,50 @@ impl Sample {
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// The counted series plus, at 0, every (route, configured source, jail)
+/// not counted yet, for the jails these sources have sent (issue 22, item
+/// 9): Prometheus' `increase()` misses the first ban of a series that
+/// starts at 1, so a series known from the config and the store must exist
+/// before its first ban. A jail never seen from a configured source cannot
+/// be known and still starts at 1. With no sources configured, the source
+/// label is [`UNKNOWN`]. Never more than [`MAX_KEYS`] series in all.
+pub fn with_zero_series(
+    mut events: Vec<(EventKey, u64)>,
+    routes: &[&str],
+    sources: &[&str],
+) -> Vec<(EventKey, u64)> {
+    let sources: Vec<&str> = if sources.is_empty() {
+        vec![UNKNOWN]
+    } else {
+        sources.to_vec()
+    };
+    let jails: BTreeSet<String> = events
+        .iter()
+        .filter(|(k, _)| sources.contains(&k.source.as_str()) && k.jail != OTHER)
+        .map(|(k, _)| k.jail.clone())
+        .collect();
+    let known: BTreeSet<EventKey> = events.iter().map(|(k, _)| k.clone()).collect();
+    'fill: for route in routes {
+        for source in &sources {
+            for jail in &jails {
+                if events.len() >= MAX_KEYS {
+                    break 'fill;
+                }
+                let key = EventKey {
+                    route: route.to_string(),
+                    source: source.to_string(),
+                    jail: jail.clone(),
+                };
+                if !known.contains(&key) {
+                    events.push((key, 0));
+                }
+            }
+        }
+    }
+    events.sort();
+    events
 }
 
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
@@ -626,6 +675,79 @@ mod tests {
             }
         }
         assert!(asked > 20, "{asked} metric references found");
+    }
+
+    fn key(route: &str, source: &str, jail: &str) -> EventKey {
+        EventKey {
+            route: route.into(),
+            source: source.into(),
+            jail: jail.into(),
+        }
+    }
+
+    #[test]
+    fn every_route_has_the_configured_sources_jails_at_zero() {
+        let counted = vec![
+            (key("red", "web-1", "sshd"), 5),
+            (key("red", "stranger", "junk"), 1),
+            (key("blue", OTHER, OTHER), 2),
+        ];
+        let all = with_zero_series(counted, &["red", "blue"], &["web-1", "mail"]);
+        let get = |k: EventKey| all.iter().find(|(x, _)| *x == k).map(|(_, v)| *v);
+        assert_eq!(get(key("red", "web-1", "sshd")), Some(5), "counted kept");
+        assert_eq!(get(key("blue", "web-1", "sshd")), Some(0));
+        assert_eq!(get(key("red", "mail", "sshd")), Some(0));
+        assert_eq!(get(key("blue", "mail", "sshd")), Some(0));
+        assert_eq!(get(key("blue", OTHER, OTHER)), Some(2));
+        // a stranger's jail is not multiplied over the routes
+        assert_eq!(get(key("blue", "stranger", "junk")), None);
+        assert_eq!(get(key("red", "web-1", "junk")), None);
+        assert_eq!(all.len(), 6, "{all:?}");
+
+        // no sources configured: the source label is the unknown one
+        let open = with_zero_series(
+            vec![(key("red", UNKNOWN, "sshd"), 1)],
+            &["red", "blue"],
+            &[],
+        );
+        assert!(
+            open.contains(&(key("blue", UNKNOWN, "sshd"), 0)),
+            "{open:?}"
+        );
+
+        // bounded like the breakdown
+        let many: Vec<_> = (0..MAX_KEYS - 1)
+            .map(|i| (key("red", "web-1", &format!("j{i}")), 1))
+            .collect();
+        assert_eq!(
+            with_zero_series(many, &["red", "blue"], &["web-1"]).len(),
+            MAX_KEYS
+        );
+    }
+
+    /// Every heartbeat panel says why it is empty when no source sends
+    /// heartbeats, instead of Grafana's "No data".
+    #[test]
+    fn heartbeat_panels_say_when_no_source_is_configured() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/grafana-dashboard.json"))
+                .expect("valid JSON");
+        let mut n = 0;
+        for p in dash["panels"].as_array().unwrap() {
+            let exprs = p["targets"].to_string();
+            if exprs.contains("banlight_heartbeat_age")
+                || exprs.contains("f2b_up")
+                || p["type"] == "state-timeline"
+            {
+                n += 1;
+                assert_eq!(
+                    p["fieldConfig"]["defaults"]["noValue"], "no heartbeat sources configured",
+                    "panel {}",
+                    p["title"]
+                );
+            }
+        }
+        assert_eq!(n, 3, "heartbeat panels");
     }
 
     #[test]

@@ -453,3 +453,34 @@ async fn text_plain_is_the_0_0_4_format_and_passes_promtool() {
     }
     d.shutdown().await;
 }
+
+/// Issue 22, item 9: after a restart, every route has a series at 0 for
+/// the jails the configured sources have sent, before any ban: the first
+/// blue sshd ban then shows in `increase()`.
+#[tokio::test]
+async fn series_known_from_config_and_store_exist_at_zero_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path(), CONFIG);
+    let d = TestDaemon::start(&config).await;
+    let r = d
+        .get(&format!("/red?jail=sshd&ip=203.0.113.9&token={TOKEN}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    d.shutdown().await;
+
+    let d = TestDaemon::start(&config).await;
+    let m = scrape(d.addr).await;
+    let blue = [("jail", "sshd"), ("route", "blue"), ("source", "web-1")];
+    let labels: BTreeMap<String, String> = blue
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        m.0.get(&(BANNED.to_string(), labels)),
+        Some(&0.0),
+        "blue sshd web-1 is exported at 0"
+    );
+    assert_eq!(m.get(BANNED, &ssh_web1()), 1.0);
+    assert_eq!(m.sum(BANNED), 1.0, "zeros add nothing");
+    d.shutdown().await;
+}
