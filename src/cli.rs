@@ -108,6 +108,12 @@ pub enum Command {
         #[arg(long)]
         script: bool,
     },
+    /// Check the Pi before and after wiring, without driving anything the
+    /// service owns: the board, who holds each configured pin, idle levels,
+    /// delay accuracy, power-off and device access for the service user,
+    /// free space, clock sync; each problem with its fix. Uses --config,
+    /// else /etc/banlight/banlight.toml if it exists. Exits 1 on a problem.
+    Doctor,
     /// Light each LED, segment and digit in turn and read the buttons, to
     /// check the wiring (stop the service first). Uses --config, else
     /// /etc/banlight/banlight.toml if it exists.

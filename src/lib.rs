@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+pub mod doctor;
 pub mod engine;
 pub mod figures;
 pub mod heartbeat;

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use banlight::cli::{Cli, Command, SYSTEM_CONFIG};
 use banlight::config::Config;
-use banlight::{admin, cmd, daemon, notify, panel, selftest};
+use banlight::{admin, cmd, daemon, doctor, notify, panel, selftest};
 
 fn load_config(cli: &Cli) -> Result<Config, banlight::config::ConfigError> {
     match &cli.config {
@@ -97,6 +97,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Doctor => doctor::main(cli.config.as_deref()),
         Command::Selftest {
             no_buttons,
             button_timeout,

@@ -532,6 +532,17 @@ pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> Exit
             return ExitCode::FAILURE;
         }
     };
+    // The doctor's view for the report, taken before the selftest's panel
+    // has the pins (and with the lock held: no daemon drives them).
+    let doctor: Vec<String> = match report {
+        Some(_) => crate::doctor::render(&crate::doctor::diagnose(&crate::doctor::gather_beside(
+            &config, None,
+        )))
+        .lines()
+        .map(str::to_string)
+        .collect(),
+        None => Vec::new(),
+    };
     let result = runtime.block_on(async {
         let clock = Clock::start();
         let (tx, mut rx) = mpsc::channel(64);
@@ -549,6 +560,7 @@ pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> Exit
                 problems: &problems,
                 transcript: out.lines(),
                 opts,
+                doctor,
             };
             report::write(path, &report::build(&facts))
                 .map_err(|e| anyhow::anyhow!("cannot write the report {}: {e}", path.display()))?;

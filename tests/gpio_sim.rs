@@ -450,6 +450,7 @@ fn selftest_report_on_gpio_sim_is_json_with_the_expected_keys() {
         "problems",
         "health",
         "transcript",
+        "doctor",
     ] {
         assert!(r.get(key).is_some(), "{key} missing in {r:#}");
     }
@@ -480,6 +481,18 @@ fn selftest_report_on_gpio_sim_is_json_with_the_expected_keys() {
     assert!(
         transcript.iter().any(|l| l.contains("no errors")),
         "{transcript:?}"
+    );
+    // `banlight doctor`'s lines: the board check first, the count last.
+    let doctor: Vec<&str> = r["doctor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(doctor[0].contains("board:"), "{doctor:?}");
+    assert!(
+        doctor.last().unwrap().ends_with("problems") || doctor.last().unwrap().ends_with("problem"),
+        "{doctor:?}"
     );
 }
 

@@ -140,7 +140,7 @@ pub fn run(command: Command, config: &Config, client: &Client) -> Result<(), Str
             source,
             script,
         } => hook::run(config, &route, &jail, host, source.as_deref(), script),
-        Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } => {
+        Command::Run | Command::CheckConfig { .. } | Command::Selftest { .. } | Command::Doctor => {
             unreachable!("not a maintenance command")
         }
     }

@@ -72,6 +72,8 @@ pub struct Facts<'a> {
     pub problems: &'a [String],
     pub transcript: Vec<String>,
     pub opts: Options,
+    /// `banlight doctor`'s lines, run before the panel was opened.
+    pub doctor: Vec<String>,
 }
 
 pub fn build(f: &Facts) -> Value {
@@ -119,6 +121,7 @@ pub fn build(f: &Facts) -> Value {
         "problems": f.problems,
         "health": health,
         "transcript": f.transcript,
+        "doctor": f.doctor,
     })
 }
 

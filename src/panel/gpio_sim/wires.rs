@@ -8,7 +8,7 @@
 //! clock also never falls behind the monotonic clock, so edges of a running
 //! daemon are spaced as in real life; the figures use the purely simulated one.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -151,6 +151,9 @@ struct State {
     held: BTreeMap<u8, String>,
     /// Why the interrupt path broke (an error on the next poll), if it did.
     interrupt_fault: Option<String>,
+    /// Pins held low from outside (`short_to_ground`), claimed or not yet:
+    /// a bridge is there before any program takes the pin.
+    stuck: BTreeSet<u8>,
 }
 
 impl State {
@@ -266,6 +269,7 @@ impl SimGpio {
                 reads_of_own_drive: 0,
                 held: BTreeMap::new(),
                 interrupt_fault: None,
+                stuck: BTreeSet::new(),
             })),
         }
     }
@@ -337,6 +341,11 @@ impl SimGpio {
         let mut s = self.lock();
         let t = s.now();
         s.catch_up(t);
+        if stuck {
+            s.stuck.insert(bcm);
+        } else {
+            s.stuck.remove(&bcm);
+        }
         if let Some(p) = s.pins.get_mut(&bcm) {
             p.stuck_low = stuck;
         }
@@ -469,14 +478,15 @@ impl SimGpio {
                 pin_name(bcm)
             ));
         }
-        let level = drive == Drive::Output(true) || drive == Drive::Released;
+        let stuck_low = s.stuck.contains(&bcm8);
+        let level = (drive == Drive::Output(true) || drive == Drive::Released) && !stuck_low;
         let t = s.now();
         s.pins.insert(
             bcm8,
             Pin {
                 drive,
                 pulled_low: false,
-                stuck_low: false,
+                stuck_low,
                 rise_ns: 0,
                 high_at: level.then_some(t),
                 level,

@@ -303,6 +303,14 @@ fn line_consumer(offset: u32) -> Option<String> {
     None
 }
 
+/// The header's GPIO alone, for `banlight doctor` (nothing is requested
+/// or driven until a pin is taken).
+pub fn open_gpio() -> anyhow::Result<impl PanelGpio> {
+    Gpio::new()
+        .map(RppalGpio)
+        .map_err(|e| anyhow!("cannot open the GPIO: {e}{}", busy_hint(&e)))
+}
+
 /// Opens the LEDs, the display and the buttons as configured.
 pub fn open(
     config: &Config,

@@ -9,6 +9,8 @@ pub mod gpio;
 mod hw;
 pub mod tm1637;
 
+pub use hw::open_gpio;
+
 use std::fmt::Debug;
 use std::time::Duration;
 
