@@ -633,7 +633,7 @@ fn system_facts(
 /// Everything, on this machine's GPIO (rppal) when it can be opened,
 /// after asking whether a daemon runs on this config.
 pub fn gather(config: &Config) -> Facts {
-    gather_beside(config, crate::selftest::beside_a_daemon(config).err())
+    gather_beside(config, crate::statelock::beside_a_daemon(config).err())
 }
 
 /// [`gather`] when the caller knows whether a daemon runs (`daemon`: why

@@ -21,7 +21,6 @@ use crate::core::display::{DisplayKind, DisplayText, COLON_DIGIT};
 use crate::core::scene::Frame;
 use crate::panel::pi::pin_name;
 use crate::panel::{ButtonEdge, Clock, PanelError, PanelOutput};
-use crate::statelock::{Probe, StateLock};
 
 /// The config the package installs; used when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/banlight/banlight.toml";
@@ -457,38 +456,6 @@ pub async fn run(
     t.problems
 }
 
-/// Refuses to run beside a daemon on the same config: both processes would
-/// drive the same pins (rppal only tracks pins per process, /dev/gpiomem is
-/// not exclusive), the buttons' edges would go to the service, and a long
-/// POWER press meant for the test would shut the Pi down. A daemon shows by
-/// its state_dir lock or by answering on the control socket. Returns the
-/// lock when it could be taken.
-pub fn beside_a_daemon(config: &Config) -> Result<Option<StateLock>, String> {
-    let stop = "stop it first: sudo systemctl stop banlight (and sudo systemctl start banlight after the test)";
-    let why = "both would drive the same pins, and a long POWER press during the test would shut the Pi down through the service";
-    let lock = match StateLock::probe(&config.state_dir) {
-        Probe::Held(who) => {
-            return Err(format!(
-                "banlight is running ({who} holds {}): {why}; {stop}",
-                config.state_dir.join(crate::statelock::LOCK_FILE).display()
-            ))
-        }
-        Probe::Taken(lock) => Some(lock),
-        Probe::Unknown(_) => None,
-    };
-    match std::os::unix::net::UnixStream::connect(&config.control_socket) {
-        Ok(_) => Err(format!(
-            "a banlight daemon answers on {}: {why}; {stop}",
-            config.control_socket.display()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
-            "{} exists but may not be opened by this user ({e}): a banlight daemon is most likely running; {why}; {stop}, or run the selftest as a user in the banlight group",
-            config.control_socket.display()
-        )),
-        Err(_) => Ok(lock),
-    }
-}
-
 /// `banlight selftest`: the config (`--config`, else the installed one if
 /// there is one, else the defaults), its panel backend, and the test.
 /// With `report`, also writes a JSON report there (`selftest/report.rs`).
@@ -515,7 +482,7 @@ pub fn main(config: Option<&Path>, opts: Options, report: Option<&Path>) -> Exit
     };
     // Held until the selftest ends, when it could be taken: the service
     // cannot start underneath it either.
-    let _lock = match beside_a_daemon(&config) {
+    let _lock = match crate::statelock::beside_a_daemon(&config) {
         Ok(lock) => lock,
         Err(why) => {
             eprintln!("error: {why}");

@@ -3,6 +3,7 @@
 //! second instance can name it. The kernel drops the lock when the process
 //! dies (also on kill -9), so a stale file never blocks a restart.
 
+use crate::config::Config;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::io::AsRawFd;
@@ -97,6 +98,38 @@ fn holder(file: &mut File) -> String {
     match text.trim() {
         "" => "another process".to_string(),
         pid => format!("pid {pid}"),
+    }
+}
+
+/// Refuses to run beside a daemon on the same config: both processes would
+/// drive the same pins (rppal only tracks pins per process, /dev/gpiomem is
+/// not exclusive), the buttons' edges would go to the service, and a long
+/// POWER press meant for the test would shut the Pi down. A daemon shows by
+/// its state_dir lock or by answering on the control socket. Returns the
+/// lock when it could be taken.
+pub fn beside_a_daemon(config: &Config) -> Result<Option<StateLock>, String> {
+    let stop = "stop it first: sudo systemctl stop banlight (and sudo systemctl start banlight after the test)";
+    let why = "both would drive the same pins, and a long POWER press during the test would shut the Pi down through the service";
+    let lock = match StateLock::probe(&config.state_dir) {
+        Probe::Held(who) => {
+            return Err(format!(
+                "banlight is running ({who} holds {}): {why}; {stop}",
+                config.state_dir.join(LOCK_FILE).display()
+            ))
+        }
+        Probe::Taken(lock) => Some(lock),
+        Probe::Unknown(_) => None,
+    };
+    match std::os::unix::net::UnixStream::connect(&config.control_socket) {
+        Ok(_) => Err(format!(
+            "a banlight daemon answers on {}: {why}; {stop}",
+            config.control_socket.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+            "{} exists but may not be opened by this user ({e}): a banlight daemon is most likely running; {why}; {stop}, or run the selftest as a user in the banlight group",
+            config.control_socket.display()
+        )),
+        Err(_) => Ok(lock),
     }
 }
 
