@@ -78,20 +78,7 @@ pub async fn start(
     let claimed = claim(config).await?;
     let (engine, engine_rx) = Engine::channel();
     // [mqtt]: resolved first, so a bad password file or CA stops the start.
-    let mqtt_settings = match &config.mqtt {
-        Some(m) => {
-            let host = crate::host::hostname();
-            // The live page, linked from the Home Assistant device.
-            let page = match (config.web.enabled, plain_addr, &config.tls) {
-                (false, _, _) => None,
-                (true, Some(addr), _) => Some(crate::core::mqtt::page_url(&host, addr, false)),
-                (true, None, Some(t)) => Some(crate::core::mqtt::page_url(&host, t.listen, true)),
-                (true, None, None) => None,
-            };
-            Some(crate::mqtt::Settings::resolve(m, &host, page)?)
-        }
-        None => None,
-    };
+    let mqtt_settings = mqtt_settings(config, plain_addr)?;
     let mqtt_wake = Arc::new(tokio::sync::Notify::new());
     // The page gets the frames the panel gets, and word of every count.
     let web = config.web.enabled.then(crate::web::Web::new);
@@ -101,14 +88,7 @@ pub async fn start(
     };
     let db_path = claimed.store.path().to_path_buf();
     let counting = start_ledger(config, claimed.store, &engine, &web, &mqtt_wake)?;
-    // The page's reads go through their own read-only connection.
-    let reader = match Store::open_reader(&db_path) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            tracing::warn!("the page's event list is off: {e}");
-            None
-        }
-    };
+    let reader = open_reader(&db_path);
     let ledger = counting.ledger;
     let status = Arc::new(Mutex::new(PanelStatus::default()));
     let panel_name = panel.name();
@@ -126,17 +106,7 @@ pub async fn start(
         silence: crate::core::silence::Silence::new(Default::default()),
         changed: mqtt_settings.as_ref().map(|_| mqtt_wake.clone()),
     };
-    // `systemctl poweroff` goes through logind: ask it now whether this user
-    // may, so status says so before anyone holds the button.
-    if shutdown_command(config, panel_name)
-        .first()
-        .is_some_and(|c| c.ends_with("systemctl"))
-    {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine.send(EngineMsg::PowerCheck(crate::power::can_power_off().await));
-        });
-    }
+    ask_power_off(config, panel_name, &engine);
     let engine_task = start_engine(task, (engine.clone(), engine_rx), buttons)?;
     engine
         .restore_kept_brightness(&ledger, config.scene_settings().display_brightness)
@@ -231,6 +201,51 @@ pub async fn start(
         ledger_thread: counting.thread,
         mqtt_task,
     })
+}
+
+/// The `[mqtt]` settings, resolved (password file, CA), with the live
+/// page's address for the Home Assistant device when the page is on.
+fn mqtt_settings(
+    config: &Config,
+    plain_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<crate::mqtt::Settings>> {
+    let Some(m) = &config.mqtt else {
+        return Ok(None);
+    };
+    let host = crate::host::hostname();
+    let page = match (config.web.enabled, plain_addr, &config.tls) {
+        (false, _, _) => None,
+        (true, Some(addr), _) => Some(crate::core::mqtt::page_url(&host, addr, false)),
+        (true, None, Some(t)) => Some(crate::core::mqtt::page_url(&host, t.listen, true)),
+        (true, None, None) => None,
+    };
+    Ok(Some(crate::mqtt::Settings::resolve(m, &host, page)?))
+}
+
+/// The page's reads go through their own read-only connection; without
+/// one the event list is off and everything else goes on.
+fn open_reader(db_path: &std::path::Path) -> Option<Store> {
+    match Store::open_reader(db_path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!("the page's event list is off: {e}");
+            None
+        }
+    }
+}
+
+/// `systemctl poweroff` goes through logind: ask it now whether this user
+/// may, so status says so before anyone holds the button.
+fn ask_power_off(config: &Config, panel_name: &str, engine: &EngineHandle) {
+    if shutdown_command(config, panel_name)
+        .first()
+        .is_some_and(|c| c.ends_with("systemctl"))
+    {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine.send(EngineMsg::PowerCheck(crate::power::can_power_off().await));
+        });
+    }
 }
 
 /// What only one daemon may hold: the state directory, the store in it and
