@@ -515,15 +515,8 @@ fn power_off_for(as_root: bool, user: &str) -> Result<String, String> {
     } else {
         std::process::Command::new("busctl")
     };
-    cmd.args([
-        "call",
-        "--system",
-        "org.freedesktop.login1",
-        "/org/freedesktop/login1",
-        "org.freedesktop.login1.Manager",
-        "CanPowerOff",
-    ])
-    .env_remove("NOTIFY_SOCKET");
+    cmd.args(crate::power::CAN_POWER_OFF)
+        .env_remove("NOTIFY_SOCKET");
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run busctl: {e}"))?;

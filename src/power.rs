@@ -30,17 +30,20 @@ pub fn parse_busctl(out: &str) -> Option<&str> {
         .strip_suffix('"')
 }
 
+/// `busctl`'s arguments for logind's CanPowerOff (the doctor asks it too).
+pub const CAN_POWER_OFF: [&str; 6] = [
+    "call",
+    "--system",
+    "org.freedesktop.login1",
+    "/org/freedesktop/login1",
+    "org.freedesktop.login1.Manager",
+    "CanPowerOff",
+];
+
 /// Asks logind as this process's user; the health word.
 pub async fn can_power_off() -> String {
     let call = tokio::process::Command::new("busctl")
-        .args([
-            "call",
-            "--system",
-            "org.freedesktop.login1",
-            "/org/freedesktop/login1",
-            "org.freedesktop.login1.Manager",
-            "CanPowerOff",
-        ])
+        .args(CAN_POWER_OFF)
         // systemd's tools report their own failure to $NOTIFY_SOCKET
         // (ERRNO=…): it is the daemon's channel to systemd, not theirs.
         .env_remove("NOTIFY_SOCKET")
