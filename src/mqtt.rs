@@ -40,6 +40,12 @@ use crate::store::OutboxRow;
 const WINDOW: usize = 256;
 /// rumqttc's request queue: the window plus state and discovery messages.
 const REQUEST_QUEUE: usize = 2048;
+/// QoS 1 publishes rumqttc keeps in flight at most (the outbox window, the
+/// stored-hook acknowledgements, state and discovery). rumqttc 0.25's MQTT
+/// 5 client allocates its in-flight table for this many up front and
+/// defaults to 65,535 (about 14 MiB of RSS); past the limit it waits for
+/// PUBACKs before it sends more, so nothing is lost.
+pub const INFLIGHT_LIMIT: u16 = 1024;
 /// Acknowledged rows are removed in batches of up to this many (one
 /// transaction each); a crash before that only means they are sent again.
 const ACK_BATCH: usize = 128;
@@ -161,6 +167,7 @@ impl Settings {
         }
         o.set_manual_acks(true);
         o.set_request_channel_capacity(REQUEST_QUEUE);
+        o.set_outgoing_inflight_upper_limit(INFLIGHT_LIMIT);
         // MQTT 5 (issue 19, item 2): the broker, told our Maximum Packet
         // Size, drops what is larger for us. With MQTT 3.1.1 the client can
         // only refuse such a packet by closing the connection, and the
