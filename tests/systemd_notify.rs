@@ -27,7 +27,13 @@ fn ready_watchdog_and_stopping() {
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let config = dir.path().join("banlight.toml");
-    std::fs::write(&config, bin::record_config(dir.path(), "frames.jsonl")).unwrap();
+    // With systemctl as the shutdown command the daemon asks logind at
+    // start (busctl), whose own failure must not reach this socket.
+    let text = format!(
+        "shutdown_command = \"systemctl poweroff\"\n{}",
+        bin::record_config(dir.path(), "frames.jsonl")
+    );
+    std::fs::write(&config, text).unwrap();
     // Measured from before the spawn: it precedes READY, and a receiver that
     // wakes late can only make the elapsed times longer, never shorter.
     let t_spawn = Instant::now();
