@@ -25,17 +25,15 @@ use crate::store::Store;
 /// Clients tracked by the rate limiter at most (~50 bytes each).
 const MAX_LIMITED_CLIENTS: usize = 4096;
 
-/// What a long press runs; empty = only pretend. A panel without real
-/// buttons (the simulated one, gpio-sim, a recording, the tests' memory
-/// panel) must not power the machine off because someone pressed `P` or
-/// ran `banlight press`, unless the config file asks for it. Nor does it
-/// ask logind at start: that `busctl` child, forked from a test under
-/// qemu-user, could deadlock between fork and exec (a hang seen in the
-/// ARMv6 suite).
+/// What a long press runs; empty = only pretend. Only the Pi panel has
+/// real buttons: any other (the simulated one, gpio-sim, a recording, a
+/// test's panel) must not power the machine off because someone pressed
+/// `P` or ran `banlight press`, unless the config file asks for it. Nor
+/// does it ask logind at start: that `busctl` child, forked from a test
+/// under qemu-user, could deadlock between fork and exec (a hang seen in
+/// the ARMv6 suite).
 pub fn shutdown_command(config: &Config, panel_name: &str) -> Vec<String> {
-    if matches!(panel_name, "sim" | "gpio-sim" | "record" | "memory")
-        && !config.shutdown_command_set
-    {
+    if panel_name != "pi" && !config.shutdown_command_set {
         Vec::new()
     } else {
         config.shutdown_command.clone()
