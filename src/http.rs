@@ -54,20 +54,22 @@ pub struct Server {
 }
 
 impl Server {
+    /// A 429, counted.
+    fn rate_limited(&self, why: &str) -> Response<Body> {
+        self.state
+            .requests
+            .rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        error(StatusCode::TOO_MANY_REQUESTS, why)
+    }
+
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let ip = peer.ip();
         let allowed = self.state.allowed(ip);
         // A server with a valid token is never locked out by its own earlier
         // mistakes (a typo'd route, say): its real bans must still count.
         if !allowed && !self.carries_known_token(&req) {
-            self.state
-                .requests
-                .rate_limited
-                .fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed requests; slow down",
-            );
+            return self.rate_limited("too many failed requests; slow down");
         }
         let resp = self.respond(req, peer).await;
         if resp.status().is_client_error() {
@@ -157,14 +159,8 @@ impl Server {
             )
             && !self.state.reads.allow(peer.ip(), self.state.mono_ms())
         {
-            self.state
-                .requests
-                .rate_limited
-                .fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many reads of the page's API from this address; slow down",
-            );
+            return self
+                .rate_limited("too many reads of the page's API from this address; slow down");
         }
         if let Some(resp) = crate::web::respond(&self.state, self.web.as_ref(), &req).await {
             return resp;
