@@ -545,6 +545,7 @@ fn system_facts(
     pins: Vec<PinFact>,
     delays: Vec<DelayFact>,
     daemon: Option<String>,
+    no_gpio: Option<String>,
 ) -> Facts {
     let as_root = rustix::process::geteuid().is_root();
     let service_user = user_exists(SERVICE_USER);
@@ -611,7 +612,7 @@ fn system_facts(
         rppal: crate::panel::pi::board(),
         backend: config.panel.backend,
         daemon,
-        no_gpio: None,
+        no_gpio,
         pins,
         delays,
         power_off,
@@ -646,9 +647,7 @@ pub fn gather_beside(config: &Config, daemon: Option<String>) -> Facts {
         }
         Err(e) => (Vec::new(), Vec::new(), Some(format!("{e:#}"))),
     };
-    let mut facts = system_facts(config, pins, delays, daemon);
-    facts.no_gpio = no_gpio;
-    facts
+    system_facts(config, pins, delays, daemon, no_gpio)
 }
 
 /// `banlight doctor`: the config as the selftest takes it, the report, and
