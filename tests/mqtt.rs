@@ -547,19 +547,7 @@ async fn events_in_the_outbox_survive_kill_9_and_go_out_after_the_restart() {
         ),
     )
     .unwrap();
-    let spawn = move || {
-        use std::io::BufRead;
-        let mut child = bin::spawn_daemon(&config);
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr: std::net::SocketAddr = loop {
-            let line = lines.next().expect("banlight exited early").unwrap();
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        (child, addr)
-    };
+    let spawn = move || bin::spawn_listening(&config);
     // No broker yet: 25 bans are counted and wait in the outbox.
     let (mut first, addr) = tokio::task::spawn_blocking(spawn.clone()).await.unwrap();
     let sent_before = banlight::clock::wall_ms();

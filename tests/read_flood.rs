@@ -10,7 +10,6 @@
 mod common;
 use common::bin;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -152,15 +151,7 @@ fn hooks_get_through_while_one_address_floods_each_read_endpoint() {
     seed(&dir.path().join("state"));
     let config = dir.path().join("banlight.toml");
     std::fs::write(&config, bin::record_config(dir.path(), "frames.jsonl")).unwrap();
-    let mut child = bin::spawn_daemon(&config);
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("banlight exited early").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (mut child, addr) = bin::spawn_listening(&config);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -23,7 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const HOOKS: usize = 40;
 
 fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
-    use std::io::BufRead;
     let config = dir.join("banlight.toml");
     std::fs::write(
         &config,
@@ -34,17 +33,8 @@ fn spawn(dir: &std::path::Path) -> (Child, SocketAddr) {
         ),
     )
     .unwrap();
-    let mut child = bin::spawn_daemon(&config);
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("banlight exited early").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            let a: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            break a.port();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+    let (child, addr) = bin::spawn_listening(&config);
+    (child, SocketAddr::from(([127, 0, 0, 1], addr.port())))
 }
 
 fn attacker_ip(i: usize) -> Ipv4Addr {

@@ -106,3 +106,20 @@ pub fn spawn_daemon(config: &std::path::Path) -> std::process::Child {
         .spawn()
         .expect("spawn banlight")
 }
+
+/// `spawn_daemon`, once the daemon has logged the address it listens on;
+/// the rest of its stderr is drained on a thread, so it never blocks on a
+/// full pipe.
+pub fn spawn_listening(config: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = spawn_daemon(config);
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("banlight exited early").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (child, addr)
+}
