@@ -47,7 +47,9 @@ pub struct PinFact {
     pub key: &'static str,
     pub bcm: u64,
     pub idle: Idle,
-    /// The consumer the kernel's line info names, if any.
+    /// The consumer the kernel's line info names, if any. `None` is also
+    /// what an unreadable line info gives, so it reads "no holder seen",
+    /// never "free".
     pub holder: Option<String>,
     pub level: Reading,
 }
@@ -324,7 +326,7 @@ pub fn diagnose(f: &Facts) -> Vec<Finding> {
             )),
             (None, Reading::High) => out.push(finding(
                 Verdict::Ok,
-                format!("{name}: free, idles high"),
+                format!("{name}: no holder seen, idles high"),
                 None,
             )),
             (None, Reading::Low) => {
@@ -341,7 +343,7 @@ pub fn diagnose(f: &Facts) -> Vec<Finding> {
                 } else {
                     Verdict::Skipped
                 },
-                format!("{name}: free (level not read: {why})"),
+                format!("{name}: no holder seen (level not read: {why})"),
                 None,
             )),
         }
@@ -765,7 +767,7 @@ mod tests {
         let text = render(&diagnose(&f));
         assert!(text.ends_with("0 problems\n"), "{text}");
         assert!(
-            text.contains("ok       BCM 4 (pin 7), TM1637 DIO: free, idles high"),
+            text.contains("ok       BCM 4 (pin 7), TM1637 DIO: no holder seen, idles high"),
             "{text}"
         );
     }
